@@ -1,0 +1,53 @@
+# fedchain: every target installs what it needs first (idempotent, pinned versions).
+#   make demo   - start a local federation (chain, one Kubo per hospital, peers) and run rounds
+#   make test   - lint, type-check and run the test suite through the real parts
+#   make audit  - contract audit (compiler warnings, Slither, forge fuzz/invariants) -> audit/report.md
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP_PY := $(VENV)/.fedchain-installed
+STAMP_NPM := node_modules/.fedchain-installed
+DEMO_ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test lint typecheck pytest audit clean
+
+setup: $(STAMP_PY) $(STAMP_NPM) .fedchain/ipfs-path
+
+$(STAMP_PY): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "fedchain needs Python >= 3.11 (found " + sys.version.split()[0] + ")")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $@
+
+$(STAMP_NPM): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+.fedchain/ipfs-path: scripts/install-kubo
+	@mkdir -p .fedchain
+	scripts/install-kubo | tail -n 1 > $@.tmp && mv $@.tmp $@
+	@echo "Kubo: $$(cat $@)"
+
+demo: setup
+	FEDCHAIN_IPFS="$$(cat .fedchain/ipfs-path)" $(VENV)/bin/fedchain demo $(DEMO_ARGS)
+
+lint: $(STAMP_PY)
+	$(VENV)/bin/ruff check .
+
+typecheck: $(STAMP_PY)
+	$(VENV)/bin/mypy fedchain peer consensus models
+
+pytest: setup
+	FEDCHAIN_IPFS="$$(cat .fedchain/ipfs-path)" $(PY) -m pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+audit: setup
+	$(VENV)/bin/fedchain audit
+
+clean:
+	rm -rf $(VENV) node_modules .fedchain build .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,28 @@
+"""Entry points for aggregation: pick a strategy by the name in the task spec."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+
+from consensus.strategies.abc import AggregationStrategy, StateDict, Update
+from consensus.strategies.fedavg import FedAvg
+from fedchain.errors import ConfigError
+
+_STRATEGIES: dict[str, type[AggregationStrategy]] = {FedAvg.name: FedAvg}
+
+
+def build_strategy(name: str) -> AggregationStrategy:
+    """Return the strategy a task spec names, or explain which names exist."""
+    try:
+        return _STRATEGIES[name]()
+    except KeyError:
+        known = ", ".join(sorted(_STRATEGIES))
+        raise ConfigError(f"unknown aggregation rule {name!r}; known rules: {known}") from None
+
+
+def fedavg(updates: Sequence[tuple[Mapping[str, torch.Tensor], int]]) -> StateDict:
+    """FedAvg over ``(weights, num_samples)`` pairs in the given order (for in-process use)."""
+    wrapped = [Update(member=str(i), weights=w, num_samples=n) for i, (w, n) in enumerate(updates)]
+    return FedAvg().aggregate(wrapped)

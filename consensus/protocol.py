@@ -1,0 +1,67 @@
+"""The round protocol as a pure decision: given what the chain says, what should a peer do next?
+
+Keeping this free of I/O means every peer (and every test) can reason about the
+protocol without a chain; the node only executes the chosen action and then
+re-reads the chain, so a crash between two steps loses nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum, IntEnum
+
+
+class RoundStatus(IntEnum):
+    """Matches the contract's ``RoundStatus`` enum order."""
+
+    NONE = 0
+    COLLECTING = 1
+    CLOSED = 2
+    FINALIZED = 3
+    FAILED = 4
+
+
+class Action(Enum):
+    TRAIN_AND_SUBMIT = "train-and-submit"
+    CLOSE_UPDATES = "close-updates"
+    AGGREGATE_AND_ATTEST = "aggregate-and-attest"
+    FAIL_ROUND = "fail-round"
+    WAIT = "wait"
+    DONE = "done"
+
+
+@dataclass(frozen=True)
+class RoundView:
+    """What a peer knows about the current round of its task."""
+
+    status: RoundStatus
+    now: int
+    submit_deadline: int
+    attest_deadline: int
+    submissions: int
+    quorum: int
+    eligible: bool
+    submitted: bool
+    attested: bool
+    task_complete: bool
+
+
+def next_action(v: RoundView) -> Action:
+    if v.task_complete:
+        return Action.DONE
+    if v.status is RoundStatus.COLLECTING:
+        before_deadline = v.now <= v.submit_deadline
+        if before_deadline and v.eligible and not v.submitted:
+            return Action.TRAIN_AND_SUBMIT
+        if not before_deadline:
+            if v.submissions >= v.quorum:
+                return Action.CLOSE_UPDATES if v.eligible else Action.WAIT
+            return Action.FAIL_ROUND if v.eligible else Action.WAIT
+        return Action.WAIT
+    if v.status is RoundStatus.CLOSED:
+        if v.now > v.attest_deadline:
+            return Action.FAIL_ROUND if v.eligible else Action.WAIT
+        if v.eligible and not v.attested:
+            return Action.AGGREGATE_AND_ATTEST
+        return Action.WAIT
+    return Action.WAIT

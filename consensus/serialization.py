@@ -1,0 +1,63 @@
+"""Model weights <-> bytes, with safetensors only (never pickle).
+
+Bytes from another peer are untrusted: they are parsed by safetensors (a plain
+header plus raw buffers, no code execution), then checked against the shapes and
+dtypes the task's model expects, and rejected if any value is not finite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from fedchain.errors import ProtocolError
+
+MAX_MODEL_BYTES = 256 * 1024 * 1024
+
+
+def weights_to_bytes(weights: Mapping[str, torch.Tensor]) -> bytes:
+    """Serialize a state dict canonically: same tensors -> same bytes -> same CID."""
+    ordered = {k: weights[k].detach().to("cpu").contiguous() for k in sorted(weights)}
+    return st_save(ordered)
+
+
+def weights_from_bytes(
+    data: bytes,
+    *,
+    reference: Mapping[str, torch.Tensor] | None = None,
+    max_bytes: int = MAX_MODEL_BYTES,
+) -> dict[str, torch.Tensor]:
+    """Parse untrusted bytes into a state dict, checked against ``reference`` when given."""
+    if len(data) > max_bytes:
+        raise ProtocolError(f"model is {len(data)} bytes, over the {max_bytes}-byte limit")
+    try:
+        weights = st_load(data)
+    except (SafetensorError, ValueError, RuntimeError) as exc:
+        raise ProtocolError(f"not a valid safetensors model: {exc}") from None
+    for name, tensor in weights.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ProtocolError(f"tensor {name!r} holds NaN or infinite values")
+    if reference is not None:
+        check_compatible(weights, reference)
+    return weights
+
+
+def check_compatible(
+    weights: Mapping[str, torch.Tensor], reference: Mapping[str, torch.Tensor]
+) -> None:
+    """Refuse a state dict whose names, shapes or dtypes differ from the task's model."""
+    missing = sorted(set(reference) - set(weights))
+    extra = sorted(set(weights) - set(reference))
+    if missing or extra:
+        raise ProtocolError(f"tensor names differ from the model: missing {missing}, extra {extra}")
+    for name, ref in reference.items():
+        got = weights[name]
+        if got.shape != ref.shape or got.dtype != ref.dtype:
+            raise ProtocolError(
+                f"tensor {name!r} is {got.dtype}{tuple(got.shape)}, "
+                f"the model expects {ref.dtype}{tuple(ref.shape)}"
+            )

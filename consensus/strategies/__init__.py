@@ -1,0 +1,1 @@
+"""Aggregation rules, one file per algorithm, all behind :class:`AggregationStrategy`."""

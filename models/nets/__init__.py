@@ -1,0 +1,1 @@
+"""Network architectures; build them by name through ``models.registry.build_model``."""

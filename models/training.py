@@ -1,0 +1,134 @@
+"""Local training and inference, the same code for pooled, local-only and federated runs.
+
+Determinism matters here: in a federation every peer must be able to re-run a training step and
+get the same weights, and benchmarks must be reproducible. On CPU, with a fixed seed, the same
+model, data and hyper-parameters give bit-identical weights; the global torch RNG state of the
+caller is left untouched.
+
+Inputs are either one array (a single modality, first axis = samples) or a mapping from modality
+name to array (multi-modal models). A mapping holds only the modalities a site actually has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from fedchain.errors import ConfigError, DataError
+
+ModelInput = np.ndarray | Mapping[str, np.ndarray]
+TensorInput = torch.Tensor | dict[str, torch.Tensor]
+
+_PREDICT_CHUNK = 1024
+
+
+def num_samples(x: ModelInput) -> int:
+    """Number of samples in an input, checking that all modalities agree."""
+    if isinstance(x, np.ndarray):
+        return int(x.shape[0])
+    if not x:
+        raise DataError("multi-modal input has no modality at all; give at least one array")
+    sizes = {name: int(array.shape[0]) for name, array in x.items()}
+    if len(set(sizes.values())) != 1:
+        raise DataError(f"modalities disagree on the number of samples: {sizes}")
+    return next(iter(sizes.values()))
+
+
+def _to_tensor(x: ModelInput, index: np.ndarray | slice) -> TensorInput:
+    if isinstance(x, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(x[index], dtype=np.float32))
+    return {
+        name: torch.from_numpy(np.ascontiguousarray(array[index], dtype=np.float32))
+        for name, array in x.items()
+    }
+
+
+def _batches(order: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
+    for start in range(0, order.size, batch_size):
+        yield order[start : start + batch_size]
+
+
+def _check_hyper(epochs: int, lr: float, batch_size: int) -> None:
+    if epochs < 1:
+        raise ConfigError(f"epochs must be >= 1, got {epochs}")
+    if not lr > 0:
+        raise ConfigError(f"learning rate must be > 0, got {lr}")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+
+
+def train_local(
+    model: nn.Module,
+    x: ModelInput,
+    y: np.ndarray,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+    weight_decay: float = 0.0,
+) -> float:
+    """Train ``model`` in place with Adam and cross-entropy; return the last epoch's mean loss.
+
+    A fresh optimizer is made on every call (federated rounds start from the aggregate, with
+    no optimizer state carried over). Shuffling and any dropout inside the model draw from a
+    torch RNG seeded with ``seed`` inside a forked RNG context.
+    """
+    _check_hyper(epochs, lr, batch_size)
+    n = num_samples(x)
+    if n == 0:
+        raise DataError("cannot train on zero samples")
+    labels = np.asarray(y)
+    if labels.shape != (n,):
+        raise DataError(f"labels have shape {labels.shape}, expected ({n},) to match the inputs")
+    targets = torch.from_numpy(labels.astype(np.int64))
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    loss_fn = nn.CrossEntropyLoss(reduction="sum")
+    last_epoch_loss = float("nan")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        shuffler = torch.Generator().manual_seed(seed)
+        model.train()
+        for _ in range(epochs):
+            order = torch.randperm(n, generator=shuffler).numpy()
+            total = 0.0
+            for batch in _batches(order, batch_size):
+                optimizer.zero_grad(set_to_none=True)
+                logits = model(_to_tensor(x, batch))
+                loss = loss_fn(logits, targets[batch])
+                (loss / batch.size).backward()
+                optimizer.step()
+                total += float(loss.detach())
+            last_epoch_loss = total / n
+    model.eval()
+    return last_epoch_loss
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, x: ModelInput) -> np.ndarray:
+    """Raw logits ``[n, num_classes]`` in evaluation mode, computed in chunks."""
+    n = num_samples(x)
+    was_training = model.training
+    model.eval()
+    try:
+        chunks = [
+            model(_to_tensor(x, slice(start, start + _PREDICT_CHUNK))).numpy()
+            for start in range(0, n, _PREDICT_CHUNK)
+        ]
+    finally:
+        model.train(was_training)
+    if not chunks:
+        raise DataError("cannot predict on zero samples")
+    return np.concatenate(chunks, axis=0)
+
+
+def predict_proba(model: nn.Module, x: ModelInput) -> np.ndarray:
+    """Probability of class 1 ``[n]`` for two-class models, class probabilities ``[n, C]`` else."""
+    logits = torch.from_numpy(predict_logits(model, x).astype(np.float64))
+    probs = torch.softmax(logits, dim=1).numpy()
+    if probs.shape[1] == 2:
+        return np.asarray(probs[:, 1])
+    return np.asarray(probs)

@@ -1,0 +1,114 @@
+"""A peer's configuration: one TOML file per institution, validated by pydantic.
+
+Relative paths in the file are resolved against the file's own folder, so a
+config directory can be moved as a whole.  Every problem is reported as one
+``ConfigError`` line naming the file, the key and what to do.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from fedchain.errors import ConfigError
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InstitutionConfig(_Section):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+
+
+class KeysConfig(_Section):
+    eth_keystore: Path
+    libp2p_keystore: Path
+    password_env: str = "FEDCHAIN_KEY_PASSWORD"
+    password_file: Path | None = None
+
+
+class ChainConfig(_Section):
+    rpc_url: str = Field(pattern=r"^(https?|wss?)://")
+    contract: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$")
+    task_id: int = Field(ge=1)
+    rpc_timeout: PositiveFloat = 10.0
+    receipt_timeout: PositiveFloat = 60.0
+
+
+class IpfsConfig(_Section):
+    api: str = Field(pattern=r"^/(ip4|ip6|dns4|dns6|dns)/")
+    swarm_peers: list[str] = Field(default_factory=list)
+    fetch_timeout: PositiveFloat = 30.0
+
+
+class GossipConfig(_Section):
+    enabled: bool = True
+    listen_host: str = "127.0.0.1"
+    listen_port: int = Field(default=0, ge=0, le=65535)
+    bootstrap: list[str] = Field(default_factory=list)
+
+
+class DataConfig(_Section):
+    dataset: Literal["heart"] = "heart"
+    partition: str = Field(min_length=1)
+
+
+class ProtocolConfig(_Section):
+    poll_interval: PositiveFloat = 0.1
+    max_rounds: int | None = Field(default=None, ge=1)
+
+
+class PeerConfig(_Section):
+    institution: InstitutionConfig
+    keys: KeysConfig
+    chain: ChainConfig
+    ipfs: IpfsConfig
+    gossip: GossipConfig = GossipConfig()
+    data: DataConfig
+    protocol: ProtocolConfig = ProtocolConfig()
+    state_dir: Path
+
+    @field_validator("state_dir")
+    @classmethod
+    def _not_empty(cls, v: Path) -> Path:
+        if str(v).strip() in ("", "."):
+            raise ValueError("state_dir must name a folder of its own")
+        return v
+
+
+def _resolve(base: Path, path: Path | None) -> Path | None:
+    if path is None:
+        return None
+    return path if path.is_absolute() else (base / path).resolve()
+
+
+def load_config(path: Path) -> PeerConfig:
+    """Read, validate and resolve a peer config, or raise one clear ConfigError."""
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist; pass --config <institution>.toml")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    try:
+        cfg = PeerConfig.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
+        raise ConfigError(f"config file {path}: [{where}] {first['msg']}{more}") from None
+    base = path.resolve().parent
+    keys = cfg.keys.model_copy(
+        update={
+            "eth_keystore": _resolve(base, cfg.keys.eth_keystore),
+            "libp2p_keystore": _resolve(base, cfg.keys.libp2p_keystore),
+            "password_file": _resolve(base, cfg.keys.password_file),
+        }
+    )
+    return cfg.model_copy(update={"keys": keys, "state_dir": _resolve(base, cfg.state_dir)})
