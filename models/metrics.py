@@ -8,8 +8,11 @@ AUROC is NaN when the true labels do not cover every class (it is undefined ther
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn import metrics as skm
+from sklearn.exceptions import UndefinedMetricWarning
 
 from fedchain.errors import DataError
 
@@ -29,7 +32,7 @@ def predicted_labels(y_prob: np.ndarray) -> np.ndarray:
     probs = np.asarray(y_prob)
     if probs.ndim == 1:
         return (probs >= 0.5).astype(np.int64)
-    return np.argmax(probs, axis=1).astype(np.int64)
+    return np.asarray(np.argmax(probs, axis=1), dtype=np.int64)
 
 
 def _auroc(y_true: np.ndarray, probs: np.ndarray) -> float:
@@ -64,6 +67,17 @@ def classification_metrics(y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, 
     if truth.min() < 0 or truth.max() >= n_classes:
         raise DataError(f"y_true has labels outside 0..{n_classes - 1}")
     pred = predicted_labels(probs)
+    with warnings.catch_warnings():
+        # Degenerate inputs (a class never predicted or never true) are legitimate on small
+        # institutions; the values sklearn returns there are documented, so stay quiet.
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        return _all_metrics(truth, probs, pred, labels)
+
+
+def _all_metrics(
+    truth: np.ndarray, probs: np.ndarray, pred: np.ndarray, labels: np.ndarray
+) -> dict[str, float]:
     average = "binary" if probs.ndim == 1 else "macro"
     return {
         "accuracy": float(skm.accuracy_score(truth, pred)),

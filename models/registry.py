@@ -12,10 +12,34 @@ from typing import Any
 from torch import nn
 
 from fedchain.errors import ConfigError
+from models.nets.fusion import AttentionFusion, UnimodalClassifier
 from models.nets.logreg import LogisticRegression
+
+
+def _mlp(in_features: int, num_classes: int = 2, **kwargs: Any) -> nn.Module:
+    return UnimodalClassifier("tabular", num_classes, in_features=in_features, **kwargs)
+
+
+def _signal(kind: str) -> Callable[..., nn.Module]:
+    def build(in_channels: int, num_classes: int, **kwargs: Any) -> nn.Module:
+        return UnimodalClassifier(
+            "signal", num_classes, in_channels=in_channels, kind=kind, **kwargs
+        )
+
+    return build
+
+
+def _image_cnn(num_classes: int = 2, in_channels: int = 1, **kwargs: Any) -> nn.Module:
+    return UnimodalClassifier("image", num_classes, in_channels=in_channels, **kwargs)
+
 
 _FACTORIES: dict[str, Callable[..., nn.Module]] = {
     "logreg": LogisticRegression,
+    "mlp": _mlp,
+    "signal_cnn": _signal("cnn"),
+    "signal_gru": _signal("gru"),
+    "image_cnn": _image_cnn,
+    "fusion": AttentionFusion,
 }
 
 
@@ -27,7 +51,16 @@ def known_archs() -> tuple[str, ...]:
 def build_model(arch: str, **kwargs: Any) -> nn.Module:
     """A freshly initialised model of architecture ``arch`` (seed torch first for fixed weights).
 
-    ``logreg``: ``in_features``, ``num_classes=2`` — logits ``[n, num_classes]``.
+    Every model returns logits ``[n, num_classes]`` (two logits for binary tasks).
+
+    * ``logreg``: ``in_features``, ``num_classes=2``.
+    * ``mlp``: ``in_features``, ``num_classes=2``, ``embed_dim``, ``hidden``, ``dropout``.
+    * ``signal_cnn`` / ``signal_gru``: ``in_channels``, ``num_classes``, ``embed_dim``, ``width``
+      — input ``[n, channels, time]``.
+    * ``image_cnn``: ``num_classes=2``, ``in_channels=1``, ``embed_dim``, ``width`` — input
+      ``[n, channels, h, w]``.
+    * ``fusion``: ``modalities`` ({name: {"kind": "tabular"|"signal"|"image", **encoder
+      kwargs}}), ``num_classes``, ``embed_dim``, ``modality_dropout`` — input {name: tensor}.
     """
     factory = _FACTORIES.get(arch)
     if factory is None:
@@ -35,7 +68,9 @@ def build_model(arch: str, **kwargs: Any) -> nn.Module:
     try:
         return factory(**kwargs)
     except TypeError as exc:
-        raise ConfigError(f"bad arguments {sorted(kwargs)} for architecture {arch!r}: {exc}") from exc
+        raise ConfigError(
+            f"bad arguments {sorted(kwargs)} for architecture {arch!r}: {exc}"
+        ) from exc
 
 
 def build_model_from_spec(spec: Mapping[str, Any]) -> nn.Module:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -55,13 +55,13 @@ class GossipConfig(_Section):
 
 
 class DataConfig(_Section):
-    dataset: Literal["heart"] = "heart"
+    """Where this institution's own records are; the data set itself is named by the task spec."""
+
     partition: str = Field(min_length=1)
 
 
 class ProtocolConfig(_Section):
     poll_interval: PositiveFloat = 0.1
-    max_rounds: int | None = Field(default=None, ge=1)
 
 
 class PeerConfig(_Section):

@@ -13,7 +13,12 @@ from fedchain.errors import DataError
 from models.datasets import heart
 from models.datasets.heart import HOSPITALS, load_heart_all, load_heart_hospital
 
-EXPECTED_SPLITS = {"cleveland": (200, 104), "hungary": (171, 89), "switzerland": (30, 16), "va": (85, 45)}
+EXPECTED_SPLITS = {
+    "cleveland": (200, 104),
+    "hungary": (171, 89),
+    "switzerland": (30, 16),
+    "va": (85, 45),
+}
 # Patients with disease (num > 0) per hospital after cleaning, counted from the source file.
 EXPECTED_POSITIVES = {"cleveland": 139, "hungary": 98, "switzerland": 45, "va": 101}
 

@@ -32,7 +32,9 @@ def test_bad_kwargs_are_config_errors():
 
 
 def test_spec_round_trip():
-    model = build_model_from_spec({"arch": "logreg", "kwargs": {"in_features": 3, "num_classes": 4}})
+    model = build_model_from_spec(
+        {"arch": "logreg", "kwargs": {"in_features": 3, "num_classes": 4}}
+    )
     assert model(torch.zeros(1, 3)).shape == (1, 4)
     with pytest.raises(ConfigError, match="arch"):
         build_model_from_spec({"kwargs": {}})

@@ -25,29 +25,34 @@ def _fresh(seed: int = 0) -> torch.nn.Module:
 
 def test_same_seed_gives_bit_identical_weights(cleveland):
     a, b = _fresh(), _fresh()
-    kw = {"epochs": 3, "lr": 0.01, "batch_size": 8, "seed": 11}
-    loss_a = train_local(a, cleveland.x_train, cleveland.y_train, **kw)
-    loss_b = train_local(b, cleveland.x_train, cleveland.y_train, **kw)
+    x, y = cleveland.x_train, cleveland.y_train
+    loss_a = train_local(a, x, y, epochs=3, lr=0.01, batch_size=8, seed=11)
+    loss_b = train_local(b, x, y, epochs=3, lr=0.01, batch_size=8, seed=11)
     assert loss_a == loss_b
     for key, tensor in a.state_dict().items():
         assert torch.equal(tensor, b.state_dict()[key])
     c = _fresh()
-    train_local(c, cleveland.x_train, cleveland.y_train, **{**kw, "seed": 12})
+    train_local(c, x, y, epochs=3, lr=0.01, batch_size=8, seed=12)
     assert not torch.equal(a.state_dict()["linear.weight"], c.state_dict()["linear.weight"])
 
 
 def test_caller_rng_state_is_untouched(cleveland):
+    model = _fresh()
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    train_local(_fresh(), cleveland.x_train, cleveland.y_train, epochs=1, lr=0.01, batch_size=32, seed=1)
+    train_local(
+        model, cleveland.x_train, cleveland.y_train, epochs=1, lr=0.01, batch_size=32, seed=1
+    )
     assert torch.equal(torch.rand(3), expected)
 
 
 def test_training_improves_on_the_initial_model(cleveland):
     model = _fresh()
     before = classification_metrics(cleveland.y_test, predict_proba(model, cleveland.x_test))
-    loss = train_local(model, cleveland.x_train, cleveland.y_train, epochs=30, lr=0.01, batch_size=16, seed=0)
+    loss = train_local(
+        model, cleveland.x_train, cleveland.y_train, epochs=30, lr=0.01, batch_size=16, seed=0
+    )
     after = classification_metrics(cleveland.y_test, predict_proba(model, cleveland.x_test))
     assert loss < 0.6
     assert after["auroc"] > 0.8 and after["auroc"] > before["auroc"]

@@ -1,0 +1,89 @@
+"""The ``fedchain`` command line (typer).
+
+Every expected failure (bad config, wrong password, unreachable chain or Kubo)
+ends the process with a non-zero code and one line saying what is wrong and what
+to do; tracebacks are kept for bugs.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fedchain.errors import FedchainError
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False
+)
+peer_app = typer.Typer(no_args_is_help=True, help="Run this institution's peer node.")
+keys_app = typer.Typer(no_args_is_help=True, help="Create encrypted key files.")
+app.add_typer(peer_app, name="peer")
+app.add_typer(keys_app, name="keys")
+
+EXIT_ERROR = 2
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("libp2p", "multiaddr", "web3", "urllib3", "ipfshttpclient", "async_service"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@peer_app.command("run")
+def peer_run(
+    config: Annotated[Path, typer.Option("--config", "-c", help="The institution's TOML file.")],
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Join the federation and take part in rounds until the task completes."""
+    _setup_logging(verbose)
+    from peer.config import load_config
+    from peer.startup import run_peer
+
+    cfg = load_config(config)
+    raise typer.Exit(run_peer(cfg))
+
+
+@keys_app.command("new")
+def keys_new(
+    out_dir: Annotated[Path, typer.Argument(help="Folder for eth.json and libp2p.json.")],
+    password_env: Annotated[str, typer.Option(help="Variable holding the password.")] = (
+        "FEDCHAIN_KEY_PASSWORD"
+    ),
+) -> None:
+    """Create this institution's Ethereum key and libp2p identity, encrypted at rest."""
+    from peer.identity import create_identity
+    from peer.keystore import resolve_password
+
+    ident = create_identity(out_dir, resolve_password(password_env, None))
+    typer.echo(f"address  {ident.address}\npeer id  {ident.peer_id}")
+
+
+@app.command("demo")
+def demo(
+    peers: Annotated[int, typer.Option(min=2, max=4, help="Hospitals taking part.")] = 4,
+    rounds: Annotated[int, typer.Option(min=1, max=100)] = 5,
+    chain: Annotated[str, typer.Option(help="anvil or ganache")] = "anvil",
+    out: Annotated[Path | None, typer.Option(help="Output folder (default runs/<time>).")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Bring up a local federation of hospitals and run training rounds end to end."""
+    _setup_logging(verbose)
+    from peer.demo import run_demo
+
+    raise typer.Exit(run_demo(peers=peers, rounds=rounds, chain=chain, out=out))
+
+
+def main() -> None:
+    try:
+        app()
+    except FedchainError as exc:
+        typer.echo(f"fedchain: error: {exc}", err=True)
+        sys.exit(EXIT_ERROR)

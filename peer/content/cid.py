@@ -1,0 +1,132 @@
+"""CIDv1 <-> bytes, without a dependency.
+
+The ledger stores a CID's 32-byte sha2-256 digest (a ``bytes32``, cheaper than a
+string) and peers pass CIDs around as text, so both directions are needed and
+must agree byte for byte with what Kubo prints.  Only what fedchain produces is
+accepted: CIDv1, multibase ``b`` (lower-case base32), sha2-256.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from fedchain.errors import ContentError
+
+CID_VERSION_1 = 1
+CODEC_RAW = 0x55
+"""A raw block: the content itself (Kubo's single-block files with raw leaves)."""
+CODEC_DAG_PB = 0x70
+"""A UnixFS node linking to other blocks (Kubo's multi-block files)."""
+MULTIHASH_SHA2_256 = 0x12
+SHA2_256_LENGTH = 32
+MULTIBASE_BASE32 = "b"
+
+
+def _read_varint(data: bytes, pos: int, what: str) -> tuple[int, int]:
+    """Decode one unsigned LEB128 varint at ``pos``; return (value, next position)."""
+    value = 0
+    shift = 0
+    start = pos
+    while True:
+        if pos >= len(data):
+            raise ContentError(f"CID bytes end inside the {what} varint (offset {start})")
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+        if shift > 63:
+            raise ContentError(f"CID {what} varint at offset {start} is longer than 9 bytes")
+
+
+def _varint(value: int) -> bytes:
+    if value < 0:
+        raise ValueError(f"varints are unsigned, got {value}")
+    out = bytearray()
+    while True:
+        low = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(low | 0x80)
+        else:
+            out.append(low)
+            return bytes(out)
+
+
+def _parse(raw: bytes) -> tuple[int, int, bytes]:
+    """Split binary CIDv1 into (codec, multihash code, digest), validating lengths."""
+    version, pos = _read_varint(raw, 0, "version")
+    if version != CID_VERSION_1:
+        raise ContentError(f"CID version {version} is not supported; fedchain uses CIDv1")
+    codec, pos = _read_varint(raw, pos, "codec")
+    hash_code, pos = _read_varint(raw, pos, "multihash code")
+    length, pos = _read_varint(raw, pos, "multihash length")
+    digest = raw[pos:]
+    if len(digest) != length:
+        raise ContentError(
+            f"CID multihash says {length} digest bytes but {len(digest)} follow; "
+            "the CID is truncated or corrupt"
+        )
+    return codec, hash_code, digest
+
+
+def cid_to_bytes(cid: str) -> bytes:
+    """Binary form of a text CIDv1 (multibase ``b``), validated."""
+    if not isinstance(cid, str) or not cid:
+        raise ContentError(f"expected a CID string, got {cid!r}")
+    if cid.startswith("Qm") and len(cid) == 46:
+        raise ContentError(
+            f"{cid} is a CIDv0; fedchain uses CIDv1 (add content with cid-version 1)"
+        )
+    if cid[0] != MULTIBASE_BASE32:
+        raise ContentError(
+            f"CID {cid!r} is not in lower-case base32 (multibase prefix 'b'); "
+            "fedchain only handles CIDv1 as Kubo prints it by default"
+        )
+    body = cid[1:]
+    if body != body.lower():
+        raise ContentError(f"CID {cid!r} mixes upper-case letters into base32 'b'")
+    try:
+        raw = base64.b32decode(body.upper() + "=" * (-len(body) % 8))
+    except ValueError as exc:
+        raise ContentError(f"CID {cid!r} is not valid base32: {exc}") from exc
+    _parse(raw)
+    return raw
+
+
+def cid_from_bytes(raw: bytes) -> str:
+    """Text CIDv1 (multibase ``b``) of binary CIDv1 bytes, validated."""
+    _parse(bytes(raw))
+    return MULTIBASE_BASE32 + base64.b32encode(raw).decode("ascii").rstrip("=").lower()
+
+
+def cid_codec(cid: str) -> int:
+    """Multicodec of the CID's root block (``CODEC_RAW``, ``CODEC_DAG_PB``, ...)."""
+    codec, _, _ = _parse(cid_to_bytes(cid))
+    return codec
+
+
+def digest_of_cid(cid: str) -> bytes:
+    """The 32-byte sha2-256 digest inside a CIDv1 (what the ledger stores)."""
+    _, hash_code, digest = _parse(cid_to_bytes(cid))
+    if hash_code != MULTIHASH_SHA2_256 or len(digest) != SHA2_256_LENGTH:
+        raise ContentError(
+            f"CID {cid} uses multihash 0x{hash_code:x} with {len(digest)} bytes; "
+            "fedchain needs sha2-256 (0x12, 32 bytes)"
+        )
+    return digest
+
+
+def cid_from_digest(digest: bytes, codec: int) -> str:
+    """Rebuild a CIDv1 from a sha2-256 digest (as read from the ledger) and its codec."""
+    if len(digest) != SHA2_256_LENGTH:
+        raise ContentError(f"a sha2-256 digest has 32 bytes, got {len(digest)}")
+    raw = (
+        _varint(CID_VERSION_1)
+        + _varint(codec)
+        + _varint(MULTIHASH_SHA2_256)
+        + _varint(SHA2_256_LENGTH)
+        + bytes(digest)
+    )
+    return cid_from_bytes(raw)

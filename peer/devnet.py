@@ -1,0 +1,270 @@
+"""A whole local federation on one machine: chain, one Kubo per hospital, keys, contract, configs.
+
+Used by ``fedchain demo`` and by the end-to-end tests, so that both exercise the
+same set-up a consortium would do by hand: generate each institution's keys,
+deploy the contract with the founders' addresses and peer IDs, publish the task
+spec and initial model to IPFS, create the task on-chain, and write one TOML
+config per hospital.  Everything started here is stopped by :meth:`close`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import shutil
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import tomli_w
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from consensus.serialization import weights_to_bytes
+from consensus.task_spec import TaskSpec
+from fedchain.errors import ToolchainError
+from peer.content.cid import cid_to_bytes
+from peer.content.kubo import KuboContentStore
+from peer.identity import Identity, create_identity
+from peer.keystore import read_keystore
+from peer.ledger.client import FederationClient, connect, deploy
+from peer.services.chain_node import AnvilNode, GanacheNode
+from peer.services.kubo_daemon import KuboDaemon, generate_swarm_key
+from peer.services.procs import ManagedProcess, free_port
+from peer.training import initial_weights
+
+log = logging.getLogger("fedchain.devnet")
+
+DEMO_SCRYPT_N = 2**14  # throw-away demo keys: fast to decrypt; real keys use the default
+FUNDING_WEI = Web3.to_wei(100, "ether")
+
+
+def find_ipfs() -> Path:
+    """The Kubo binary: $FEDCHAIN_IPFS, else ``ipfs`` on PATH."""
+    env = os.environ.get("FEDCHAIN_IPFS")
+    if env:
+        path = Path(env)
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise ToolchainError(f"FEDCHAIN_IPFS={env} is not an executable file")
+        return path
+    found = shutil.which("ipfs")
+    if found is None:
+        raise ToolchainError("no Kubo (ipfs) binary found; run `make setup` or set FEDCHAIN_IPFS")
+    return Path(found)
+
+
+@dataclass
+class Hospital:
+    name: str
+    identity: Identity
+    kubo: KuboDaemon
+    home: Path
+    gossip_port: int
+    config_path: Path = field(default_factory=Path)
+
+    @property
+    def gossip_addr(self) -> str:
+        return f"/ip4/127.0.0.1/tcp/{self.gossip_port}/p2p/{self.identity.peer_id}"
+
+
+@dataclass(frozen=True)
+class TaskParams:
+    spec: TaskSpec
+    rounds: int
+    quorum: int
+    round_duration: int = 600
+    attest_duration: int = 600
+
+
+class LocalFederation:
+    """Start with :meth:`start`, or use as a context manager; :meth:`close` stops everything."""
+
+    def __init__(
+        self,
+        root: Path,
+        hospitals: Sequence[str],
+        *,
+        chain: str = "anvil",
+        extra_members: int = 0,
+        fetch_timeout: float = 30.0,
+    ) -> None:
+        if chain not in ("anvil", "ganache"):
+            raise ToolchainError(f"unknown chain {chain!r}; use anvil or ganache")
+        self.root = root
+        self.names = list(hospitals)
+        self.chain_kind = chain
+        self.extra_members = extra_members
+        self.fetch_timeout = fetch_timeout
+        self.hospitals: list[Hospital] = []
+        self.outsiders: list[LocalAccount] = []
+        self.password = secrets.token_urlsafe(24)
+        self._stack = contextlib.ExitStack()
+        self.chain: AnvilNode | GanacheNode | None = None
+        self.w3: Web3 | None = None
+        self.deployer: FederationClient | None = None
+        self.task_id = 0
+        self.spec_cid = ""
+        self.model_cid = ""
+        self.peers: dict[str, ManagedProcess] = {}
+        self.isolated: set[str] = set()
+
+    # -- start-up ---------------------------------------------------------------
+
+    def start(self, task: TaskParams, *, gossip_isolated: Sequence[str] = ()) -> LocalFederation:
+        """Bring everything up; hospitals in ``gossip_isolated`` get no gossip links at all."""
+        self.isolated = set(gossip_isolated)
+        try:
+            self._start_chain()
+            self._start_kubos()
+            self._deploy(task)
+            self._write_configs()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _start_chain(self) -> None:
+        node_cls = AnvilNode if self.chain_kind == "anvil" else GanacheNode
+        self.chain = self._stack.enter_context(node_cls(log_path=self.root / "logs" / "chain.log"))
+        self.w3 = connect(self.chain.rpc_url)
+        log.info("%s chain on %s", self.chain_kind, self.chain.rpc_url)
+
+    def _start_kubos(self) -> None:
+        ipfs = find_ipfs()
+        swarm_key = generate_swarm_key()
+        pw_file = self.root / "password"
+        pw_file.parent.mkdir(parents=True, exist_ok=True)
+        pw_file.write_text(self.password + "\n", encoding="utf-8")
+        os.chmod(pw_file, 0o600)
+        for name in self.names:
+            home = self.root / "hospitals" / name
+            kubo = KuboDaemon(
+                ipfs, home / "ipfs", api_port=free_port(), swarm_port=free_port(),
+                swarm_key=swarm_key,
+            )
+            kubo.init()
+            self._stack.enter_context(kubo)
+            ident = create_identity(home / "keys", self.password, scrypt_n=DEMO_SCRYPT_N)
+            self.hospitals.append(Hospital(name, ident, kubo, home, free_port()))
+        for a in self.hospitals:
+            store = KuboContentStore(a.kubo.api_multiaddr)
+            for b in self.hospitals:
+                if b is not a:
+                    store.connect(b.kubo.swarm_multiaddr)
+            store.close()
+
+    def _deploy(self, task: TaskParams) -> None:
+        assert self.chain is not None and self.w3 is not None
+        dev = Account.from_key(self.chain.dev_private_keys(1)[0])
+        self.outsiders = [Account.create() for _ in range(self.extra_members)]
+        members = [h.identity.account for h in self.hospitals] + self.outsiders
+        peer_ids = [h.identity.peer_id for h in self.hospitals] + [
+            f"12D3KooWOutsider{i}" for i in range(len(self.outsiders))
+        ]
+        for acct in members:
+            _fund(self.w3, dev, acct.address)
+        self.deployer = deploy(self.w3, dev, [m.address for m in members], peer_ids, 5001)
+        first = self.hospitals[0]
+        store = KuboContentStore(first.kubo.api_multiaddr)
+        self.spec_cid = store.add(task.spec.to_bytes())
+        self.model_cid = store.add(weights_to_bytes(initial_weights(task.spec)))
+        store.close()
+        creator = FederationClient(self.w3, self.deployer.address, first.identity.account)
+        self.task_id = creator.create_task(
+            cid_to_bytes(self.spec_cid), cid_to_bytes(self.model_cid), task.quorum,
+            task.round_duration, task.attest_duration, task.rounds,
+        )
+        log.info("contract %s, task %d, spec %s", self.deployer.address, self.task_id, self.spec_cid)
+
+    def _write_configs(self) -> None:
+        assert self.chain is not None and self.deployer is not None
+        for i, h in enumerate(self.hospitals):
+            others = [o for o in self.hospitals if o is not h]
+            cfg = {
+                "state_dir": "state",
+                "institution": {"name": h.name},
+                "keys": {
+                    "eth_keystore": "keys/eth.json",
+                    "libp2p_keystore": "keys/libp2p.json",
+                    "password_file": "../../password",
+                },
+                "chain": {
+                    "rpc_url": self.chain.rpc_url,
+                    "contract": self.deployer.address,
+                    "task_id": self.task_id,
+                },
+                "ipfs": {
+                    "api": h.kubo.api_multiaddr,
+                    "swarm_peers": [o.kubo.swarm_multiaddr for o in others],
+                    "fetch_timeout": self.fetch_timeout,
+                },
+                "gossip": {
+                    "listen_port": h.gossip_port,
+                    "bootstrap": []
+                    if h.name in self.isolated
+                    else [o.gossip_addr for o in self.hospitals[:i] if o.name not in self.isolated],
+                },
+                "data": {"partition": h.name},
+            }
+            h.config_path = h.home / "config.toml"
+            h.config_path.write_text(tomli_w.dumps(cfg), encoding="utf-8")
+
+    # -- peers ------------------------------------------------------------------
+
+    def spawn_peer(self, name: str, *, extra_env: dict[str, str] | None = None) -> ManagedProcess:
+        h = self.hospital(name)
+        env = {**os.environ, **(extra_env or {})}
+        proc = ManagedProcess(
+            [str(Path(sys.executable).parent / "fedchain"), "peer", "run", "--config",
+             str(h.config_path)],
+            log_path=self.root / "logs" / f"peer-{name}.log", name=f"peer-{name}", env=env,
+        )
+        proc.start()
+        self.peers[name] = proc
+        return proc
+
+    def hospital(self, name: str) -> Hospital:
+        for h in self.hospitals:
+            if h.name == name:
+                return h
+        raise KeyError(name)
+
+    def member_key(self, name: str) -> bytes:
+        h = self.hospital(name)
+        return read_keystore(h.home / "keys" / "eth.json", self.password)
+
+    # -- shutdown ----------------------------------------------------------------
+
+    def close(self) -> None:
+        for proc in self.peers.values():
+            proc.stop(timeout=10)
+        self.peers.clear()
+        self._stack.close()
+
+    def __enter__(self) -> LocalFederation:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def _fund(w3: Web3, sender: LocalAccount, to: str) -> None:
+    tx = {
+        "to": to,
+        "value": FUNDING_WEI,
+        "gas": 21_000,
+        "nonce": w3.eth.get_transaction_count(sender.address, "pending"),
+        "chainId": w3.eth.chain_id,
+        "maxFeePerGas": w3.to_wei(50, "gwei"),
+        "maxPriorityFeePerGas": w3.to_wei(1, "gwei"),
+    }
+    signed = sender.sign_transaction(tx)
+    tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+    w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30, poll_latency=0.005)

@@ -1,0 +1,11 @@
+"""Peer-to-peer gossip of small signed control messages between federation peers.
+
+``Libp2pGossip`` lives in ``peer.gossip.libp2p_gossip`` and is not imported here:
+``import libp2p`` takes seconds, and code that only needs the interface or the
+identity helpers should not pay for it.
+"""
+
+from peer.gossip.abc import Gossip, GossipMessage
+from peer.gossip.identity import generate_ed25519_seed, peer_id_from_seed
+
+__all__ = ["Gossip", "GossipMessage", "generate_ed25519_seed", "peer_id_from_seed"]

@@ -1,0 +1,106 @@
+"""py-libp2p's Pubsub, hardened for a federation where a peer may be hostile.
+
+Three defaults of libp2p 0.8.1 are unsafe or lossy for us:
+
+* an exception in a message task (e.g. a garbage public key in a message) is
+  collected by the service manager, which then cancels the whole pubsub
+  service: one bad message from one peer would end gossip for the node;
+* received messages go through a 32-slot subscription channel fed with
+  ``send_nowait``, which drops silently when a burst arrives faster than it is
+  read;
+* each peer's outbound queue holds 32 RPCs and drops on overflow.
+
+This subclass contains errors per message / per stream, hands received
+messages straight to a callback, and gives every peer a larger outbound queue.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from libp2p.abc import IHost, INetStream, IPubsubRouter
+from libp2p.peer.id import ID
+from libp2p.pubsub.pb import rpc_pb2
+from libp2p.pubsub.pubsub import Pubsub
+from libp2p.pubsub.rpc_queue import RpcQueue
+
+logger = logging.getLogger(__name__)
+
+MessageSink = Callable[[rpc_pb2.Message], None]
+
+
+class GuardedPubsub(Pubsub):
+    """Pubsub that survives malformed input and never drops deliveries silently."""
+
+    def __init__(
+        self,
+        host: IHost,
+        router: IPubsubRouter,
+        *,
+        deliver: MessageSink,
+        outbound_queue_size: int,
+        **pubsub_options: Any,
+    ) -> None:
+        # Set before the base constructor: it registers our stream handler.
+        self._deliver = deliver
+        self._outbound_queue_size = outbound_queue_size
+        super().__init__(host, router, **pubsub_options)
+
+    def notify_subscriptions(self, publish_message: rpc_pb2.Message) -> None:
+        """Pass a validated message for one of our topics to the sink (no buffer limit)."""
+        if any(topic in self.topic_ids for topic in publish_message.topicIDs):
+            self._deliver(publish_message)
+
+    async def push_msg(self, msg_forwarder: ID, msg: rpc_pb2.Message) -> None:
+        """Validate, deliver and relay one message; a remote message's errors stay local."""
+        if msg_forwarder == self.my_id:
+            await super().push_msg(msg_forwarder, msg)
+            return
+        try:
+            await super().push_msg(msg_forwarder, msg)
+        except Exception as error:
+            logger.warning(
+                "dropped a malformed pubsub message forwarded by %s: %s: %s",
+                msg_forwarder,
+                type(error).__name__,
+                error,
+            )
+
+    async def stream_handler(self, stream: INetStream) -> None:
+        """Read a peer's pubsub stream; garbage resets that stream only."""
+        try:
+            await super().stream_handler(stream)
+        except Exception as error:
+            peer_id = stream.muxed_conn.peer_id
+            logger.warning(
+                "reset the pubsub stream of %s after unreadable input: %s: %s",
+                peer_id,
+                type(error).__name__,
+                error,
+            )
+            try:
+                await stream.reset()
+            except Exception as reset_error:
+                logger.debug("resetting the stream of %s failed: %s", peer_id, reset_error)
+            self._handle_dead_peer(peer_id)
+
+    async def handle_sending_messages(
+        self, peer_id: ID, stream: INetStream, queue: RpcQueue
+    ) -> None:
+        """Swap the peer's default 32-slot queue for a larger one, then send as usual."""
+        if self.peer_queues.get(peer_id) is queue and not queue.closed:
+            larger = RpcQueue(
+                max_size=self._outbound_queue_size,
+                max_message_size=queue.max_message_size,
+            )
+            # pop() returns without yielding while items are queued, so nothing can
+            # be pushed to the old queue between draining it and the swap.
+            while len(queue):
+                item = await queue.pop()
+                if item is not None:
+                    larger.push(item)
+            self.peer_queues[peer_id] = larger
+            queue = larger
+        await super().handle_sending_messages(peer_id, stream, queue)

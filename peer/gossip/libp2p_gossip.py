@@ -1,0 +1,408 @@
+"""Gossip over py-libp2p GossipSub, run by trio in a background thread.
+
+The peer node is synchronous, py-libp2p is trio: the host lives in its own
+thread, and every public method crosses into it through the run's trio token
+(``trio.from_thread``), so they are safe to call from any other thread.
+
+Settings that differ from py-libp2p 0.8.1 defaults, and why:
+
+* security: Noise only -- the default list also negotiates ``/plaintext/2.0.0``;
+* muxer: Yamux only (fastest here, and what Kubo speaks);
+* GossipSub: heartbeat 1 s (default 120 s), adaptive gossip off (it stretched
+  the heartbeat of a healthy mesh to 60 s), spam protection off (it caps every
+  peer, ourselves included, at 10 msg/s per topic and silently drops the rest);
+* strict signing on: the publisher's peer ID is authenticated by libp2p;
+* larger queues, error containment: see ``peer.gossip._pubsub``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import Sequence
+from typing import Final
+
+import multiaddr
+import trio
+from libp2p import new_host
+from libp2p.abc import IHost
+from libp2p.crypto.ed25519 import create_new_key_pair as ed25519_key_pair
+from libp2p.crypto.x25519 import create_new_key_pair as x25519_key_pair
+from libp2p.custom_types import TProtocol
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
+from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, PROTOCOL_ID_V12, GossipSub
+from libp2p.pubsub.pb import rpc_pb2
+from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
+from libp2p.security.noise.transport import Transport as NoiseTransport
+from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
+from libp2p.stream_muxer.yamux.yamux import Yamux
+from libp2p.tools.anyio_service import background_trio_service
+
+from fedchain.errors import ConfigError, ProtocolError, ServiceUnavailableError
+from peer.gossip._pubsub import GuardedPubsub
+from peer.gossip.abc import Gossip, GossipMessage
+from peer.gossip.identity import check_seed, peer_id_from_seed
+
+logger = logging.getLogger(__name__)
+
+# Pubsub RPC frames are capped at 1 MiB; keep room for the signed envelope.
+MAX_PAYLOAD_BYTES: Final = 1_000_000
+GOSSIPSUB_PROTOCOLS: Final = (PROTOCOL_ID_V12, PROTOCOL_ID_V11)
+MESH_DEGREE, MESH_DEGREE_LOW, MESH_DEGREE_HIGH = 6, 4, 12
+HEARTBEAT_SECONDS: Final = 1
+OUTBOUND_QUEUE_SIZE: Final = 1024  # per peer; libp2p default 32 drops under bursts
+INBOX_CAPACITY: Final = 10_000  # messages waiting for receive(); overflow is logged
+DIAL_TIMEOUT_SECONDS: Final = 5.0
+REDIAL_MIN_SECONDS: Final = 1.0
+REDIAL_MAX_SECONDS: Final = 10.0
+START_TIMEOUT_SECONDS: Final = 60.0
+CLOSE_TIMEOUT_SECONDS: Final = 15.0
+HOST_CLOSE_TIMEOUT_SECONDS: Final = 5.0
+
+
+class Libp2pGossip(Gossip):
+    """GossipSub on one topic, with a blocking, thread-safe API."""
+
+    def __init__(
+        self,
+        private_key: bytes,
+        *,
+        topic: str,
+        listen_host: str = "127.0.0.1",
+        listen_port: int = 0,
+        bootstrap: Sequence[str] = (),
+        max_message_bytes: int = 64 * 1024,
+    ) -> None:
+        self._seed = check_seed(private_key)
+        if not topic:
+            raise ConfigError("gossip topic must be a non-empty string, e.g. 'fedchain/<task>'")
+        if not 0 < max_message_bytes <= MAX_PAYLOAD_BYTES:
+            raise ConfigError(
+                f"max_message_bytes={max_message_bytes} is out of range; use 1..{MAX_PAYLOAD_BYTES}"
+                " (libp2p pubsub frames are capped at 1 MiB)"
+            )
+        if not 0 <= listen_port <= 65535:
+            raise ConfigError(f"listen_port={listen_port} is not a TCP port (0 picks a free one)")
+        self._topic = topic
+        self._max_message_bytes = max_message_bytes
+        self._listen_maddr = _tcp_multiaddr(listen_host, listen_port)
+        self._peer_id = peer_id_from_seed(self._seed)
+        self._bootstrap = [
+            info for info in map(_parse_bootstrap_addr, bootstrap)
+            if info.peer_id.to_base58() != self._peer_id
+        ]
+
+        self._inbox: queue.Queue[GossipMessage] = queue.Queue(maxsize=INBOX_CAPACITY)
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+        self._listen_addrs: list[str] | None = None
+        # Set inside the trio thread; guarded by _lock where another thread reads them.
+        self._trio_token: trio.lowlevel.TrioToken | None = None
+        self._stop_event: trio.Event | None = None
+        self._host: IHost | None = None
+        self._pubsub: GuardedPubsub | None = None
+        self._own_id_bytes = ID.from_base58(self._peer_id).to_bytes()
+
+    # ----------------------------------------------------------------- public API
+
+    @property
+    def peer_id(self) -> str:
+        return self._peer_id
+
+    @property
+    def listen_addrs(self) -> list[str]:
+        if self._listen_addrs is None:
+            raise ServiceUnavailableError("gossip host is not listening yet; call start() first")
+        return list(self._listen_addrs)
+
+    @property
+    def is_running(self) -> bool:
+        """True between a successful start() and close() (or a crash of the host)."""
+        thread = self._thread
+        return self._ready.is_set() and not self._closed and thread is not None and (
+            thread.is_alive()
+        )
+
+    def start(self) -> None:
+        with self._lock:
+            if self._closed:
+                raise ServiceUnavailableError("gossip host was closed; create a new one")
+            if self._thread is not None:
+                raise ServiceUnavailableError("gossip host already started")
+            self._thread = threading.Thread(
+                target=self._thread_main, name=f"gossip[{self._topic}]", daemon=True
+            )
+            self._thread.start()
+        if not self._ready.wait(START_TIMEOUT_SECONDS):
+            self.close()
+            raise ServiceUnavailableError(
+                f"gossip host did not start within {START_TIMEOUT_SECONDS:.0f} s"
+            )
+        if self._startup_error is not None:
+            self.close()
+            raise ServiceUnavailableError(
+                f"gossip host failed to start on {self._listen_maddr}: {self._startup_error}"
+            ) from self._startup_error
+        if self._listen_addrs is None:
+            raise ServiceUnavailableError("gossip host was closed while starting")
+
+    def publish(self, data: bytes) -> None:
+        if len(data) > self._max_message_bytes:
+            raise ProtocolError(
+                f"gossip message of {len(data)} bytes exceeds max_message_bytes="
+                f"{self._max_message_bytes}; pin large payloads to IPFS and gossip the CID"
+            )
+        token = self._require_running()
+        try:
+            trio.from_thread.run(self._publish_in_loop, bytes(data), trio_token=token)
+        except trio.RunFinishedError as error:
+            raise ServiceUnavailableError("gossip host stopped before publishing") from error
+
+    def receive(self, timeout: float) -> GossipMessage | None:
+        try:
+            if timeout <= 0:
+                return self._inbox.get_nowait()
+            return self._inbox.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+    def connected_peers(self) -> list[str]:
+        with self._lock:
+            token = None if self._closed else self._trio_token
+        if token is None or not self._ready.is_set():
+            return []
+        try:
+            return trio.from_thread.run_sync(self._topic_peers_in_loop, trio_token=token)
+        except trio.RunFinishedError:
+            return []
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            thread, token, stop_event = self._thread, self._trio_token, self._stop_event
+        if thread is None:
+            return
+        if token is not None and stop_event is not None:
+            with contextlib.suppress(trio.RunFinishedError):  # it stopped on its own
+                token.run_sync_soon(stop_event.set)
+        if threading.current_thread() is not thread:
+            thread.join(CLOSE_TIMEOUT_SECONDS)
+            if thread.is_alive():
+                logger.warning(
+                    "gossip host thread still running %.0f s after close()", CLOSE_TIMEOUT_SECONDS
+                )
+
+    # ------------------------------------------------------------ trio thread side
+
+    def _require_running(self) -> trio.lowlevel.TrioToken:
+        with self._lock:
+            token = None if self._closed else self._trio_token
+        if token is None or not self._ready.is_set():
+            raise ServiceUnavailableError("gossip host is not running; call start() first")
+        return token
+
+    def _thread_main(self) -> None:
+        try:
+            trio.run(self._run)
+        except BaseException as error:  # a thread must not die with a traceback
+            if not self._ready.is_set():
+                self._startup_error = error
+            elif self._closed:
+                # py-libp2p may raise "Nursery is closed to new arrivals" (in an
+                # ExceptionGroup) when messages still arrive while it shuts down.
+                logger.debug("gossip host shutdown race ignored: %r", error)
+            else:
+                logger.error("gossip host stopped unexpectedly: %r", error, exc_info=error)
+        finally:
+            self._ready.set()
+
+    async def _run(self) -> None:
+        with self._lock:
+            self._trio_token = trio.lowlevel.current_trio_token()
+            self._stop_event = stop_event = trio.Event()
+            if self._closed:
+                return
+        host = self._new_host()
+        try:
+            await self._serve(host, stop_event)
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(HOST_CLOSE_TIMEOUT_SECONDS):
+                try:
+                    await host.close()
+                except Exception as error:
+                    logger.debug("closing the libp2p host raised %r", error)
+
+    def _new_host(self) -> IHost:
+        key_pair = ed25519_key_pair(self._seed)
+        noise = NoiseTransport(key_pair, noise_privkey=x25519_key_pair().private_key)
+        return new_host(
+            key_pair=key_pair,
+            sec_opt={NOISE_PROTOCOL_ID: noise},
+            muxer_opt={TProtocol(YAMUX_PROTOCOL_ID): Yamux},
+            listen_addrs=[self._listen_maddr],
+        )
+
+    async def _serve(self, host: IHost, stop_event: trio.Event) -> None:
+        router = GossipSub(
+            protocols=list(GOSSIPSUB_PROTOCOLS),
+            degree=MESH_DEGREE,
+            degree_low=MESH_DEGREE_LOW,
+            degree_high=MESH_DEGREE_HIGH,
+            heartbeat_interval=HEARTBEAT_SECONDS,
+            adaptive_gossip_enabled=False,
+            spam_protection_enabled=False,
+            max_pending_messages_per_peer=OUTBOUND_QUEUE_SIZE,
+        )
+        pubsub = GuardedPubsub(
+            host,
+            router,
+            deliver=self._deliver,
+            outbound_queue_size=OUTBOUND_QUEUE_SIZE,
+            strict_signing=True,
+        )
+        try:
+            async with (
+                host.run(listen_addrs=[self._listen_maddr]),
+                background_trio_service(pubsub),
+                background_trio_service(router),
+                trio.open_nursery() as nursery,
+            ):
+                await pubsub.wait_until_ready()
+                pubsub.set_topic_validator(self._topic, self._accept_size, False)
+                await pubsub.subscribe(self._topic)
+                self._host, self._pubsub = host, pubsub
+                await self._first_bootstrap_round(host, stop_event)
+                for info in self._bootstrap:
+                    nursery.start_soon(self._keep_connected, host, info)
+                self._listen_addrs = [str(addr) for addr in host.get_addrs()]
+                self._ready.set()
+                logger.info("gossip %s listening on %s", self._peer_id, self._listen_addrs)
+                await stop_event.wait()
+                nursery.cancel_scope.cancel()
+        finally:
+            # The seen-message cache runs its own sweeper thread that pubsub never stops.
+            pubsub.seen_messages.stop()
+
+    async def _first_bootstrap_round(self, host: IHost, stop_event: trio.Event) -> None:
+        """Dial every bootstrap peer once, concurrently; close() cuts it short."""
+        async with trio.open_nursery() as nursery:
+
+            async def abort_on_stop() -> None:
+                await stop_event.wait()
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(abort_on_stop)
+            async with trio.open_nursery() as dials:
+                for info in self._bootstrap:
+                    dials.start_soon(self._dial, host, info, True)
+            nursery.cancel_scope.cancel()
+
+    async def _keep_connected(self, host: IHost, info: PeerInfo) -> None:
+        """Redial a bootstrap peer whenever it is not connected, backing off on failure."""
+        delay = REDIAL_MIN_SECONDS
+        while True:
+            await trio.sleep(delay)
+            if host.get_network().get_connections(info.peer_id):
+                delay = REDIAL_MIN_SECONDS
+                continue
+            connected = await self._dial(host, info, False)
+            delay = REDIAL_MIN_SECONDS if connected else min(delay * 2, REDIAL_MAX_SECONDS)
+
+    async def _dial(self, host: IHost, info: PeerInfo, first: bool) -> bool:
+        try:
+            with trio.fail_after(DIAL_TIMEOUT_SECONDS):
+                await host.connect(info)
+        except Exception as error:
+            log = logger.warning if first else logger.debug
+            log(
+                "bootstrap peer %s unreachable (%s: %s); retrying every <= %.0f s",
+                info.peer_id,
+                type(error).__name__,
+                error,
+                REDIAL_MAX_SECONDS,
+            )
+            return False
+        logger.info("connected to bootstrap peer %s", info.peer_id)
+        return True
+
+    async def _publish_in_loop(self, data: bytes) -> None:
+        pubsub = self._pubsub
+        if pubsub is None or not pubsub.manager.is_running:
+            raise ServiceUnavailableError("gossip pubsub service is not running")
+        await pubsub.publish(self._topic, data)
+
+    def _topic_peers_in_loop(self) -> list[str]:
+        host, pubsub = self._host, self._pubsub
+        if host is None or pubsub is None:
+            return []
+        in_topic = pubsub.peer_topics.get(self._topic, set())
+        return sorted(p.to_base58() for p in host.get_connected_peers() if p in in_topic)
+
+    def _accept_size(self, forwarder: ID, msg: rpc_pb2.Message) -> bool:
+        """Topic validator: refuse (and do not relay) payloads over the size limit."""
+        if len(msg.data) <= self._max_message_bytes:
+            return True
+        logger.warning(
+            "dropped a %d-byte gossip message from %s (forwarded by %s): over "
+            "max_message_bytes=%d",
+            len(msg.data),
+            _peer_label(msg.from_id),
+            forwarder,
+            self._max_message_bytes,
+        )
+        return False
+
+    def _deliver(self, msg: rpc_pb2.Message) -> None:
+        """Pubsub sink, runs in the trio thread: queue another peer's message for receive()."""
+        if msg.from_id == self._own_id_bytes:
+            return
+        if len(msg.data) > self._max_message_bytes:  # validators are per-topic; stay safe
+            return
+        message = GossipMessage(
+            data=bytes(msg.data), sender_peer_id=ID(msg.from_id).to_base58(), topic=self._topic
+        )
+        try:
+            self._inbox.put_nowait(message)
+        except queue.Full:
+            logger.warning(
+                "gossip inbox full (%d messages): dropped a message from %s; call "
+                "receive() more often",
+                INBOX_CAPACITY,
+                message.sender_peer_id,
+            )
+
+
+def _tcp_multiaddr(host: str, port: int) -> multiaddr.Multiaddr:
+    protocol = "ip6" if ":" in host else "ip4"
+    try:
+        return multiaddr.Multiaddr(f"/{protocol}/{host}/tcp/{port}")
+    except Exception as error:
+        raise ConfigError(
+            f"listen_host={host!r} is not an IP address (use e.g. '127.0.0.1' or '0.0.0.0')"
+        ) from error
+
+
+def _parse_bootstrap_addr(addr: str) -> PeerInfo:
+    try:
+        return info_from_p2p_addr(multiaddr.Multiaddr(addr))
+    except Exception as error:
+        raise ConfigError(
+            f"bootstrap address {addr!r} is not a libp2p multiaddr ending in /p2p/<peer id>, "
+            "e.g. /ip4/10.0.0.2/tcp/4001/p2p/12D3KooW..."
+        ) from error
+
+
+def _peer_label(from_id: bytes) -> str:
+    try:
+        return ID(from_id).to_base58()
+    except Exception:
+        return from_id.hex()
+

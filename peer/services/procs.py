@@ -1,0 +1,227 @@
+"""Process helpers shared by every launcher of an outside service.
+
+Chains (Anvil, Ganache), Kubo daemons and peer processes are all started the
+same way: in their own process group (so a stop also reaches any children),
+with output in a log file (so a failed start can show what the program said),
+and with a stop that escalates from SIGTERM to SIGKILL (so nothing is left
+behind holding a port).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+
+from fedchain.errors import ServiceUnavailableError, ToolchainError
+
+LOG_TAIL_LINES = 30
+"""How many lines of a process log are quoted in an error message."""
+
+_live: set[ManagedProcess] = set()
+_live_lock = threading.Lock()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a TCP port that the OS reports unused on ``host`` right now.
+
+    The port is only free at the moment of the call; callers pass it straight
+    to the program they start, which keeps the race window small.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def port_is_open(host: str, port: int, timeout: float = 0.2) -> bool:
+    """True if something accepts TCP connections on ``host:port``."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_until(
+    predicate: Callable[[], bool],
+    timeout: float,
+    what: str,
+    *,
+    interval: float = 0.05,
+) -> None:
+    """Poll ``predicate`` until it returns True, or raise after ``timeout`` s.
+
+    ``what`` names the thing being waited for ("Kubo API on 127.0.0.1:5001")
+    and is quoted in the error, so the operator knows which service failed.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return
+        if time.monotonic() >= deadline:
+            raise ServiceUnavailableError(f"{what} did not come up within {timeout:.1f} s")
+        time.sleep(interval)
+
+
+def _tail(path: Path, lines: int) -> str:
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 64 * 1024))
+            text = handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class ManagedProcess:
+    """A child program in its own process group, logging to a file.
+
+    Use as a context manager, or call :meth:`start` and :meth:`stop`.  Any
+    instance still running when the interpreter exits is stopped then.
+    """
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        log_path: Path,
+        name: str | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
+        if not argv:
+            raise ValueError("ManagedProcess needs a program to run (argv is empty)")
+        self.argv = [str(a) for a in argv]
+        self.log_path = log_path
+        self.name = name or Path(self.argv[0]).name
+        self._env = dict(env) if env is not None else None
+        self._cwd = cwd
+        self._popen: subprocess.Popen[bytes] | None = None
+
+    # -- state -------------------------------------------------------------
+
+    @property
+    def pid(self) -> int | None:
+        """Process id (also the process group id), or None before start."""
+        return self._popen.pid if self._popen is not None else None
+
+    @property
+    def returncode(self) -> int | None:
+        """Exit status once the process has ended, else None."""
+        return self._popen.poll() if self._popen is not None else None
+
+    def is_running(self) -> bool:
+        return self._popen is not None and self._popen.poll() is None
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        """The last ``lines`` lines of the log, for error messages."""
+        return _tail(self.log_path, lines)
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the program; raise ToolchainError if it cannot be executed."""
+        if self._popen is not None:
+            raise RuntimeError(f"{self.name} was already started (pid {self._popen.pid})")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            try:
+                self._popen = subprocess.Popen(
+                    self.argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=self._env,
+                    cwd=self._cwd,
+                    start_new_session=True,
+                )
+            except OSError as exc:
+                raise ToolchainError(
+                    f"cannot run {self.name} ({' '.join(self.argv)}): {exc}; "
+                    "check that the program is installed and executable"
+                ) from exc
+        with _live_lock:
+            _live.add(self)
+
+    def raise_if_exited(self, what: str) -> None:
+        """Raise ServiceUnavailableError, quoting the log, if the process ended."""
+        code = self.returncode
+        if self._popen is not None and code is not None:
+            raise ServiceUnavailableError(
+                f"{self.name} exited with status {code} before {what}; "
+                f"last lines of {self.log_path}:\n{self.log_tail()}"
+            )
+
+    def wait_until(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
+        """Like :func:`wait_until`, but fail at once (with the log) if the process dies."""
+
+        deadline = time.monotonic() + timeout
+        while True:
+            self.raise_if_exited(what)
+            if predicate():
+                return
+            if time.monotonic() >= deadline:
+                raise ServiceUnavailableError(
+                    f"{what} did not come up within {timeout:.1f} s although {self.name} "
+                    f"is still running; last lines of {self.log_path}:\n{self.log_tail()}"
+                )
+            time.sleep(0.05)
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM the whole group, SIGKILL it after ``timeout`` s; return the exit status."""
+        popen = self._popen
+        if popen is None:
+            return None
+        pgid = popen.pid  # start_new_session makes the child its group leader
+        _signal_group(pgid, signal.SIGTERM)
+        try:
+            popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _signal_group(pgid, signal.SIGKILL)
+            popen.wait()
+        # Children that outlived the leader (if any) get no second chance.
+        _signal_group(pgid, signal.SIGKILL)
+        with _live_lock:
+            _live.discard(self)
+        return popen.returncode
+
+    def __enter__(self) -> ManagedProcess:
+        if self._popen is None:
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.is_running() else f"exit={self.returncode}"
+        return f"ManagedProcess({self.name!r}, pid={self.pid}, {state})"
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+@atexit.register
+def _stop_all_at_exit() -> None:
+    with _live_lock:
+        live = list(_live)
+    for proc in live:
+        proc.stop(timeout=3.0)

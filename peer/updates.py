@@ -1,0 +1,73 @@
+"""Fetching other members' updates: verified against the chain, prefetched on gossip hints.
+
+The chain names each update by CID; Kubo checks blocks against their hashes, and
+we additionally re-add the bytes to our own Kubo (which pins them, leaving an
+audit trail) and require the resulting CID to equal the one on-chain.  Gossip
+only tells us early what to fetch; nothing fetched is trusted until it is checked
+here against the on-chain record.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from fedchain.errors import ContentError, FedchainError, ProtocolError
+from peer.content.abc import ContentStore
+
+log = logging.getLogger(__name__)
+
+
+class UpdateFetcher:
+    """A small cache of update bytes by CID, filled by prefetch or on demand."""
+
+    def __init__(self, store: ContentStore, *, timeout: float, workers: int = 2) -> None:
+        self._store = store
+        self._timeout = timeout
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prefetch")
+        self._lock = threading.Lock()
+        self._pending: dict[str, Future[bytes]] = {}
+
+    def prefetch(self, cid: str) -> None:
+        """Start fetching ``cid`` in the background unless already under way."""
+        with self._lock:
+            if cid not in self._pending:
+                self._pending[cid] = self._pool.submit(self._store.get, cid, timeout=self._timeout)
+
+    def fetch_verified(self, cid: str) -> bytes:
+        """The bytes behind ``cid``, re-added locally and checked to hash to the same CID."""
+        self.prefetch(cid)
+        with self._lock:
+            future = self._pending[cid]
+        try:
+            data = future.result(timeout=self._timeout + 5)
+        except FedchainError as exc:
+            self.forget(cid)
+            raise ContentError(f"update {cid} could not be fetched: {exc}") from None
+        except TimeoutError:
+            self.forget(cid)
+            raise ContentError(f"update {cid} was not found within {self._timeout:.0f} s") from None
+        again = self._store.add(data)
+        if again != cid:
+            raise ProtocolError(f"content fetched for {cid} hashes to {again}")
+        return data
+
+    def remember(self, cid: str, data: bytes) -> None:
+        """Record bytes we produced ourselves, so they are never fetched back."""
+        future: Future[bytes] = Future()
+        future.set_result(data)
+        with self._lock:
+            self._pending[cid] = future
+
+    def forget(self, cid: str) -> None:
+        with self._lock:
+            self._pending.pop(cid, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._pending.clear()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        log.debug("update fetcher closed")

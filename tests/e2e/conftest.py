@@ -1,0 +1,85 @@
+"""Fixtures that bring up real local federations (chain + Kubo per hospital)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from consensus.protocol import RoundStatus
+from consensus.task_spec import ModelSpec, TaskSpec, TrainingSpec
+from peer.devnet import LocalFederation, TaskParams, find_ipfs
+from fedchain.errors import ToolchainError
+
+SPEC = TaskSpec(
+    name="heart-e2e",
+    dataset="heart",
+    model=ModelSpec(arch="logreg", kwargs={"in_features": 13}),
+    training=TrainingSpec(epochs=1, lr=0.05, batch_size=32, seed=3),
+)
+
+
+@pytest.fixture(scope="session")
+def ipfs_available() -> None:
+    try:
+        find_ipfs()
+    except ToolchainError as exc:
+        pytest.fail(f"Kubo is required for end-to-end tests: {exc}")
+
+
+def wait_task_done(fed: LocalFederation, rounds: int, timeout: float = 240.0) -> None:
+    assert fed.deployer is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        task = fed.deployer.task(fed.task_id)
+        if task.completed:
+            return
+        for name, proc in fed.peers.items():
+            code = proc.returncode
+            if code not in (None, 0):
+                pytest.fail(f"peer {name} exited {code}:\n{proc.log_tail(60)}")
+        time.sleep(0.2)
+    logs = "\n".join(f"--- {n}\n{p.log_tail(40)}" for n, p in fed.peers.items())
+    pytest.fail(f"task did not complete {rounds} rounds within {timeout} s\n{logs}")
+
+
+def round_status(fed: LocalFederation, round_no: int) -> RoundStatus:
+    assert fed.deployer is not None
+    return RoundStatus(fed.deployer.round_info(fed.task_id, round_no).status)
+
+
+@pytest.fixture
+def federation_factory(tmp_path: Path, ipfs_available: None) -> Iterator[object]:
+    feds: list[LocalFederation] = []
+
+    def make(
+        names: list[str], *, chain: str = "anvil", rounds: int = 2, quorum: int | None = None,
+        extra_members: int = 0, fetch_timeout: float = 20.0, isolated: tuple[str, ...] = (),
+    ) -> LocalFederation:
+        fed = LocalFederation(
+            tmp_path / f"fed{len(feds)}", names, chain=chain, extra_members=extra_members,
+            fetch_timeout=fetch_timeout,
+        )
+        feds.append(fed)
+        fed.start(
+            TaskParams(spec=SPEC, rounds=rounds, quorum=quorum or len(names)),
+            gossip_isolated=isolated,
+        )
+        return fed
+
+    yield make
+    for fed in feds:
+        fed.close()
+
+
+def wait_peers_exit(fed: LocalFederation, timeout: float = 60.0) -> None:
+    """Peers leave on their own once the task completes (after claiming credit)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(p.returncode is not None for p in fed.peers.values()):
+            break
+        time.sleep(0.1)
+    for name, proc in fed.peers.items():
+        assert proc.returncode == 0, f"peer {name} ended with {proc.returncode}:\n{proc.log_tail(60)}"

@@ -1,0 +1,284 @@
+"""Child process used by the gossip tests: one real libp2p host per OS process.
+
+Modes:
+  node     -- a Libp2pGossip driven by JSON-line commands on stdin, answering on stdout;
+  hostile  -- a raw py-libp2p peer that sends malformed, forged and oversized pubsub
+              input to a target, then a few well-formed messages;
+  dial     -- tries to connect to a target with a given security transport only.
+
+Every mode exits when its stdin closes, so a crashed test leaves no orphan.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+import time
+from typing import Any
+
+STARTED_AT = time.monotonic()
+
+
+def emit(event: str, **fields: Any) -> None:
+    print(json.dumps({"event": event, **fields}), flush=True)
+
+
+# ----------------------------------------------------------------------- node
+
+
+def run_node(args: argparse.Namespace) -> None:
+    from peer.gossip.libp2p_gossip import Libp2pGossip
+
+    imported_at = time.monotonic()
+    gossip = Libp2pGossip(
+        bytes.fromhex(args.seed),
+        topic=args.topic,
+        listen_port=args.port,
+        bootstrap=args.bootstrap,
+        max_message_bytes=args.max_bytes,
+    )
+    gossip.start()
+    emit(
+        "ready",
+        peer_id=gossip.peer_id,
+        addrs=gossip.listen_addrs,
+        import_s=imported_at - STARTED_AT,
+        startup_s=time.monotonic() - STARTED_AT,
+    )
+    for line in sys.stdin:
+        command = json.loads(line)
+        name = command["cmd"]
+        if name == "wait_peers":
+            deadline = time.monotonic() + command["timeout"]
+            peers = gossip.connected_peers()
+            while len(peers) < command["n"] and time.monotonic() < deadline:
+                time.sleep(0.05)
+                peers = gossip.connected_peers()
+            emit("peers", peers=peers)
+        elif name == "publish":
+            for index in range(command["count"]):
+                payload = {"tag": command["tag"], "i": index, "sent": time.time()}
+                gossip.publish(json.dumps(payload).encode())
+                if command.get("interval"):
+                    time.sleep(command["interval"])
+            emit("published", count=command["count"])
+        elif name == "collect":
+            emit("received", messages=collect(gossip, command["count"], command["timeout"]))
+        elif name == "close":
+            break
+    gossip.close()
+    gossip.close()  # idempotent
+    others = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+    emit("closed", threads=others)
+
+
+def collect(gossip: Any, count: int, timeout: float) -> list[dict[str, Any]]:
+    """Receive until ``count`` messages arrived or ``timeout`` passed."""
+    messages: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while len(messages) < count:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        message = gossip.receive(timeout=remaining)
+        if message is None:
+            break
+        messages.append(
+            {
+                "sender": message.sender_peer_id,
+                "topic": message.topic,
+                "data_hex": message.data.hex(),
+                "received": time.time(),
+            }
+        )
+    return messages
+
+
+# -------------------------------------------------------------------- hostile
+
+
+def run_hostile(args: argparse.Namespace) -> None:
+    import trio
+
+    trio.run(hostile_main, args)
+
+
+async def hostile_main(args: argparse.Namespace) -> None:
+    import multiaddr
+    import trio
+    from libp2p import new_host
+    from libp2p.crypto.ed25519 import create_new_key_pair
+    from libp2p.crypto.x25519 import create_new_key_pair as x25519_key_pair
+    from libp2p.custom_types import TProtocol
+    from libp2p.peer.id import ID
+    from libp2p.peer.peerinfo import info_from_p2p_addr
+    from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, GossipSub
+    from libp2p.pubsub.pb import rpc_pb2
+    from libp2p.pubsub.pubsub import Pubsub
+    from libp2p.pubsub.validators import PUBSUB_SIGNING_PREFIX
+    from libp2p.security.noise.transport import PROTOCOL_ID as NOISE
+    from libp2p.security.noise.transport import Transport as NoiseTransport
+    from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX
+    from libp2p.stream_muxer.yamux.yamux import Yamux
+    from libp2p.tools.anyio_service import background_trio_service
+    from libp2p.utils.varint import encode_uvarint, encode_varint_prefixed
+
+    key_pair = create_new_key_pair(os.urandom(32))
+    host = new_host(
+        key_pair=key_pair,
+        sec_opt={NOISE: NoiseTransport(key_pair, noise_privkey=x25519_key_pair().private_key)},
+        muxer_opt={TProtocol(YAMUX): Yamux},
+    )
+    router = GossipSub(
+        protocols=[PROTOCOL_ID_V11],
+        degree=6,
+        degree_low=4,
+        degree_high=12,
+        heartbeat_interval=1,
+        adaptive_gossip_enabled=False,
+        spam_protection_enabled=False,
+    )
+    pubsub = Pubsub(host, router, strict_signing=True)
+    target = info_from_p2p_addr(multiaddr.Multiaddr(args.target))
+    my_id = host.get_id()
+    seqno = iter(range(1_000_000, 2_000_000))
+
+    def message(data: bytes, from_id: bytes, sign: bool) -> Any:
+        msg = rpc_pb2.Message(
+            data=data,
+            topicIDs=[args.topic],
+            from_id=from_id,
+            seqno=next(seqno).to_bytes(8, "big"),
+        )
+        if sign:
+            msg.signature = key_pair.private_key.sign(
+                PUBSUB_SIGNING_PREFIX.encode() + msg.SerializeToString()
+            )
+            msg.key = key_pair.public_key.serialize()
+        return msg
+
+    async def send_raw(frame: bytes) -> None:
+        """Write one frame on a fresh pubsub stream; the target may reset it."""
+        try:
+            with trio.fail_after(5):
+                stream = await host.new_stream(target.peer_id, [PROTOCOL_ID_V11])
+                await stream.write(frame)
+                await trio.sleep(0.3)
+                await stream.close()
+        except Exception as error:
+            print(f"raw frame refused: {error!r}", file=sys.stderr)
+
+    def rpc_frame(*messages: Any) -> bytes:
+        return encode_varint_prefixed(rpc_pb2.RPC(publish=list(messages)).SerializeToString())
+
+    impersonated = ID.from_base58(args.impersonate).to_bytes()
+    bad_key_message = message(b"BAD-KEY", b"\x01\x02not-a-peer-id", sign=False)
+    bad_key_message.key = b"\xde\xad\xbe\xef"
+    bad_key_message.signature = b"\x00" * 64
+    attacks = [
+        # signing key does not match the claimed publisher
+        rpc_frame(message(b"FORGED", impersonated, sign=True)),
+        # no signature at all
+        rpc_frame(message(b"UNSIGNED", my_id.to_bytes(), sign=False)),
+        # undecodable public key and peer ID
+        rpc_frame(bad_key_message),
+        # not protobuf: a field claiming more bytes than the frame holds
+        encode_varint_prefixed(b"\x0a\xff\xff\xff\x0f" + os.urandom(32)),
+        # length prefix above the 1 MiB pubsub frame limit
+        encode_uvarint(2 * 1024 * 1024) + os.urandom(1024),
+    ]
+
+    async with (
+        host.run(listen_addrs=[multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]),
+        background_trio_service(pubsub),
+        background_trio_service(router),
+    ):
+        await pubsub.wait_until_ready()
+        await pubsub.subscribe(args.topic)
+        await host.connect(target)
+        await pubsub.wait_for_peer(target.peer_id, timeout=15)
+        await pubsub.wait_for_subscription(target.peer_id, args.topic, timeout=15)
+        await router.wait_for_mesh(target.peer_id, args.topic, timeout=15)
+        # properly signed but larger than the target accepts
+        await pubsub.publish(args.topic, b"O" * (args.max_bytes + 1))
+        for frame in attacks:
+            await send_raw(frame)
+        await trio.sleep(2)  # let both sides re-register the pubsub streams
+        await pubsub.wait_for_peer(target.peer_id, timeout=15)
+        good = [b"GOOD-1", bytes(range(256)) * 4, b"M" * args.max_bytes, b"GOOD-2"]
+        for payload in good:
+            await pubsub.publish(args.topic, payload)
+            await trio.sleep(0.2)
+        emit("attacked", peer_id=my_id.to_base58(), good_hex=[p.hex() for p in good])
+        await trio.to_thread.run_sync(sys.stdin.read, abandon_on_cancel=True)
+
+
+# ----------------------------------------------------------------------- dial
+
+
+def run_dial(args: argparse.Namespace) -> None:
+    import trio
+
+    for security in args.security:
+        ok, error = trio.run(dial_once, args.target, security)
+        emit("dial", security=security, ok=ok, error=error)
+
+
+async def dial_once(target_addr: str, security: str) -> tuple[bool, str]:
+    import multiaddr
+    import trio
+    from libp2p import new_host
+    from libp2p.crypto.ed25519 import create_new_key_pair
+    from libp2p.crypto.x25519 import create_new_key_pair as x25519_key_pair
+    from libp2p.custom_types import TProtocol
+    from libp2p.peer.peerinfo import info_from_p2p_addr
+    from libp2p.security.insecure.transport import PLAINTEXT_PROTOCOL_ID, InsecureTransport
+    from libp2p.security.noise.transport import PROTOCOL_ID as NOISE
+    from libp2p.security.noise.transport import Transport as NoiseTransport
+    from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX
+    from libp2p.stream_muxer.yamux.yamux import Yamux
+
+    key_pair = create_new_key_pair(os.urandom(32))
+    transports: dict[str, Any] = {
+        "plaintext": {TProtocol(PLAINTEXT_PROTOCOL_ID): InsecureTransport(key_pair)},
+        "noise": {NOISE: NoiseTransport(key_pair, noise_privkey=x25519_key_pair().private_key)},
+    }
+    host = new_host(
+        key_pair=key_pair, sec_opt=transports[security], muxer_opt={TProtocol(YAMUX): Yamux}
+    )
+    target = info_from_p2p_addr(multiaddr.Multiaddr(target_addr))
+    async with host.run(listen_addrs=[multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+        try:
+            with trio.fail_after(10):
+                await host.connect(target)
+        except Exception as error:
+            return False, repr(error)
+        return target.peer_id in host.get_connected_peers(), ""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    modes = parser.add_subparsers(dest="mode", required=True)
+    node = modes.add_parser("node")
+    node.add_argument("--seed", required=True)
+    node.add_argument("--topic", required=True)
+    node.add_argument("--port", type=int, default=0)
+    node.add_argument("--bootstrap", action="append", default=[])
+    node.add_argument("--max-bytes", type=int, default=64 * 1024)
+    hostile = modes.add_parser("hostile")
+    hostile.add_argument("--target", required=True)
+    hostile.add_argument("--topic", required=True)
+    hostile.add_argument("--max-bytes", type=int, required=True)
+    hostile.add_argument("--impersonate", required=True)
+    dial = modes.add_parser("dial")
+    dial.add_argument("--target", required=True)
+    dial.add_argument("--security", action="append", choices=["plaintext", "noise"])
+    args = parser.parse_args()
+    {"node": run_node, "hostile": run_hostile, "dial": run_dial}[args.mode](args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import tomli_w
+
+from fedchain.errors import ConfigError
+from peer.config import load_config
+
+GOOD = {
+    "state_dir": "state",
+    "institution": {"name": "cleveland"},
+    "keys": {"eth_keystore": "keys/eth.json", "libp2p_keystore": "keys/libp2p.json"},
+    "chain": {"rpc_url": "http://127.0.0.1:8545", "contract": "0x" + "ab" * 20, "task_id": 1},
+    "ipfs": {"api": "/ip4/127.0.0.1/tcp/5001"},
+    "data": {"partition": "cleveland"},
+}
+
+
+def write(tmp_path: Path, cfg: dict[str, object]) -> Path:
+    p = tmp_path / "peer.toml"
+    p.write_text(tomli_w.dumps(cfg))
+    return p
+
+
+def test_good_config_resolves_paths_against_its_folder(tmp_path: Path) -> None:
+    cfg = load_config(write(tmp_path, GOOD))
+    assert cfg.keys.eth_keystore == (tmp_path / "keys/eth.json").resolve()
+    assert cfg.state_dir == (tmp_path / "state").resolve()
+    assert cfg.gossip.enabled and cfg.protocol.poll_interval > 0
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        ({"chain": {**GOOD["chain"], "contract": "0x12"}}, "chain.contract"),  # type: ignore[dict-item]
+        ({"chain": {**GOOD["chain"], "task_id": 0}}, "chain.task_id"),  # type: ignore[dict-item]
+        ({"ipfs": {"api": "localhost:5001"}}, "ipfs.api"),
+        ({"institution": {"name": "a b"}}, "institution.name"),
+        ({"data": {}}, "data.partition"),
+        ({"surprise": {"x": 1}}, "surprise"),
+    ],
+)
+def test_each_problem_names_its_key(tmp_path: Path, change: dict[str, object], where: str) -> None:
+    with pytest.raises(ConfigError, match=where.replace(".", r"\.")):
+        load_config(write(tmp_path, {**GOOD, **change}))
+
+
+def test_missing_section(tmp_path: Path) -> None:
+    cfg = {k: v for k, v in GOOD.items() if k != "chain"}
+    with pytest.raises(ConfigError, match=r"\[chain\] Field required"):
+        load_config(write(tmp_path, cfg))
+
+
+def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "none.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[chain\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)
