@@ -25,7 +25,7 @@ def _check_count(n_institutions: int, n_samples: int) -> None:
 
 
 class NaturalPartitioner(Partitioner):
-    """One institution per distinct value of ``groups`` (hospital, subject group), in sorted order."""
+    """One institution per distinct value of ``groups`` (hospital, subject group), sorted."""
 
     def __init__(self, groups: np.ndarray) -> None:
         self.groups = np.asarray(groups)
@@ -152,9 +152,9 @@ def modality_availability(
             raise ConfigError(
                 f"missing fraction for {modality!r} must be in [0, 1], got {fraction}"
             )
-        count = int(round(fraction * len(institutions)))
-        chosen = rng.choice(len(institutions), size=count, replace=False) if count else []
-        for index in chosen:
+        count = round(fraction * len(institutions))
+        chosen = rng.choice(len(institutions), size=count, replace=False)
+        for index in chosen.tolist():
             lacking[institutions[int(index)]].add(modality)
     result = {inst: tuple(m for m in modalities if m not in lacking[inst]) for inst in institutions}
     empty = [inst for inst, mods in result.items() if not mods]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import torch
 from torch import nn
 
 from fedchain.errors import ConfigError
@@ -20,10 +21,10 @@ def _mlp(in_features: int, num_classes: int = 2, **kwargs: Any) -> nn.Module:
     return UnimodalClassifier("tabular", num_classes, in_features=in_features, **kwargs)
 
 
-def _signal(kind: str) -> Callable[..., nn.Module]:
+def _signal(backbone: str) -> Callable[..., nn.Module]:
     def build(in_channels: int, num_classes: int, **kwargs: Any) -> nn.Module:
         return UnimodalClassifier(
-            "signal", num_classes, in_channels=in_channels, kind=kind, **kwargs
+            "signal", num_classes, in_channels=in_channels, backbone=backbone, **kwargs
         )
 
     return build
@@ -81,3 +82,10 @@ def build_model_from_spec(spec: Mapping[str, Any]) -> nn.Module:
     if not isinstance(kwargs, Mapping):
         raise ConfigError(f"model spec 'kwargs' must be a mapping, got {type(kwargs).__name__}")
     return build_model(str(spec["arch"]), **dict(kwargs))
+
+
+def init_model(spec: Mapping[str, Any], seed: int) -> nn.Module:
+    """Build from a spec with weights drawn from ``seed`` (caller's torch RNG left untouched)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_model_from_spec(spec)

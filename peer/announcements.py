@@ -78,7 +78,13 @@ class UpdateAnnouncement(BaseModel):
 
 
 def sign_update(
-    account: LocalAccount, domain: Domain, *, task_id: int, round_no: int, cid: str, num_samples: int
+    account: LocalAccount,
+    domain: Domain,
+    *,
+    task_id: int,
+    round_no: int,
+    cid: str,
+    num_samples: int,
 ) -> UpdateAnnouncement:
     unsigned = {
         "taskId": task_id,

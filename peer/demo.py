@@ -122,8 +122,12 @@ def _watch_round(
 
 
 def _round_result(
-    fed: LocalFederation, client: FederationClient, store: KuboContentStore, pooled: Pooled,
-    round_no: int, seconds: float,
+    fed: LocalFederation,
+    client: FederationClient,
+    store: KuboContentStore,
+    pooled: Pooled,
+    round_no: int,
+    seconds: float,
 ) -> RoundResult:
     event = client.finalized_event(fed.task_id, round_no)
     cid = cid_from_bytes(event.aggregate_cid)
@@ -143,26 +147,64 @@ def _round_result(
     )
 
 
+def _wait_peers_exit(fed: LocalFederation, timeout: float = 120.0) -> None:
+    """Peers leave by themselves once the task is complete and their credit is claimed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(p.is_running() for p in fed.peers.values()):
+        time.sleep(0.1)
+    for name, proc in fed.peers.items():
+        if proc.returncode not in (None, 0):
+            log.warning("peer %s ended with status %s (see %s)", name, proc.returncode, proc.log_path)
+
+
+def _add_overhead(results: list[RoundResult], fed: LocalFederation) -> None:
+    """Protocol overhead per round: wall time minus the slowest peer's local training."""
+    train: dict[int, float] = {}
+    for h in fed.hospitals:
+        path = h.home / "state" / "history.jsonl"
+        if not path.is_file():
+            continue
+        for line in path.read_text(encoding="utf-8").splitlines():
+            entry = json.loads(line)
+            secs = float(entry.get("seconds", {}).get("train", 0.0))
+            train[entry["round"]] = max(train.get(entry["round"], 0.0), secs)
+    for r in results:
+        r.metrics["train_seconds_max"] = round(train.get(r.round, 0.0), 3)
+        r.metrics["protocol_overhead_seconds"] = round(r.seconds - train.get(r.round, 0.0), 3)
+
+
 def _table(results: list[RoundResult], local: dict[str, Any]) -> Table:
     table = Table(title="fedchain demo: finalized rounds")
     for col in ("round", "participants", "aggregate CID", "finalize tx", "pooled acc", "seconds"):
         table.add_column(col)
     for r in results:
         table.add_row(
-            str(r.round), str(len(r.participants)), r.aggregate_cid[:20] + "…",
-            r.finalize_tx[:14] + "…", f"{r.metrics['pooled_accuracy']:.3f}", f"{r.seconds:.2f}",
+            str(r.round),
+            str(len(r.participants)),
+            r.aggregate_cid[:20] + "…",
+            r.finalize_tx[:14] + "…",
+            f"{r.metrics['pooled_accuracy']:.3f}",
+            f"{r.seconds:.2f}",
         )
     return table
 
 
 def _local_table(final: RoundResult | None, local: dict[str, Any]) -> Table:
     table = Table(title="federated vs local-only (accuracy)")
-    for col in ("hospital", "local-only, own test", "local-only, pooled test", "federated, own test"):
+    for col in (
+        "hospital",
+        "local-only, own test",
+        "local-only, pooled test",
+        "federated, own test",
+    ):
         table.add_column(col)
     for name, m in local.items():
         fed_own = final.metrics["per_hospital_accuracy"][name] if final else float("nan")
         table.add_row(
-            name, f"{m['own_test_accuracy']:.3f}", f"{m['pooled_test_accuracy']:.3f}", f"{fed_own:.3f}"
+            name,
+            f"{m['own_test_accuracy']:.3f}",
+            f"{m['pooled_test_accuracy']:.3f}",
+            f"{fed_own:.3f}",
         )
     return table
 
@@ -176,7 +218,10 @@ def run_demo(*, peers: int, rounds: int, chain: str, out: Path | None) -> int:
     pooled = Pooled({n: load_heart_hospital(n) for n in names})
     started = time.monotonic()
     results: list[RoundResult] = []
-    with _terminate_as_interrupt(), LocalFederation(out_dir / "federation", names, chain=chain) as fed:
+    with (
+        _terminate_as_interrupt(),
+        LocalFederation(out_dir / "federation", names, chain=chain) as fed,
+    ):
         console.print(f"[bold]fedchain demo[/]: {peers} hospitals, {rounds} rounds on {chain}")
         with console.status("starting chain, Kubo daemons, deploying the contract…"):
             fed.start(TaskParams(spec=HEART_SPEC, rounds=rounds, quorum=peers))
@@ -187,8 +232,11 @@ def run_demo(*, peers: int, rounds: int, chain: str, out: Path | None) -> int:
         for name in names:
             fed.spawn_peer(name)
         with Progress(
-            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-            TimeElapsedColumn(), console=console,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=console,
         ) as progress:
             bar = progress.add_task("waiting for peers", total=rounds)
             for round_no in range(1, rounds + 1):
@@ -200,9 +248,9 @@ def run_demo(*, peers: int, rounds: int, chain: str, out: Path | None) -> int:
                         _round_result(fed, client, store, pooled, round_no, time.monotonic() - t0)
                     )
                 progress.advance(bar)
-        for name, proc in fed.peers.items():
-            proc.wait_exit(timeout=120) if hasattr(proc, "wait_exit") else None
+        _wait_peers_exit(fed)
         store.close()
+        _add_overhead(results, fed)
         chain_id, contract = client.chain_id, client.address
     local = _local_only(HEART_SPEC, pooled, rounds)
     record = {

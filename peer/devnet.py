@@ -144,7 +144,10 @@ class LocalFederation:
         for name in self.names:
             home = self.root / "hospitals" / name
             kubo = KuboDaemon(
-                ipfs, home / "ipfs", api_port=free_port(), swarm_port=free_port(),
+                ipfs,
+                home / "ipfs",
+                api_port=free_port(),
+                swarm_port=free_port(),
                 swarm_key=swarm_key,
             )
             kubo.init()
@@ -176,10 +179,16 @@ class LocalFederation:
         store.close()
         creator = FederationClient(self.w3, self.deployer.address, first.identity.account)
         self.task_id = creator.create_task(
-            cid_to_bytes(self.spec_cid), cid_to_bytes(self.model_cid), task.quorum,
-            task.round_duration, task.attest_duration, task.rounds,
+            cid_to_bytes(self.spec_cid),
+            cid_to_bytes(self.model_cid),
+            task.quorum,
+            task.round_duration,
+            task.attest_duration,
+            task.rounds,
         )
-        log.info("contract %s, task %d, spec %s", self.deployer.address, self.task_id, self.spec_cid)
+        log.info(
+            "contract %s, task %d, spec %s", self.deployer.address, self.task_id, self.spec_cid
+        )
 
     def _write_configs(self) -> None:
         assert self.chain is not None and self.deployer is not None
@@ -220,9 +229,16 @@ class LocalFederation:
         h = self.hospital(name)
         env = {**os.environ, **(extra_env or {})}
         proc = ManagedProcess(
-            [str(Path(sys.executable).parent / "fedchain"), "peer", "run", "--config",
-             str(h.config_path)],
-            log_path=self.root / "logs" / f"peer-{name}.log", name=f"peer-{name}", env=env,
+            [
+                str(Path(sys.executable).parent / "fedchain"),
+                "peer",
+                "run",
+                "--config",
+                str(h.config_path),
+            ],
+            log_path=self.root / "logs" / f"peer-{name}.log",
+            name=f"peer-{name}",
+            env=env,
         )
         proc.start()
         self.peers[name] = proc
@@ -250,7 +266,10 @@ class LocalFederation:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()
 

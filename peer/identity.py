@@ -35,7 +35,11 @@ class Identity:
 
 
 def create_identity(
-    out_dir: Path, password: str, *, eth_secret: bytes | None = None, scrypt_n: int = DEFAULT_SCRYPT_N
+    out_dir: Path,
+    password: str,
+    *,
+    eth_secret: bytes | None = None,
+    scrypt_n: int = DEFAULT_SCRYPT_N,
 ) -> Identity:
     """Write ``eth.json`` and ``libp2p.json`` into ``out_dir``; refuse to overwrite keys."""
     eth = eth_secret if eth_secret is not None else new_secret()

@@ -32,7 +32,9 @@ def new_secret() -> bytes:
             return candidate
 
 
-def write_keystore(path: Path, secret: bytes, password: str, *, scrypt_n: int = DEFAULT_SCRYPT_N) -> None:
+def write_keystore(
+    path: Path, secret: bytes, password: str, *, scrypt_n: int = DEFAULT_SCRYPT_N
+) -> None:
     """Encrypt ``secret`` under ``password`` and write it atomically, readable by the owner only."""
     if not password:
         raise KeystoreError("refusing to write a keystore with an empty password")
@@ -72,7 +74,8 @@ def read_keystore(path: Path, password: str) -> bytes:
 
 
 def load_eth_account(path: Path, password: str) -> LocalAccount:
-    return Account.from_key(read_keystore(path, password))
+    account: LocalAccount = Account.from_key(read_keystore(path, password))
+    return account
 
 
 def resolve_password(env_name: str, password_file: Path | None) -> str:

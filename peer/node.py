@@ -96,7 +96,9 @@ class PeerNode:
             action = next_action(view)
             if action is Action.DONE:
                 self._claim_contributions()
-                log.info("task %d complete after round %d", self._task_id, task.last_finalized_round)
+                log.info(
+                    "task %d complete after round %d", self._task_id, task.last_finalized_round
+                )
                 return 0
             try:
                 self._do(action, round_no, info.model_digest)
@@ -130,7 +132,9 @@ class PeerNode:
         return digest != bytes(32)
 
     def _global_model(self, model_digest: bytes) -> StateDict:
-        cid = self._model_cids.get(model_digest) or self.ledger.model_cid(self._task_id, model_digest)
+        cid = self._model_cids.get(model_digest) or self.ledger.model_cid(
+            self._task_id, model_digest
+        )
         if digest_of_cid(cid) != model_digest:
             raise ProtocolError(f"global model CID {cid} does not match the on-chain digest")
         assert self._fetcher is not None
@@ -160,7 +164,11 @@ class PeerNode:
         if self.gossip is None:
             return
         ann = sign_update(
-            self.identity.account, self._domain, task_id=self._task_id, round_no=round_no, cid=cid,
+            self.identity.account,
+            self._domain,
+            task_id=self._task_id,
+            round_no=round_no,
+            cid=cid,
             num_samples=n,
         )
         try:
@@ -184,7 +192,9 @@ class PeerNode:
                 continue
             updates.append(Update(member=sub.member, weights=weights, num_samples=sub.num_samples))
         if not updates:
-            log.warning("round %d: no valid update to aggregate; waiting for the deadline", round_no)
+            log.warning(
+                "round %d: no valid update to aggregate; waiting for the deadline", round_no
+            )
             self._attested.add(round_no)
             return
         aggregate = self._strategy.aggregate(updates)
@@ -209,7 +219,10 @@ class PeerNode:
         self._write_history(round_no, global_weights=aggregate)
         log.info(
             "round %d: aggregated %d updates (%d left out) into %s and attested",
-            round_no, len(updates), len(rec.left_out), agg_cid,
+            round_no,
+            len(updates),
+            len(rec.left_out),
+            agg_cid,
         )
         self._fetcher.clear()
         self._fetcher.remember(agg_cid, agg_bytes)

@@ -45,13 +45,17 @@ def _check_membership(ledger: FederationClient, ident: Identity, contract: str) 
         )
 
 
-def _read_spec(ledger: FederationClient, content: KuboContentStore, task_id: int, timeout: float) -> TaskSpec:
+def _read_spec(
+    ledger: FederationClient, content: KuboContentStore, task_id: int, timeout: float
+) -> TaskSpec:
     spec_cid = ledger.spec_cid(task_id)
     data = content.get(spec_cid, timeout=timeout)
     if content.add(data) != spec_cid:
         raise ContentError(f"task spec content does not hash to {spec_cid}")
     spec = TaskSpec.from_bytes(data)
-    log.info("task %d: %s (model %s, rule %s)", task_id, spec.name, spec.model.arch, spec.aggregation)
+    log.info(
+        "task %d: %s (model %s, rule %s)", task_id, spec.name, spec.model.arch, spec.aggregation
+    )
     return spec
 
 
@@ -94,7 +98,12 @@ def run_peer(cfg: PeerConfig) -> int:
             bootstrap=cfg.gossip.bootstrap,
         )
     node = PeerNode(
-        cfg=cfg, identity=ident, ledger=ledger, content=content, gossip=gossip, spec=spec,
+        cfg=cfg,
+        identity=ident,
+        ledger=ledger,
+        content=content,
+        gossip=gossip,
+        spec=spec,
         trainer=LocalTrainer(spec, data),
     )
     with _terminate_as_interrupt():
@@ -111,4 +120,3 @@ def run_peer(cfg: PeerConfig) -> int:
             if gossip is not None:
                 gossip.close()
             content.close()
-

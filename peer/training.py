@@ -77,7 +77,9 @@ class LocalTrainer:
         return {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
 
 
-def evaluate(spec: TaskSpec, weights: Mapping[str, torch.Tensor], x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+def evaluate(
+    spec: TaskSpec, weights: Mapping[str, torch.Tensor], x: np.ndarray, y: np.ndarray
+) -> dict[str, float]:
     model = build_model(spec)
     model.load_state_dict(dict(weights))
     return classification_metrics(y, predict_proba(model, x))

@@ -100,7 +100,8 @@ def _rebuild_object(cls: type, base: type, state: Any) -> Any:
     """``copyreg._reconstructor`` that also copes with pandas 2's BlockManager."""
     if base is object:
         if issubclass(cls, BlockManager):
-            return cls.__new__(cls, (), [], False)  # type: ignore[call-arg]
+            manager: Any = cls
+            return manager.__new__(manager, (), [], False)
         return object.__new__(cls)
     return base.__new__(cls, state)  # type: ignore[call-overload]
 

@@ -53,26 +53,27 @@ class TabularEncoder(ModalityEncoder):
 class SignalEncoder(ModalityEncoder):
     """Multichannel time series ``[n, channels, time]`` -> embedding.
 
-    ``kind="cnn"``: three 1-D convolutions (each followed by pooling but the last) then attention
-    pooling over time. ``kind="gru"``: a GRU over time then attention pooling over its outputs.
+    ``backbone="cnn"``: three 1-D convolutions (each followed by pooling but the last) then
+    attention pooling over time. ``backbone="gru"``: a GRU over time, then attention pooling
+    over its outputs.
     """
 
     def __init__(
         self,
         in_channels: int,
         embed_dim: int = 64,
-        kind: str = "cnn",
+        backbone: str = "cnn",
         width: int = 32,
         dropout: float = 0.1,
     ) -> None:
         super().__init__()
         if in_channels < 1:
             raise ConfigError(f"signal encoder needs in_channels >= 1, got {in_channels}")
-        if kind not in ("cnn", "gru"):
-            raise ConfigError(f"signal encoder kind must be 'cnn' or 'gru', got {kind!r}")
+        if backbone not in ("cnn", "gru"):
+            raise ConfigError(f"signal backbone must be 'cnn' or 'gru', got {backbone!r}")
         self.embed_dim = embed_dim
-        self.kind = kind
-        if kind == "cnn":
+        self.backbone = backbone
+        if backbone == "cnn":
             self.body: nn.Module = nn.Sequential(
                 nn.Conv1d(in_channels, width, kernel_size=7, padding=3),
                 nn.ReLU(),
@@ -91,7 +92,7 @@ class SignalEncoder(ModalityEncoder):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 3:
             raise ConfigError(f"signal encoder expects [n, channels, time], got {list(x.shape)}")
-        if self.kind == "cnn":
+        if self.backbone == "cnn":
             steps = self.body(x).transpose(1, 2)  # [n, time', embed]
         else:
             steps, _ = self.body(x.transpose(1, 2))
@@ -99,12 +100,24 @@ class SignalEncoder(ModalityEncoder):
 
 
 class ImageEncoder(ModalityEncoder):
-    """Small CNN for single-channel 28×28 images (three conv blocks, global average pooling)."""
+    """Small CNN for single-channel images: three conv + max-pool blocks, then a linear layer.
+
+    The last feature map is flattened rather than averaged: on 28×28 ultrasound, where a lesion
+    sits matters, and global average pooling cost about 5 AUROC points on BreastMNIST.
+    """
 
     def __init__(
-        self, in_channels: int = 1, embed_dim: int = 64, width: int = 16, dropout: float = 0.1
+        self,
+        in_channels: int = 1,
+        embed_dim: int = 64,
+        width: int = 16,
+        image_size: int = 28,
+        dropout: float = 0.3,
     ) -> None:
         super().__init__()
+        final = image_size // 2 // 2 // 2
+        if final < 1:
+            raise ConfigError(f"image encoder needs images of at least 8×8, got {image_size}")
         self.embed_dim = embed_dim
         self.net = nn.Sequential(
             nn.Conv2d(in_channels, width, kernel_size=3, padding=1),
@@ -115,10 +128,10 @@ class ImageEncoder(ModalityEncoder):
             nn.MaxPool2d(2),
             nn.Conv2d(2 * width, 4 * width, kernel_size=3, padding=1),
             nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1),
+            nn.MaxPool2d(2),
             nn.Flatten(),
             nn.Dropout(dropout),
-            nn.Linear(4 * width, embed_dim),
+            nn.Linear(4 * width * final * final, embed_dim),
             nn.ReLU(),
         )
 

@@ -117,12 +117,17 @@ class UnimodalClassifier(nn.Module):
     """One encoder and a head, taking a bare tensor (the single-modality baselines)."""
 
     def __init__(
-        self, kind: str, num_classes: int, embed_dim: int = 64, dropout: float = 0.1, **encoder: Any
+        self,
+        encoder_kind: str,
+        num_classes: int,
+        embed_dim: int = 64,
+        dropout: float = 0.1,
+        **encoder: Any,
     ) -> None:
         super().__init__()
         if num_classes < 2:
             raise ConfigError(f"classifier needs num_classes >= 2, got {num_classes}")
-        self.encoder = build_encoder(kind, embed_dim=embed_dim, **encoder)
+        self.encoder = build_encoder(encoder_kind, embed_dim=embed_dim, **encoder)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(embed_dim, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

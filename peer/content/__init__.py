@@ -1,0 +1,1 @@
+"""Content-addressed storage of model weights and updates (IPFS via Kubo)."""

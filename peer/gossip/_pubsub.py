@@ -61,7 +61,8 @@ class GuardedPubsub(Pubsub):
         try:
             await super().push_msg(msg_forwarder, msg)
         except Exception as error:
-            logger.warning(
+            log = logger.debug if self._shutting_down(error) else logger.warning
+            log(
                 "dropped a malformed pubsub message forwarded by %s: %s: %s",
                 msg_forwarder,
                 type(error).__name__,
@@ -74,6 +75,9 @@ class GuardedPubsub(Pubsub):
             await super().stream_handler(stream)
         except Exception as error:
             peer_id = stream.muxed_conn.peer_id
+            if self._shutting_down(error):
+                logger.debug("pubsub stream of %s ended during shutdown: %r", peer_id, error)
+                return
             logger.warning(
                 "reset the pubsub stream of %s after unreadable input: %s: %s",
                 peer_id,
@@ -85,6 +89,13 @@ class GuardedPubsub(Pubsub):
             except Exception as reset_error:
                 logger.debug("resetting the stream of %s failed: %s", peer_id, reset_error)
             self._handle_dead_peer(peer_id)
+
+    def _shutting_down(self, error: Exception) -> bool:
+        """True if ``error`` comes from our own shutdown rather than from a peer."""
+        if not self.manager.is_running or self.manager.is_cancelled:
+            return True
+        # py-libp2p spawns per-message tasks into nurseries that may already be closing.
+        return isinstance(error, RuntimeError) and "closed to new arrivals" in str(error)
 
     async def handle_sending_messages(
         self, peer_id: ID, stream: INetStream, queue: RpcQueue

@@ -13,6 +13,19 @@ Settings that differ from py-libp2p 0.8.1 defaults, and why:
   peer, ourselves included, at 10 msg/s per topic and silently drops the rest);
 * strict signing on: the publisher's peer ID is authenticated by libp2p;
 * larger queues, error containment: see ``peer.gossip._pubsub``.
+
+Behaviour worth knowing:
+
+* ``listen_addrs`` reports the bound address as is: listening on ``0.0.0.0``
+  advertises ``/ip4/0.0.0.0/...``; give the routable IP to be dialable.
+* ``connected_peers()`` lists peers with a live connection that announced our
+  topic, i.e. peers that will actually get what we publish.
+* Bootstrap peers are redialled every 1-10 s (backing off) whenever they are not
+  connected, so peers may start in any order and survive restarts of others.
+* Messages wait for ``receive()`` in a queue of ``INBOX_CAPACITY``; overflow is
+  dropped with a warning.
+* ``import libp2p`` sets the ``libp2p`` logger to WARNING with propagate=False
+  (unless LIBP2P_DEBUG is set), so its records bypass the application's handlers.
 """
 
 from __future__ import annotations
@@ -20,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import socket
 import threading
 from collections.abc import Sequence
 from typing import Final
@@ -88,10 +102,12 @@ class Libp2pGossip(Gossip):
             raise ConfigError(f"listen_port={listen_port} is not a TCP port (0 picks a free one)")
         self._topic = topic
         self._max_message_bytes = max_message_bytes
+        self._listen_host, self._listen_port = listen_host, listen_port
         self._listen_maddr = _tcp_multiaddr(listen_host, listen_port)
         self._peer_id = peer_id_from_seed(self._seed)
         self._bootstrap = [
-            info for info in map(_parse_bootstrap_addr, bootstrap)
+            info
+            for info in map(_parse_bootstrap_addr, bootstrap)
             if info.peer_id.to_base58() != self._peer_id
         ]
 
@@ -125,9 +141,8 @@ class Libp2pGossip(Gossip):
     def is_running(self) -> bool:
         """True between a successful start() and close() (or a crash of the host)."""
         thread = self._thread
-        return self._ready.is_set() and not self._closed and thread is not None and (
-            thread.is_alive()
-        )
+        alive = thread is not None and thread.is_alive()
+        return alive and self._ready.is_set() and not self._closed
 
     def start(self) -> None:
         with self._lock:
@@ -135,6 +150,7 @@ class Libp2pGossip(Gossip):
                 raise ServiceUnavailableError("gossip host was closed; create a new one")
             if self._thread is not None:
                 raise ServiceUnavailableError("gossip host already started")
+            _check_port_free(self._listen_host, self._listen_port)
             self._thread = threading.Thread(
                 target=self._thread_main, name=f"gossip[{self._topic}]", daemon=True
             )
@@ -184,15 +200,14 @@ class Libp2pGossip(Gossip):
 
     def close(self) -> None:
         with self._lock:
-            if self._closed:
-                return
-            self._closed = True
+            already_closing, self._closed = self._closed, True
             thread, token, stop_event = self._thread, self._trio_token, self._stop_event
         if thread is None:
             return
-        if token is not None and stop_event is not None:
+        if not already_closing and token is not None and stop_event is not None:
             with contextlib.suppress(trio.RunFinishedError):  # it stopped on its own
                 token.run_sync_soon(stop_event.set)
+        # Every caller waits, so that after any close() returns the port is free.
         if threading.current_thread() is not thread:
             thread.join(CLOSE_TIMEOUT_SECONDS)
             if thread.is_alive():
@@ -268,6 +283,8 @@ class Libp2pGossip(Gossip):
             outbound_queue_size=OUTBOUND_QUEUE_SIZE,
             strict_signing=True,
         )
+        if host.get_id().to_base58() != self._peer_id:  # identity.py must agree with libp2p
+            raise RuntimeError(f"host peer ID {host.get_id()} != derived {self._peer_id}")
         try:
             async with (
                 host.run(listen_addrs=[self._listen_maddr]),
@@ -310,9 +327,15 @@ class Libp2pGossip(Gossip):
         delay = REDIAL_MIN_SECONDS
         while True:
             await trio.sleep(delay)
-            if host.get_network().get_connections(info.peer_id):
+            network = host.get_network()
+            if network.get_connections(info.peer_id):
                 delay = REDIAL_MIN_SECONDS
                 continue
+            # The swarm refuses to redial a peer for 60 s after a failed dial; we
+            # pace redials ourselves, so lift that block first.
+            unblock = getattr(network, "unblock_peer", None)
+            if unblock is not None:
+                unblock(info.peer_id)
             connected = await self._dial(host, info, False)
             delay = REDIAL_MIN_SECONDS if connected else min(delay * 2, REDIAL_MAX_SECONDS)
 
@@ -351,8 +374,7 @@ class Libp2pGossip(Gossip):
         if len(msg.data) <= self._max_message_bytes:
             return True
         logger.warning(
-            "dropped a %d-byte gossip message from %s (forwarded by %s): over "
-            "max_message_bytes=%d",
+            "dropped a %d-byte gossip message from %s (forwarded by %s): over max_message_bytes=%d",
             len(msg.data),
             _peer_label(msg.from_id),
             forwarder,
@@ -390,6 +412,27 @@ def _tcp_multiaddr(host: str, port: int) -> multiaddr.Multiaddr:
         ) from error
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """Fail fast if the port is taken.
+
+    py-libp2p listens with SO_REUSEPORT, so a second node on the same port would
+    start "successfully" and the kernel would split incoming connections between
+    the two.  A probe bound without SO_REUSEPORT sees the conflict.
+    """
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise ServiceUnavailableError(
+                f"cannot listen on {host}:{port}: {error.strerror}; another process (another "
+                "fedchain node?) holds the port -- pick a free port or 0 for any"
+            ) from error
+
+
 def _parse_bootstrap_addr(addr: str) -> PeerInfo:
     try:
         return info_from_p2p_addr(multiaddr.Multiaddr(addr))
@@ -405,4 +448,3 @@ def _peer_label(from_id: bytes) -> str:
         return ID(from_id).to_base58()
     except Exception:
         return from_id.hex()
-

@@ -1,0 +1,1 @@
+"""Launchers for the outside programs a node or a test network runs (Kubo, chains, peers)."""

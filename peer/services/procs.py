@@ -25,6 +25,8 @@ from fedchain.errors import ServiceUnavailableError, ToolchainError
 
 LOG_TAIL_LINES = 30
 """How many lines of a process log are quoted in an error message."""
+GROUP_EXIT_WAIT = 2.0
+"""Seconds ``stop`` waits for SIGKILLed group members to disappear."""
 
 _live: set[ManagedProcess] = set()
 _live_lock = threading.Lock()
@@ -108,6 +110,7 @@ class ManagedProcess:
         self._env = dict(env) if env is not None else None
         self._cwd = cwd
         self._popen: subprocess.Popen[bytes] | None = None
+        self._stopped = False
 
     # -- state -------------------------------------------------------------
 
@@ -165,12 +168,11 @@ class ManagedProcess:
 
     def wait_until(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
         """Like :func:`wait_until`, but fail at once (with the log) if the process dies."""
-
         deadline = time.monotonic() + timeout
         while True:
-            self.raise_if_exited(what)
             if predicate():
                 return
+            self.raise_if_exited(what)
             if time.monotonic() >= deadline:
                 raise ServiceUnavailableError(
                     f"{what} did not come up within {timeout:.1f} s although {self.name} "
@@ -183,6 +185,8 @@ class ManagedProcess:
         popen = self._popen
         if popen is None:
             return None
+        if self._stopped:
+            return popen.returncode
         pgid = popen.pid  # start_new_session makes the child its group leader
         _signal_group(pgid, signal.SIGTERM)
         try:
@@ -192,6 +196,8 @@ class ManagedProcess:
             popen.wait()
         # Children that outlived the leader (if any) get no second chance.
         _signal_group(pgid, signal.SIGKILL)
+        _wait_group_gone(pgid, GROUP_EXIT_WAIT)
+        self._stopped = True
         with _live_lock:
             _live.discard(self)
         return popen.returncode
@@ -217,6 +223,21 @@ class ManagedProcess:
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+
+
+def _wait_group_gone(pgid: int, timeout: float) -> None:
+    """Give killed group members a moment to die (signals are delivered asynchronously).
+
+    Bounded, because orphaned zombies stay group members until PID 1 reaps them,
+    which some container init processes never do.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.01)
 
 
 @atexit.register

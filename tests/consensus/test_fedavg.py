@@ -90,7 +90,8 @@ def test_two_processes_produce_identical_bytes(tmp_path: Path) -> None:
         env_threads = {"OMP_NUM_THREADS": str(i + 1)}
         subprocess.run(
             [sys.executable, "-c", _AGGREGATE_SCRIPT, str(out), *inputs],
-            check=True, env={**__import__("os").environ, **env_threads},
+            check=True,
+            env={**__import__("os").environ, **env_threads},
         )
         outs.append(out.read_bytes())
     assert outs[0] == outs[1]

@@ -5,8 +5,16 @@ import dataclasses
 from consensus.protocol import Action, RoundStatus, RoundView, next_action
 
 BASE = RoundView(
-    status=RoundStatus.COLLECTING, now=100, submit_deadline=200, attest_deadline=300,
-    submissions=0, quorum=2, eligible=True, submitted=False, attested=False, task_complete=False,
+    status=RoundStatus.COLLECTING,
+    now=100,
+    submit_deadline=200,
+    attest_deadline=300,
+    submissions=0,
+    quorum=2,
+    eligible=True,
+    submitted=False,
+    attested=False,
+    task_complete=False,
 )
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from consensus.protocol import RoundStatus
 from consensus.task_spec import ModelSpec, TaskSpec, TrainingSpec
-from peer.devnet import LocalFederation, TaskParams, find_ipfs
 from fedchain.errors import ToolchainError
+from peer.devnet import LocalFederation, TaskParams, find_ipfs
 
 SPEC = TaskSpec(
     name="heart-e2e",
@@ -55,11 +55,20 @@ def federation_factory(tmp_path: Path, ipfs_available: None) -> Iterator[object]
     feds: list[LocalFederation] = []
 
     def make(
-        names: list[str], *, chain: str = "anvil", rounds: int = 2, quorum: int | None = None,
-        extra_members: int = 0, fetch_timeout: float = 20.0, isolated: tuple[str, ...] = (),
+        names: list[str],
+        *,
+        chain: str = "anvil",
+        rounds: int = 2,
+        quorum: int | None = None,
+        extra_members: int = 0,
+        fetch_timeout: float = 20.0,
+        isolated: tuple[str, ...] = (),
     ) -> LocalFederation:
         fed = LocalFederation(
-            tmp_path / f"fed{len(feds)}", names, chain=chain, extra_members=extra_members,
+            tmp_path / f"fed{len(feds)}",
+            names,
+            chain=chain,
+            extra_members=extra_members,
             fetch_timeout=fetch_timeout,
         )
         feds.append(fed)
@@ -82,4 +91,6 @@ def wait_peers_exit(fed: LocalFederation, timeout: float = 60.0) -> None:
             break
         time.sleep(0.1)
     for name, proc in fed.peers.items():
-        assert proc.returncode == 0, f"peer {name} ended with {proc.returncode}:\n{proc.log_tail(60)}"
+        assert proc.returncode == 0, (
+            f"peer {name} ended with {proc.returncode}:\n{proc.log_tail(60)}"
+        )

@@ -7,11 +7,11 @@ import secrets
 import time
 
 import pytest
+from peer.content.kubo import KuboContentStore
+from peer.ledger.client import FederationClient
 
 from consensus.protocol import RoundStatus
 from peer.content.cid import cid_from_bytes, cid_to_bytes
-from peer.content.kubo import KuboContentStore
-from peer.ledger.client import FederationClient
 from tests.e2e.conftest import wait_peers_exit, wait_task_done
 from tests.e2e.test_rounds import audit_rounds
 
@@ -50,5 +50,7 @@ def test_update_not_matching_its_digest_is_left_out(federation_factory) -> None:
     wait_peers_exit(fed)
     bad = fed.outsiders[0].address
     for h in fed.hospitals:
-        history = [json.loads(x) for x in (h.home / "state" / "history.jsonl").read_text().splitlines()]
+        history = [
+            json.loads(x) for x in (h.home / "state" / "history.jsonl").read_text().splitlines()
+        ]
         assert [sorted(e["left_out"]) for e in history] == [[bad], [bad]]

@@ -32,7 +32,10 @@ def fed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFederation]:
 def run_peer(config: Path) -> tuple[int, list[str]]:
     proc = subprocess.run(
         [FEDCHAIN, "peer", "run", "--config", str(config)],
-        capture_output=True, text=True, timeout=120, env={**os.environ},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ},
     )
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     return proc.returncode, lines

@@ -11,12 +11,12 @@ import json
 
 import numpy as np
 import pytest
+from peer.content.kubo import KuboContentStore
 from safetensors.numpy import load as np_load
 from safetensors.numpy import save as np_save
 
 from consensus.protocol import RoundStatus
 from peer.content.cid import cid_from_bytes, digest_of_cid
-from peer.content.kubo import KuboContentStore
 from peer.devnet import LocalFederation
 from tests.e2e.conftest import round_status, wait_peers_exit, wait_task_done
 
@@ -54,7 +54,9 @@ def audit_rounds(fed: LocalFederation, rounds: int, *, honest: set[str]) -> list
                 assert digest_of_cid(cid) == sub.digest
                 used.append((np_load(store.get(cid, timeout=30)), sub.num_samples))
             assert len(used) == len(honest)
-            assert independent_weighted_mean(used) == agg_bytes, f"round {round_no} aggregate differs"
+            assert independent_weighted_mean(used) == agg_bytes, (
+                f"round {round_no} aggregate differs"
+            )
             attesters = client.attestations(fed.task_id, round_no)
             digests = {a.aggregate_digest for a in attesters}
             assert digests == {digest_of_cid(agg_cid)}, "honest peers attested different aggregates"
@@ -81,7 +83,9 @@ def test_three_hospitals_complete_two_rounds(federation_factory, chain: str) -> 
     assert [a["updates"] for a in audited] == [3, 3]
     wait_peers_exit(fed)
     for h in fed.hospitals:
-        history = [json.loads(x) for x in (h.home / "state" / "history.jsonl").read_text().splitlines()]
+        history = [
+            json.loads(x) for x in (h.home / "state" / "history.jsonl").read_text().splitlines()
+        ]
         assert [e["round"] for e in history] == [1, 2]
         assert all(not e["left_out"] for e in history)
     # Each member claimed its credit for both rounds: its training-set size, twice.

@@ -25,7 +25,10 @@ def test_valid_announcement_round_trips() -> None:
 
 @pytest.mark.parametrize(
     "domain",
-    [Domain(chain_id=1, contract=DOMAIN.contract), Domain(chain_id=31337, contract="0x" + "22" * 20)],
+    [
+        Domain(chain_id=1, contract=DOMAIN.contract),
+        Domain(chain_id=31337, contract="0x" + "22" * 20),
+    ],
 )
 def test_replay_on_other_chain_or_contract_fails(domain: Domain) -> None:
     with pytest.raises(ProtocolError, match="signed by"):
@@ -42,8 +45,14 @@ def test_tampered_fields_fail() -> None:
 
 @pytest.mark.parametrize(
     "payload",
-    [b"", b"\x00\xff", b"[]", b'{"kind":"update"}', b"x" * 10_000,
-     json.dumps({"kind": "update", "task_id": -1}).encode()],
+    [
+        b"",
+        b"\x00\xff",
+        b"[]",
+        b'{"kind":"update"}',
+        b"x" * 10_000,
+        json.dumps({"kind": "update", "task_id": -1}).encode(),
+    ],
 )
 def test_garbage_is_a_protocol_error(payload: bytes) -> None:
     with pytest.raises(ProtocolError):

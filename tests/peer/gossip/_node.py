@@ -48,6 +48,7 @@ def run_node(args: argparse.Namespace) -> None:
         import_s=imported_at - STARTED_AT,
         startup_s=time.monotonic() - STARTED_AT,
     )
+    inbox = Inbox(gossip)
     for line in sys.stdin:
         command = json.loads(line)
         name = command["cmd"]
@@ -62,39 +63,57 @@ def run_node(args: argparse.Namespace) -> None:
             for index in range(command["count"]):
                 payload = {"tag": command["tag"], "i": index, "sent": time.time()}
                 gossip.publish(json.dumps(payload).encode())
-                if command.get("interval"):
-                    time.sleep(command["interval"])
+                time.sleep(command.get("interval", 0))
             emit("published", count=command["count"])
         elif name == "collect":
-            emit("received", messages=collect(gossip, command["count"], command["timeout"]))
+            emit("received", messages=inbox.take(command["count"], command["timeout"]))
         elif name == "close":
             break
+    inbox.stop()
     gossip.close()
     gossip.close()  # idempotent
     others = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
     emit("closed", threads=others)
 
 
-def collect(gossip: Any, count: int, timeout: float) -> list[dict[str, Any]]:
-    """Receive until ``count`` messages arrived or ``timeout`` passed."""
-    messages: list[dict[str, Any]] = []
-    deadline = time.monotonic() + timeout
-    while len(messages) < count:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        message = gossip.receive(timeout=remaining)
-        if message is None:
-            break
-        messages.append(
-            {
+class Inbox:
+    """Receives on its own thread (as the peer node would) and timestamps on arrival."""
+
+    def __init__(self, gossip: Any) -> None:
+        self._gossip = gossip
+        self._messages: list[dict[str, Any]] = []
+        self._taken = 0
+        self._changed = threading.Condition()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="test-inbox")
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            message = self._gossip.receive(timeout=0.1)
+            if message is None:
+                continue
+            record = {
                 "sender": message.sender_peer_id,
                 "topic": message.topic,
                 "data_hex": message.data.hex(),
                 "received": time.time(),
             }
-        )
-    return messages
+            with self._changed:
+                self._messages.append(record)
+                self._changed.notify_all()
+
+    def take(self, count: int, timeout: float) -> list[dict[str, Any]]:
+        """Messages not taken before, waiting until ``count`` are there or ``timeout``."""
+        with self._changed:
+            self._changed.wait_for(lambda: len(self._messages) - self._taken >= count, timeout)
+            batch = self._messages[self._taken : self._taken + count]
+            self._taken += len(batch)
+            return batch
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join()
 
 
 # -------------------------------------------------------------------- hostile
@@ -213,7 +232,7 @@ async def hostile_main(args: argparse.Namespace) -> None:
             await pubsub.publish(args.topic, payload)
             await trio.sleep(0.2)
         emit("attacked", peer_id=my_id.to_base58(), good_hex=[p.hex() for p in good])
-        await trio.to_thread.run_sync(sys.stdin.read, abandon_on_cancel=True)
+        await trio.to_thread.run_sync(sys.stdin.read)  # until the test closes stdin
 
 
 # ----------------------------------------------------------------------- dial

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -74,10 +75,8 @@ class PeerProcess:
     def stop(self) -> None:
         """Close stdin (children exit on EOF), then wait, then kill as a last resort."""
         if self.process.stdin is not None and not self.process.stdin.closed:
-            try:
+            with contextlib.suppress(OSError):  # broken pipe if the child died
                 self.process.stdin.close()
-            except OSError:
-                pass
         try:
             self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:

@@ -1,0 +1,61 @@
+"""k-fold cross-validation and mean ± std summaries.
+
+Folds are stratified by label; when ``groups`` are given (e.g. HAPT subjects) no group is split
+across folds, so overlapping windows of one person never sit on both sides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+from torch import nn
+
+from fedchain.errors import ConfigError
+from models.baselines import evaluate, fit
+from models.sites import LocalTraining, Site, subset
+from models.training import ModelInput
+
+
+def summarize(runs: Sequence[Mapping[str, float]]) -> dict[str, dict[str, float]]:
+    """``{metric: {"mean": m, "std": s}}`` over runs (population std; NaNs ignored)."""
+    if not runs:
+        raise ConfigError("nothing to summarize")
+    out: dict[str, dict[str, float]] = {}
+    for metric in runs[0]:
+        values = np.array([run[metric] for run in runs], dtype=np.float64)
+        finite = values[np.isfinite(values)]
+        if finite.size == 0:
+            out[metric] = {"mean": float("nan"), "std": float("nan")}
+        else:
+            out[metric] = {"mean": float(finite.mean()), "std": float(finite.std())}
+    return out
+
+
+def cross_validate(
+    make_model: Callable[[int], nn.Module],
+    x: ModelInput,
+    y: np.ndarray,
+    *,
+    k: int,
+    hp: LocalTraining,
+    seed: int,
+    groups: np.ndarray | None = None,
+) -> list[dict[str, float]]:
+    """Metrics of each of ``k`` folds; ``make_model(seed)`` builds a fresh model per fold."""
+    if k < 2:
+        raise ConfigError(f"cross-validation needs k >= 2, got {k}")
+    labels = np.asarray(y)
+    if groups is None:
+        splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+        folds = splitter.split(np.zeros(labels.size), labels)
+    else:
+        grouped = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+        folds = grouped.split(np.zeros(labels.size), labels, groups)
+    results = []
+    for fold, (train, test) in enumerate(folds):
+        model = make_model(seed * 100 + fold)
+        fit(model, Site(f"fold{fold}", subset(x, train), labels[train]), hp, seed * 100 + fold)
+        results.append(evaluate(model, subset(x, test), labels[test]))
+    return results

@@ -1,0 +1,71 @@
+"""What the round logic needs from a content-addressed store.
+
+Model weights and updates travel as immutable blobs named by CIDv1.  The round
+logic only adds, fetches, pins and connects to peers; keeping that to one small
+interface lets every backend be checked by the same conformance tests.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from types import TracebackType
+
+DEFAULT_PIN_TIMEOUT = 120.0
+"""Seconds ``pin`` may spend fetching content that is not yet local."""
+
+
+class ContentStore(ABC):
+    """A node's view of the shared, content-addressed blob store.
+
+    Errors: ``ServiceUnavailableError`` when the backend or a peer cannot be
+    reached, ``ContentError`` for a bad CID or content that cannot be fetched in
+    time.  Both come from ``fedchain.errors``.
+    """
+
+    @property
+    @abstractmethod
+    def peer_id(self) -> str:
+        """This node's identity on the content network (a libp2p peer id)."""
+
+    @abstractmethod
+    def add(self, data: bytes) -> str:
+        """Store ``data``, pin it, and return its CIDv1.
+
+        The CID depends only on the bytes (raw leaves, fixed chunking), so every
+        peer that adds the same bytes gets the same CID.
+        """
+
+    @abstractmethod
+    def get(self, cid: str, *, timeout: float) -> bytes:
+        """Return the content of ``cid``, fetching it from peers if needed.
+
+        Raises ContentError naming the CID if it cannot be fetched completely
+        within ``timeout`` seconds.  Never returns partial content.
+        """
+
+    @abstractmethod
+    def pin(self, cid: str, *, timeout: float = DEFAULT_PIN_TIMEOUT) -> None:
+        """Keep ``cid`` (fetched first if needed) until it is unpinned; idempotent."""
+
+    @abstractmethod
+    def has_local(self, cid: str) -> bool:
+        """True if the whole of ``cid`` is stored locally (no network is used)."""
+
+    @abstractmethod
+    def connect(self, multiaddr: str) -> None:
+        """Open a connection to the peer at ``multiaddr`` (``.../p2p/<peer id>``)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the connection to the backend; safe to call more than once."""
+
+    def __enter__(self) -> ContentStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

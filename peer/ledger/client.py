@@ -1,0 +1,492 @@
+"""Typed client for one deployed Federation contract, acting as one account.
+
+Every contract function has a method here.  Writes are signed locally and sent
+raw (:mod:`peer.ledger.sender`), return a :class:`TxResult` with the decoded
+events, and raise the named exception of :mod:`peer.ledger.errors` when the
+contract refuses them.  Reads go straight to ``eth_call``.  History that the
+contract keeps only in its logs (each update's CID, a past round's deadlines and
+aggregate) is read from the logs, so :meth:`FederationClient.round_info` and
+:meth:`FederationClient.submissions` describe any round, not just the open one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from typing import Any, TypeVar
+
+from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
+from web3 import HTTPProvider, Web3
+
+from fedchain.errors import LedgerError, ServiceUnavailableError
+from peer.content.cid import cid_from_bytes
+from peer.ledger.abc import FederationLedger
+from peer.ledger.abi import ContractAbi
+from peer.ledger.compiler import ContractArtifact, federation_artifact
+from peer.ledger.errors import decode_revert
+from peer.ledger.events import (
+    AggregateAttested,
+    ContractEvent,
+    EventDecoder,
+    ProposalCreated,
+    RoundFinalized,
+    RoundOpened,
+    TaskCreated,
+    UpdatesClosed,
+    UpdateSubmitted,
+)
+from peer.ledger.rpc import RpcError, endpoint_of, rpc
+from peer.ledger.sender import TransactionSender
+from peer.ledger.types import (
+    ProposalInfo,
+    ProposalKind,
+    RoundInfo,
+    RoundStatus,
+    Submission,
+    TaskInfo,
+    TaskStatus,
+    TxResult,
+)
+
+E = TypeVar("E", bound=ContractEvent)
+
+ZERO32 = bytes(32)
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+
+GAS_LIMITS: dict[str, int] = {
+    "submitUpdate": 200_000,
+    "closeUpdates": 120_000,
+    "attestAggregate": 350_000,
+    "failRound": 150_000,
+    "reportDissent": 120_000,
+    "claimContribution": 200_000,
+    "propose": 400_000,
+    "approve": 400_000,
+}
+"""Generous fixed gas per call (measured use is well below; see scripts/bench/gas)."""
+CREATE_TASK_BASE_GAS = 300_000
+CREATE_TASK_GAS_PER_MEMBER = 110_000
+CLAIM_GAS_PER_PROOF_NODE = 2_000
+DEPLOY_GAS_MARGIN = 1.25
+
+
+def connect(rpc_url: str, *, timeout: float = 10.0) -> Web3:
+    """A Web3 for ``rpc_url`` that has answered ``eth_chainId``, or ServiceUnavailableError."""
+    w3 = Web3(HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+    try:
+        rpc(w3, "eth_chainId", [])
+    except (ServiceUnavailableError, RpcError) as exc:
+        raise ServiceUnavailableError(
+            f"cannot reach the chain RPC at {rpc_url}: {exc}; start the chain (Anvil or Ganache) "
+            "or fix chain.rpc_url in the configuration"
+        ) from exc
+    return w3
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    return str(value)
+
+
+def _b(hex_or_bytes: Any) -> bytes:
+    return bytes(hex_or_bytes)
+
+
+class FederationClient(FederationLedger):
+    """One member's (or an observer's) handle on a deployed Federation contract."""
+
+    def __init__(
+        self,
+        w3: Web3,
+        address: str,
+        account: LocalAccount,
+        *,
+        gas_limit: int | None = None,
+        receipt_timeout: float = 60.0,
+        poll_interval: float = 0.005,
+        artifact: ContractArtifact | None = None,
+    ) -> None:
+        self.w3 = w3
+        self.address = to_checksum_address(address)
+        self.account = account
+        self.gas_limit = gas_limit
+        self.artifact = artifact or federation_artifact()
+        self.abi = ContractAbi(self.artifact.abi)
+        self.decoder = EventDecoder(self.abi)
+        self.chain_id = int(rpc(w3, "eth_chainId", []), 16)
+        self.sender = TransactionSender(
+            w3, account, self.chain_id, poll_interval=poll_interval, timeout=receipt_timeout
+        )
+        self.last_result: TxResult | None = None
+        code = rpc(w3, "eth_getCode", [self.address, "latest"])
+        if not code or code == "0x":
+            raise LedgerError(
+                f"no contract at {self.address} on chain {self.chain_id} ({endpoint_of(w3)}); "
+                "check chain.contract and chain.rpc_url"
+            )
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _context(self, fn: str, args: Sequence[Any]) -> str:
+        return f"{fn}({', '.join(_show(a) for a in args)}) from {self.account.address}"
+
+    def _call(self, fn: str, *args: Any) -> tuple[Any, ...]:
+        data = self.abi.encode_call(fn, args)
+        try:
+            out = rpc(self.w3, "eth_call", [{"to": self.address, "data": "0x" + data.hex()}, "latest"])
+        except RpcError as exc:
+            if exc.revert_data:
+                raise decode_revert(self.abi, exc.revert_data, self._context(fn, args)) from None
+            raise LedgerError(f"{self._context(fn, args)} failed: {exc.message}") from exc
+        return self.abi.decode_output(fn, bytes.fromhex(str(out)[2:]))
+
+    def _transact(self, fn: str, args: Sequence[Any], gas: int | None = None) -> TxResult:
+        data = self.abi.encode_call(fn, args)
+        limit = self.gas_limit or gas or GAS_LIMITS[fn]
+        context = self._context(fn, args)
+        receipt = self.sender.send(
+            self.address,
+            data,
+            limit,
+            context=context,
+            decode_revert=lambda raw, ctx: decode_revert(self.abi, raw, ctx),
+        )
+        result = self._result(receipt)
+        self.last_result = result
+        return result
+
+    def _result(self, receipt: dict[str, Any]) -> TxResult:
+        mine = [
+            log for log in receipt.get("logs", [])
+            if to_checksum_address(log["address"]) == self.address
+        ]
+        return TxResult(
+            tx_hash=str(receipt["transactionHash"]),
+            block_number=int(receipt["blockNumber"], 16),
+            gas_used=int(receipt["gasUsed"], 16),
+            receipt=receipt,
+            events=tuple(self.decoder.decode_all(mine)),
+        )
+
+    def logs(
+        self,
+        kinds: Iterable[type[ContractEvent]],
+        *topics: int | str | None,
+        from_block: int = 0,
+    ) -> list[ContractEvent]:
+        """Events of the given kinds, filtered by indexed arguments in order (None = any).
+
+        Integers are indexed ``uint``s (task id, round), strings are addresses.
+        Results are in chain order (block, log index).
+        """
+        topic_filter: list[Any] = [["0x" + self.decoder.topic(k).hex() for k in kinds]]
+        for t in topics:
+            if t is None:
+                topic_filter.append(None)
+            elif isinstance(t, int):
+                topic_filter.append("0x" + t.to_bytes(32, "big").hex())
+            else:
+                topic_filter.append("0x" + bytes(12).hex() + to_checksum_address(t)[2:].lower())
+        query = {
+            "address": self.address,
+            "fromBlock": hex(from_block),
+            "toBlock": "latest",
+            "topics": topic_filter,
+        }
+        raw = rpc(self.w3, "eth_getLogs", [query])
+        events = self.decoder.decode_all(raw)
+        events.sort(key=lambda e: (e.block_number, e.log_index))
+        return events
+
+    def events(self, kind: type[E], *topics: int | str | None, from_block: int = 0) -> list[E]:
+        """Events of one kind, filtered by indexed arguments (see :meth:`logs`)."""
+        return [e for e in self.logs([kind], *topics, from_block=from_block) if isinstance(e, kind)]
+
+    # -- membership ------------------------------------------------------------------------------
+
+    def is_member(self, account: str) -> bool:
+        return bool(self._call("isMember", to_checksum_address(account))[0])
+
+    def member_count(self) -> int:
+        return int(self._call("memberCount")[0])
+
+    def peer_id_of(self, account: str) -> str:
+        return str(self._call("peerIdOf", to_checksum_address(account))[0])
+
+    def member_by_peer_id(self, peer_id: str) -> str | None:
+        found = str(self._call("memberByPeerId", peer_id)[0])
+        return None if found == ZERO_ADDRESS else found
+
+    def members(self) -> list[str]:
+        return list(self._call("members")[0])
+
+    def approval_bps(self) -> int:
+        return int(self._call("approvalBps")[0])
+
+    # -- governance -------------------------------------------------------------------------------
+
+    def propose(
+        self,
+        kind: ProposalKind,
+        account: str,
+        peer_id: str = "",
+        metadata_digest: bytes = ZERO32,
+    ) -> int:
+        """Propose to admit or remove ``account``; return the proposal id (see ``last_result``)."""
+        result = self._transact(
+            "propose", [int(kind), to_checksum_address(account), peer_id, metadata_digest]
+        )
+        return result.event(ProposalCreated).proposal_id
+
+    def approve(self, proposal_id: int) -> TxResult:
+        return self._transact("approve", [proposal_id])
+
+    def proposal(self, proposal_id: int) -> ProposalInfo:
+        (v,) = self._call("proposal", proposal_id)
+        kind, account, peer_id, metadata, proposer, approvals, count, expires, executed = v
+        return ProposalInfo(
+            proposal_id=proposal_id,
+            kind=ProposalKind(kind),
+            account=to_checksum_address(account),
+            peer_id=str(peer_id),
+            metadata_digest=_b(metadata),
+            proposer=to_checksum_address(proposer),
+            approvals=int(approvals),
+            member_count_at_proposal=int(count),
+            expires_at=int(expires),
+            executed=bool(executed),
+        )
+
+    def has_approved(self, proposal_id: int, member: str) -> bool:
+        return bool(self._call("hasApproved", proposal_id, to_checksum_address(member))[0])
+
+    # -- tasks -----------------------------------------------------------------------------------
+
+    def create_task(
+        self,
+        spec_cid: bytes,
+        initial_model_cid: bytes,
+        quorum: int,
+        round_duration: int,
+        attest_duration: int,
+        num_rounds: int,
+    ) -> int:
+        """Create a task (round 1 opens at once); return its id (see ``last_result``)."""
+        gas = CREATE_TASK_BASE_GAS + CREATE_TASK_GAS_PER_MEMBER * self.member_count()
+        result = self._transact(
+            "createTask",
+            [bytes(spec_cid), bytes(initial_model_cid), quorum, round_duration, attest_duration,
+             num_rounds],
+            gas=gas,
+        )
+        return result.event(TaskCreated).task_id
+
+    def task_count(self) -> int:
+        return int(self._call("taskCount")[0])
+
+    def task(self, task_id: int) -> TaskInfo:
+        (v,) = self._call("task", task_id)
+        (spec, quorum, round_d, attest_d, num_rounds, current, last_final, finalized, model,
+         status) = v
+        return TaskInfo(
+            task_id=task_id,
+            spec_digest=_b(spec),
+            quorum=int(quorum),
+            round_duration=int(round_d),
+            attest_duration=int(attest_d),
+            num_rounds=int(num_rounds),
+            current_round=int(current),
+            last_finalized_round=int(last_final),
+            finalized_rounds=int(finalized),
+            global_model_digest=_b(model),
+            status=TaskStatus(status),
+        )
+
+    def task_created(self, task_id: int) -> TaskCreated:
+        found = self.events(TaskCreated, task_id)
+        if not found:
+            raise LedgerError(f"no TaskCreated event for task {task_id} at {self.address}")
+        return found[0]
+
+    def spec_cid(self, task_id: int) -> str:
+        """Text CID of the task spec, from the task's creation event."""
+        return cid_from_bytes(self.task_created(task_id).spec_cid)
+
+    def model_cid(self, task_id: int, model_digest: bytes) -> str:
+        """Text CID of a global model of this task (initial or finalized) with this digest."""
+        created = self.task_created(task_id)
+        if created.initial_model_cid[4:] == model_digest:
+            return cid_from_bytes(created.initial_model_cid)
+        for ev in self.events(RoundFinalized, task_id):
+            if ev.aggregate_digest == model_digest:
+                return cid_from_bytes(ev.aggregate_cid)
+        raise LedgerError(
+            f"no model with digest 0x{model_digest.hex()} was agreed in task {task_id}"
+        )
+
+    # -- rounds: writes ----------------------------------------------------------------------------
+
+    def submit_update(
+        self, task_id: int, round_no: int, update_cid: bytes, num_samples: int
+    ) -> TxResult:
+        return self._transact("submitUpdate", [task_id, round_no, bytes(update_cid), num_samples])
+
+    def close_updates(self, task_id: int, round_no: int) -> TxResult:
+        return self._transact("closeUpdates", [task_id, round_no])
+
+    def attest_aggregate(
+        self, task_id: int, round_no: int, aggregate_cid: bytes, scores_digest: bytes
+    ) -> TxResult:
+        return self._transact(
+            "attestAggregate", [task_id, round_no, bytes(aggregate_cid), bytes(scores_digest)]
+        )
+
+    def fail_round(self, task_id: int, round_no: int) -> TxResult:
+        return self._transact("failRound", [task_id, round_no])
+
+    def report_dissent(self, task_id: int, round_no: int, member: str) -> TxResult:
+        return self._transact("reportDissent", [task_id, round_no, to_checksum_address(member)])
+
+    def claim_contribution(
+        self, task_id: int, round_no: int, score: int, proof: Sequence[bytes]
+    ) -> TxResult:
+        nodes = [bytes(p) for p in proof]
+        gas = GAS_LIMITS["claimContribution"] + CLAIM_GAS_PER_PROOF_NODE * len(nodes)
+        return self._transact("claimContribution", [task_id, round_no, score, nodes], gas=gas)
+
+    # -- rounds: reads -------------------------------------------------------------------------------
+
+    def round_info(self, task_id: int, round_no: int) -> RoundInfo:
+        """The round as storage has it, completed from the round's events once it has ended."""
+        (v,) = self._call("roundInfo", task_id, round_no)
+        status, model, submit_dl, attest_dl, eligible, submissions, agg, scores = v
+        info = RoundInfo(
+            task_id=task_id,
+            round=round_no,
+            status=RoundStatus(status),
+            model_digest=_b(model),
+            submit_deadline=int(submit_dl),
+            attest_deadline=int(attest_dl),
+            eligible=int(eligible),
+            submissions=int(submissions),
+            aggregate_digest=_b(agg),
+            scores_digest=_b(scores),
+        )
+        if info.status in (RoundStatus.FINALIZED, RoundStatus.FAILED):
+            return self._from_history(info)
+        return info
+
+    def _from_history(self, info: RoundInfo) -> RoundInfo:
+        kinds = (RoundOpened, UpdateSubmitted, UpdatesClosed, RoundFinalized)
+        found = self.logs(kinds, info.task_id, info.round)
+        opened = next((e for e in found if isinstance(e, RoundOpened)), None)
+        closed = next((e for e in found if isinstance(e, UpdatesClosed)), None)
+        final = next((e for e in found if isinstance(e, RoundFinalized)), None)
+        submitted = sum(isinstance(e, UpdateSubmitted) for e in found)
+        fields: dict[str, Any] = {
+            "submissions": closed.submissions if closed is not None else submitted,
+        }
+        if opened is not None:
+            fields.update(
+                model_digest=opened.model_digest,
+                submit_deadline=opened.submit_deadline,
+                attest_deadline=opened.attest_deadline,
+                eligible=opened.eligible,
+            )
+        if final is not None:
+            fields.update(
+                aggregate_digest=final.aggregate_digest,
+                scores_digest=final.scores_digest,
+                finalized_block=final.block_number,
+            )
+        return replace(info, **fields)
+
+    def submission_of(self, task_id: int, round_no: int, member: str) -> tuple[bytes, int]:
+        """(digest, numSamples) of ``member``'s update in ``round_no`` while storage holds it
+        (the open round and until the member submits again); zeros otherwise."""
+        digest, n = self._call("submissionOf", task_id, round_no, to_checksum_address(member))
+        return _b(digest), int(n)
+
+    def attestation_of(self, task_id: int, round_no: int, member: str) -> tuple[bytes, bytes]:
+        """(aggregateDigest, scoresDigest) ``member`` attested in ``round_no`` while storage
+        holds it; zeros otherwise."""
+        agg, scores = self._call("attestationOf", task_id, round_no, to_checksum_address(member))
+        return _b(agg), _b(scores)
+
+    def submissions(self, task_id: int, round_no: int) -> list[Submission]:
+        """Every update submitted in the round, in chain order (block, log index)."""
+        return [
+            Submission(member=e.member, digest=e.digest, cid=e.cid, num_samples=e.num_samples)
+            for e in self.events(UpdateSubmitted, task_id, round_no)
+        ]
+
+    def attestations(self, task_id: int, round_no: int) -> list[AggregateAttested]:
+        """Every attestation of the round (including late ones), in chain order."""
+        return self.events(AggregateAttested, task_id, round_no)
+
+    def finalized_event(self, task_id: int, round_no: int) -> RoundFinalized:
+        found = self.events(RoundFinalized, task_id, round_no)
+        if not found:
+            raise LedgerError(f"round {round_no} of task {task_id} has not finalized")
+        return found[0]
+
+    # -- contributions ---------------------------------------------------------------------------
+
+    def contribution_of(self, account: str) -> int:
+        return int(self._call("contributionOf", to_checksum_address(account))[0])
+
+    def credit_of(self, account: str) -> int:
+        return int(self._call("creditOf", to_checksum_address(account))[0])
+
+    def has_claimed(self, task_id: int, round_no: int, member: str) -> bool:
+        return bool(self._call("hasClaimed", task_id, round_no, to_checksum_address(member))[0])
+
+    def __repr__(self) -> str:
+        return f"FederationClient({self.address} on chain {self.chain_id} as {self.account.address})"
+
+
+def deploy(
+    w3: Web3,
+    account: LocalAccount,
+    founders: Sequence[str],
+    peer_ids: Sequence[str],
+    approval_bps: int,
+    *,
+    artifact: ContractArtifact | None = None,
+    receipt_timeout: float = 60.0,
+) -> FederationClient:
+    """Deploy a Federation with its founding members; return a client acting as ``account``.
+
+    The deployer gets no power over the contract; ``account`` need not be a founder.
+    """
+    artifact = artifact or federation_artifact()
+    abi = ContractAbi(artifact.abi)
+    args = [[to_checksum_address(a) for a in founders], list(peer_ids), approval_bps]
+    data = bytes.fromhex(artifact.bytecode[2:]) + abi.encode_constructor(args)
+    context = f"deploy Federation({len(founders)} founders, approvalBps={approval_bps})"
+    call = {"from": account.address, "data": "0x" + data.hex()}
+    try:
+        estimate = int(rpc(w3, "eth_estimateGas", [call]), 16)
+    except RpcError as exc:
+        if exc.revert_data:
+            raise decode_revert(abi, exc.revert_data, context) from None
+        raise LedgerError(f"{context}: the chain refused the deployment: {exc.message}") from exc
+    chain_id = int(rpc(w3, "eth_chainId", []), 16)
+    sender = TransactionSender(w3, account, chain_id, timeout=receipt_timeout)
+    receipt = sender.send(
+        None,
+        data,
+        int(estimate * DEPLOY_GAS_MARGIN),
+        context=context,
+        decode_revert=lambda raw, ctx: decode_revert(abi, raw, ctx),
+    )
+    address = receipt.get("contractAddress")
+    if not address:
+        raise LedgerError(f"{context}: receipt {receipt['transactionHash']} names no contract")
+    return FederationClient(
+        w3, str(address), account, artifact=artifact, receipt_timeout=receipt_timeout
+    )

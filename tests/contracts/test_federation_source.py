@@ -1,0 +1,75 @@
+"""The contract as compiled: no warnings, deployable size, documented, and the interface peers rely on."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from peer.ledger.compiler import CONTRACTS_DIR, WRAPPER, ContractArtifact, federation_artifact
+
+EIP170_LIMIT = 24_576
+SPEC_ERRORS = {
+    "NotMember(address)", "UnknownTask(uint256)", "WrongRound(uint32,uint32)", "RoundNotCollecting()",
+    "SubmissionDeadlinePassed(uint64)", "AlreadySubmitted()", "ZeroSamples()", "InvalidCid()",
+    "UpdatesNotClosed()", "DeadlineNotPassed()", "QuorumNotReached(uint32,uint32)", "AlreadyAttested()",
+    "AttestDeadlinePassed()", "RoundAlreadyFinalized()", "RoundNotFinalized()", "InvalidProof()",
+    "AlreadyClaimed()", "AlreadyApproved()", "UnknownProposal()", "ProposalClosed()", "AlreadyMember()",
+    "InvalidConfig(string)",
+}
+SPEC_FUNCTIONS = {
+    "isMember(address)", "memberCount()", "peerIdOf(address)", "memberByPeerId(string)", "members()",
+    "propose(uint8,address,string,bytes32)", "approve(uint256)",
+    "createTask(bytes,bytes,uint32,uint64,uint64,uint32)", "task(uint256)", "roundInfo(uint256,uint32)",
+    "submitUpdate(uint256,uint32,bytes,uint64)", "submissionOf(uint256,uint32,address)",
+    "closeUpdates(uint256,uint32)", "attestAggregate(uint256,uint32,bytes,bytes32)",
+    "reportDissent(uint256,uint32,address)", "failRound(uint256,uint32)",
+    "claimContribution(uint256,uint32,uint256,bytes32[])", "contributionOf(address)", "creditOf(address)",
+}
+
+
+def _signatures(artifact: ContractArtifact, kind: str) -> set[str]:
+    return {
+        f"{e['name']}({','.join(i['type'] for i in e.get('inputs', []))})"
+        for e in artifact.abi
+        if e["type"] == kind
+    }
+
+
+@pytest.fixture(scope="module")
+def artifact() -> ContractArtifact:
+    return federation_artifact()
+
+
+def test_compiles_without_warnings(artifact: ContractArtifact) -> None:
+    assert artifact.warnings == (), "\n".join(artifact.warnings)
+    assert artifact.compiler.startswith("0.8.37+commit.")
+
+
+def test_fits_the_contract_size_limit(artifact: ContractArtifact) -> None:
+    assert len(artifact.deployed_bytecode) // 2 - 1 < EIP170_LIMIT
+    assert "5f" in artifact.deployed_bytecode  # PUSH0: compiled for shanghai, not an older EVM
+
+
+def test_exposes_the_spec_interface(artifact: ContractArtifact) -> None:
+    assert SPEC_FUNCTIONS <= _signatures(artifact, "function")
+    assert SPEC_ERRORS <= _signatures(artifact, "error")
+    events = {e["name"] for e in artifact.abi if e["type"] == "event"}
+    assert {
+        "ProposalCreated", "ProposalApproved", "MemberAdmitted", "MemberRemoved", "TaskCreated",
+        "RoundOpened", "UpdateSubmitted", "UpdatesClosed", "AggregateAttested", "RoundFinalized",
+        "RoundFailed", "TaskCompleted", "DissentRecorded", "ContributionClaimed",
+    } <= events
+    assert not any(e.get("stateMutability") == "payable" for e in artifact.abi), "nothing takes ether"
+
+
+def test_every_external_function_is_documented() -> None:
+    out = subprocess.run(
+        [str(WRAPPER), "Federation.sol", "--combined-json", "abi,userdoc", "--evm-version", "shanghai"],
+        cwd=CONTRACTS_DIR, capture_output=True, text=True, check=True, timeout=120,
+    )
+    contract = json.loads(out.stdout)["contracts"]["Federation.sol:Federation"]
+    documented = {sig.split("(")[0] for sig in contract["userdoc"]["methods"]}
+    functions = {e["name"] for e in contract["abi"] if e["type"] == "function"}
+    assert functions - documented == set()

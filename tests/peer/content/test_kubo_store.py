@@ -1,0 +1,155 @@
+"""KuboContentStore against real Kubo daemons in a private swarm."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from fedchain.errors import ConfigError, ContentError, ServiceUnavailableError
+from peer.content.abc import ContentStore
+from peer.content.kubo import KuboContentStore
+from peer.services.kubo_daemon import generate_swarm_key
+from peer.services.procs import free_port
+from tests.peer.content.conformance import ContentStoreConformance, MiB
+from tests.peer.content.kubo_harness import KuboPeer, cli, ipfs_binary, start_peer
+
+# ipfshttpclient 0.7 passes urllib3 2.x an obsolete argument on every request.
+pytestmark = pytest.mark.filterwarnings("ignore:The 'strict' parameter:FutureWarning")
+
+# bytes(i % 251 for i in range(3 MiB)) as imported by `ipfs add --cid-version 1
+# --raw-leaves --chunker size-1048576` (Kubo 0.41, profile unixfs-v1-2025).
+PATTERN_3MIB_CID = "bafybeihzpjrbcpjpzcx4yxh3hasnjidsikmwmsrli7hhamhny5iueulu5a"
+
+
+@pytest.fixture(scope="module")
+def ipfs_bin() -> Path:
+    return ipfs_binary()
+
+
+@pytest.fixture(scope="module")
+def swarm_key() -> bytes:
+    return generate_swarm_key()
+
+
+@pytest.fixture(scope="module")
+def kubo_a(
+    ipfs_bin: Path, swarm_key: bytes, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[KuboPeer]:
+    peer = start_peer(ipfs_bin, tmp_path_factory.mktemp("kubo") / "a", swarm_key)
+    yield peer
+    peer.close()
+
+
+@pytest.fixture(scope="module")
+def kubo_b(
+    ipfs_bin: Path, swarm_key: bytes, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[KuboPeer]:
+    peer = start_peer(ipfs_bin, tmp_path_factory.mktemp("kubo") / "b", swarm_key)
+    yield peer
+    peer.close()
+
+
+class TestKuboContentStore(ContentStoreConformance):
+    @pytest.fixture
+    def peer_a(self, kubo_a: KuboPeer) -> KuboPeer:
+        return kubo_a
+
+    @pytest.fixture
+    def peer_b(self, kubo_b: KuboPeer) -> KuboPeer:
+        return kubo_b
+
+    @pytest.fixture
+    def open_store_a(self, kubo_a: KuboPeer) -> Callable[[], ContentStore]:
+        return lambda: KuboContentStore(kubo_a.daemon.api_multiaddr)
+
+
+def test_cid_matches_the_kubo_cli_import_of_the_same_bytes(kubo_a: KuboPeer):
+    data = bytes(i % 251 for i in range(3 * MiB))
+    assert kubo_a.store.add(data) == PATTERN_3MIB_CID
+
+
+def test_unreachable_api_names_the_address_and_the_fix():
+    address = f"/ip4/127.0.0.1/tcp/{free_port()}/http"
+    with pytest.raises(ServiceUnavailableError) as caught:
+        KuboContentStore(address)
+    message = str(caught.value)
+    assert address in message
+    assert "start the Kubo daemon" in message and "kubo_api" in message
+
+
+def test_malformed_api_address_is_a_config_error():
+    with pytest.raises(ConfigError, match="kubo_api"):
+        KuboContentStore("localhost:5001")
+
+
+def test_peer_outside_the_private_network_can_neither_connect_nor_fetch(
+    ipfs_bin: Path, kubo_a: KuboPeer, tmp_path: Path
+):
+    data = os.urandom(10_000)
+    cid = kubo_a.store.add(data)
+    outsider = start_peer(ipfs_bin, tmp_path / "outsider", generate_swarm_key())
+    try:
+        with pytest.raises(ServiceUnavailableError, match="swarm key"):
+            outsider.store.connect(kubo_a.address)
+        with pytest.raises(ContentError, match=cid):
+            outsider.store.get(cid, timeout=2)
+        assert outsider.store.has_local(cid) is False
+    finally:
+        outsider.close()
+    # A itself never accepted the outsider.
+    peers = cli(ipfs_bin, kubo_a.daemon, "swarm", "peers")
+    assert outsider.daemon.peer_id not in peers
+
+
+def test_content_that_stops_arriving_midway_is_an_error_not_short_bytes(
+    ipfs_bin: Path, swarm_key: bytes, tmp_path: Path
+):
+    source = start_peer(ipfs_bin, tmp_path / "source", swarm_key)
+    sink = start_peer(ipfs_bin, tmp_path / "sink", swarm_key)
+    try:
+        data = os.urandom(3 * MiB)
+        cid = source.store.add(data)
+        sink.store.connect(source.address)
+        # Fetch only the root block, then lose the only peer holding the rest.
+        cli(ipfs_bin, sink.daemon, "block", "stat", cid)
+        source.close()
+        assert sink.store.has_local(cid) is False
+        with pytest.raises(ContentError, match=f"{cid}.*of {3 * MiB} bytes"):
+            sink.store.get(cid, timeout=1.5)
+    finally:
+        sink.close()
+        source.close()
+
+
+def test_restarted_daemon_keeps_identity_and_pinned_content(
+    ipfs_bin: Path, swarm_key: bytes, tmp_path: Path
+):
+    first = start_peer(ipfs_bin, tmp_path / "node", swarm_key)
+    data = os.urandom(2 * MiB)
+    cid = first.store.add(data)
+    peer_id = first.store.peer_id
+    first.close()
+
+    second = start_peer(ipfs_bin, tmp_path / "node", swarm_key)  # init() again, new ports
+    try:
+        assert second.store.peer_id == peer_id
+        assert second.store.has_local(cid)
+        assert second.store.get(cid, timeout=5) == data
+    finally:
+        second.close()
+
+
+def test_daemon_that_goes_away_is_reported_as_unavailable(
+    ipfs_bin: Path, swarm_key: bytes, tmp_path: Path
+):
+    peer = start_peer(ipfs_bin, tmp_path / "gone", swarm_key)
+    cid = peer.store.add(b"soon unreachable")
+    peer.daemon.stop()
+    try:
+        with pytest.raises(ServiceUnavailableError, match=peer.daemon.api_multiaddr):
+            peer.store.get(cid, timeout=2)
+    finally:
+        peer.close()
