@@ -277,10 +277,13 @@ contract Federation {
     mapping(uint256 => mapping(uint32 => mapping(address => bool))) private _dissentReported;
     mapping(uint256 => mapping(address => mapping(uint256 => uint256))) private _claimedBits;
 
-    /// @notice Sum of the scores `account` has claimed from finalized rounds.
-    mapping(address => uint256) public contributionOf;
-    /// @notice Non-transferable credit `account` holds; it grows only by claims on finalized rounds.
-    mapping(address => uint256) public creditOf;
+    /// @dev Cumulative contribution and credit of each account, in one slot.
+    struct Ledger {
+        uint128 contribution;
+        uint128 credit;
+    }
+
+    mapping(address => Ledger) private _ledger;
 
     // ------------------------------------------------------------------ construction
 
@@ -703,10 +706,25 @@ contract Federation {
         uint256 current = bits[word];
         if (current & bit != 0) revert AlreadyClaimed();
         if (!ScoreProof.verify(proof, root, ScoreProof.leaf(taskId, round, msg.sender, score))) revert InvalidProof();
+        if (score > type(uint128).max) revert InvalidConfig("score exceeds 2^128");
+        // forge-lint: disable-next-line(unsafe-typecast) -- checked just above
+        uint128 amount = uint128(score);
         bits[word] = current | bit;
-        contributionOf[msg.sender] += score;
-        creditOf[msg.sender] += score;
+        Ledger storage l = _ledger[msg.sender];
+        l.contribution += amount;
+        l.credit += amount;
         emit ContributionClaimed(taskId, round, msg.sender, score);
+    }
+
+    /// @notice Sum of the scores `account` has claimed from finalized rounds.  Anyone, any time.
+    function contributionOf(address account) external view returns (uint256) {
+        return _ledger[account].contribution;
+    }
+
+    /// @notice Non-transferable credit `account` holds: it grows only by claims on finalized
+    ///         rounds, and no function moves it.  Anyone, any time.
+    function creditOf(address account) external view returns (uint256) {
+        return _ledger[account].credit;
     }
 
     /// @notice Whether `member` has claimed its score for `round` of `taskId`.  Anyone, any time.
@@ -809,10 +827,14 @@ contract Federation {
             revert InvalidConfig("attestDuration must be in 1..2^32-1 seconds");
         }
         if (numRounds == 0 || numRounds > type(uint16).max) revert InvalidConfig("numRounds must be in 1..65535");
+        // The range checks above make these narrowing casts exact.
         return TaskConfig({
             quorum: quorum,
+            // forge-lint: disable-next-line(unsafe-typecast)
             roundDuration: uint32(roundDuration),
+            // forge-lint: disable-next-line(unsafe-typecast)
             attestDuration: uint32(attestDuration),
+            // forge-lint: disable-next-line(unsafe-typecast)
             numRounds: uint16(numRounds)
         });
     }

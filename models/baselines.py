@@ -36,6 +36,7 @@ def fit(model: nn.Module, site: Site, hp: LocalTraining, seed: int) -> nn.Module
         batch_size=hp.batch_size,
         seed=seed,
         weight_decay=hp.weight_decay,
+        optimizer=hp.optimizer,
     )
     return model
 

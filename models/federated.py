@@ -57,6 +57,7 @@ def fedavg_round(
             batch_size=local.batch_size,
             seed=site_seed(seed, round_index, index),
             weight_decay=local.weight_decay,
+            optimizer=local.optimizer,
         )
         updates.append((float_state(replica), site.size))
         losses.append(loss * site.size)

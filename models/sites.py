@@ -37,6 +37,7 @@ class LocalTraining:
     lr: float
     batch_size: int
     weight_decay: float = 0.0
+    optimizer: str = "adam"
 
 
 def subset(x: ModelInput, index: np.ndarray) -> ModelInput:

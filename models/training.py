@@ -60,6 +60,16 @@ def _check_hyper(epochs: int, lr: float, batch_size: int) -> None:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
 
 
+def _make_optimizer(
+    name: str, model: nn.Module, lr: float, weight_decay: float
+) -> torch.optim.Optimizer:
+    if name == "adam":
+        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
+    raise ConfigError(f"unknown optimizer {name!r}; use 'adam' or 'sgd'")
+
+
 def train_local(
     model: nn.Module,
     x: ModelInput,
@@ -70,9 +80,11 @@ def train_local(
     batch_size: int,
     seed: int,
     weight_decay: float = 0.0,
+    optimizer: str = "adam",
 ) -> float:
-    """Train ``model`` in place with Adam and cross-entropy; return the last epoch's mean loss.
+    """Train ``model`` in place with cross-entropy; return the last epoch's mean loss.
 
+    ``optimizer`` is ``"adam"`` or ``"sgd"`` (momentum 0.9).
     A fresh optimizer is made on every call (federated rounds start from the aggregate, with
     no optimizer state carried over). Shuffling and any dropout inside the model draw from a
     torch RNG seeded with ``seed`` inside a forked RNG context.
@@ -85,7 +97,7 @@ def train_local(
     if labels.shape != (n,):
         raise DataError(f"labels have shape {labels.shape}, expected ({n},) to match the inputs")
     targets = torch.from_numpy(labels.astype(np.int64))
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    opt = _make_optimizer(optimizer, model, lr, weight_decay)
     loss_fn = nn.CrossEntropyLoss(reduction="sum")
     last_epoch_loss = float("nan")
     with torch.random.fork_rng(devices=[]):
@@ -96,11 +108,11 @@ def train_local(
             order = torch.randperm(n, generator=shuffler).numpy()
             total = 0.0
             for batch in _batches(order, batch_size):
-                optimizer.zero_grad(set_to_none=True)
+                opt.zero_grad(set_to_none=True)
                 logits = model(_to_tensor(x, batch))
                 loss = loss_fn(logits, targets[batch])
                 (loss / batch.size).backward()
-                optimizer.step()
+                opt.step()
                 total += float(loss.detach())
             last_epoch_loss = total / n
     model.eval()

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import tomli_w
 from eth_account import Account
@@ -33,7 +34,7 @@ from peer.content.kubo import KuboContentStore
 from peer.identity import Identity, create_identity
 from peer.keystore import read_keystore
 from peer.ledger.client import FederationClient, connect, deploy
-from peer.services.chain_node import AnvilNode, GanacheNode
+from peer.services.chain_node import AnvilNode, DevChain, GanacheNode
 from peer.services.kubo_daemon import KuboDaemon, generate_swarm_key
 from peer.services.procs import ManagedProcess, free_port
 from peer.training import initial_weights
@@ -104,7 +105,7 @@ class LocalFederation:
         self.outsiders: list[LocalAccount] = []
         self.password = secrets.token_urlsafe(24)
         self._stack = contextlib.ExitStack()
-        self.chain: AnvilNode | GanacheNode | None = None
+        self.chain: DevChain | None = None
         self.w3: Web3 | None = None
         self.deployer: FederationClient | None = None
         self.task_id = 0
@@ -129,10 +130,11 @@ class LocalFederation:
         return self
 
     def _start_chain(self) -> None:
-        node_cls = AnvilNode if self.chain_kind == "anvil" else GanacheNode
-        self.chain = self._stack.enter_context(node_cls(log_path=self.root / "logs" / "chain.log"))
-        self.w3 = connect(self.chain.rpc_url)
-        log.info("%s chain on %s", self.chain_kind, self.chain.rpc_url)
+        node_cls: type[DevChain] = AnvilNode if self.chain_kind == "anvil" else GanacheNode
+        chain = self._stack.enter_context(node_cls(log_path=self.root / "logs" / "chain.log"))
+        self.chain = chain
+        self.w3 = connect(chain.rpc_url)
+        log.info("%s chain on %s", self.chain_kind, chain.rpc_url)
 
     def _start_kubos(self) -> None:
         ipfs = find_ipfs()
@@ -227,7 +229,8 @@ class LocalFederation:
 
     def spawn_peer(self, name: str, *, extra_env: dict[str, str] | None = None) -> ManagedProcess:
         h = self.hospital(name)
-        env = {**os.environ, **(extra_env or {})}
+        # Several peers share this machine's cores: one math thread each avoids oversubscription.
+        env = {"OMP_NUM_THREADS": "1", **os.environ, **(extra_env or {})}
         proc = ManagedProcess(
             [
                 str(Path(sys.executable).parent / "fedchain"),
@@ -275,7 +278,7 @@ class LocalFederation:
 
 
 def _fund(w3: Web3, sender: LocalAccount, to: str) -> None:
-    tx = {
+    tx: dict[str, Any] = {
         "to": to,
         "value": FUNDING_WEI,
         "gas": 21_000,

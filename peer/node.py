@@ -47,6 +47,10 @@ class RoundRecord:
     scores_root: str | None = None
     score: int | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    status: str = ""
+    agreed: bool | None = None
+    started: float = 0.0
+    global_model: StateDict | None = None
 
 
 @dataclass
@@ -64,6 +68,8 @@ class PeerNode:
     _fetcher: UpdateFetcher | None = None
     _attested: set[int] = field(default_factory=set)
     _pending_claims: list[tuple[int, int, list[bytes]]] = field(default_factory=list)
+    _current_round: int | None = None
+    _finished: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._fetcher = UpdateFetcher(self.content, timeout=self.cfg.ipfs.fetch_timeout)
@@ -80,6 +86,7 @@ class PeerNode:
         while True:
             task = self.ledger.task(self._task_id)
             round_no = task.current_round
+            self._track_round(round_no)
             info = self.ledger.round_info(self._task_id, round_no)
             view = RoundView(
                 status=RoundStatus(info.status),
@@ -95,10 +102,9 @@ class PeerNode:
             )
             action = next_action(view)
             if action is Action.DONE:
+                self._finish_round(round_no)
                 self._claim_contributions()
-                log.info(
-                    "task %d complete after round %d", self._task_id, task.last_finalized_round
-                )
+                log.info("task %d complete (round %d)", self._task_id, task.last_finalized_round)
                 return 0
             try:
                 self._do(action, round_no, info.model_digest)
@@ -107,6 +113,15 @@ class PeerNode:
                 log.info("round %d: %s refused: %s", round_no, action.value, exc)
             if action is Action.WAIT:
                 self._handle_gossip(self.cfg.protocol.poll_interval)
+
+    def _track_round(self, round_no: int) -> None:
+        """Notice when the chain moves to a new round, and close the books on the old one."""
+        if self._current_round == round_no:
+            return
+        if self._current_round is not None:
+            self._finish_round(self._current_round)
+        self._current_round = round_no
+        self._record(round_no).started = time.monotonic()
 
     def _do(self, action: Action, round_no: int, model_digest: bytes) -> None:
         if action is Action.TRAIN_AND_SUBMIT:
@@ -216,7 +231,7 @@ class PeerNode:
             rec.score = scores[mine[0]].score
             self._pending_claims.append((round_no, rec.score, tree.proof(mine[0])))
         rec.seconds.update(aggregate=t1 - t0, attest=t2 - t1)
-        self._write_history(round_no, global_weights=aggregate)
+        rec.global_model = aggregate
         log.info(
             "round %d: aggregated %d updates (%d left out) into %s and attested",
             round_no,
@@ -269,14 +284,38 @@ class PeerNode:
 
     # -- records ----------------------------------------------------------------
 
-    def _write_history(self, round_no: int, *, global_weights: StateDict) -> None:
+    def _finish_round(self, round_no: int) -> None:
+        """Append what happened in ``round_no`` to ``history.jsonl``, once, when it has ended."""
+        if round_no in self._finished:
+            return
+        info = self.ledger.round_info(self._task_id, round_no)
+        status = RoundStatus(info.status)
+        if status not in (RoundStatus.FINALIZED, RoundStatus.FAILED):
+            return
+        self._finished.add(round_no)
         rec = self._record(round_no)
-        data = self.trainer.data
-        metrics = evaluate(self.spec, global_weights, data.x_test, data.y_test)
-        entry: dict[str, Any] = {**rec.__dict__, "local_test": metrics}
+        rec.status = status.name.lower()
+        if rec.started:
+            rec.seconds["round"] = time.monotonic() - rec.started
+            rec.seconds["overhead"] = rec.seconds["round"] - rec.seconds.get("train", 0.0)
+        entry: dict[str, Any] = {
+            k: v for k, v in rec.__dict__.items() if k not in ("global_model", "started")
+        }
+        if status is RoundStatus.FINALIZED:
+            agreed_digest = info.aggregate_digest
+            rec.agreed = rec.aggregate_cid is not None and digest_of_cid(rec.aggregate_cid) == (
+                agreed_digest
+            )
+            entry["agreed"] = rec.agreed
+            weights = rec.global_model if rec.agreed else None
+            if weights is None:
+                weights = self._global_model(agreed_digest)
+            data = self.trainer.data
+            entry["local_test"] = evaluate(self.spec, weights, data.x_test, data.y_test)
         path = self.cfg.state_dir / "history.jsonl"
         with path.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(entry, sort_keys=True) + "\n")
+        rec.global_model = None
 
     def close(self) -> None:
         if self._fetcher is not None:

@@ -146,12 +146,14 @@ def read_hapt_recordings(path: Path | None = None) -> dict[int, list[pd.DataFram
     try:
         with gzip.open(path, "rb") as handle:
             loaded = _RestrictedUnpickler(handle).load()
+    except DataError:
+        raise
     except (OSError, EOFError, zlib.error, pickle.UnpicklingError, ValueError, TypeError) as exc:
         raise DataError(f"cannot read HAPT pickle {path}: {type(exc).__name__}: {exc}") from exc
-    return _validate_recordings(loaded, path)
+    return validate_recordings(loaded, path)
 
 
-def _validate_recordings(loaded: object, path: Path) -> dict[int, list[pd.DataFrame]]:
+def validate_recordings(loaded: object, path: Path) -> dict[int, list[pd.DataFrame]]:
     if not isinstance(loaded, dict) or sorted(loaded) != list(SUBJECTS):
         keys = sorted(loaded) if isinstance(loaded, dict) else type(loaded).__name__
         raise DataError(f"HAPT pickle {path} should map subjects 1..30 to recordings, got {keys}")

@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
+from eth_utils.address import to_checksum_address
 from web3 import HTTPProvider, Web3
 
 from fedchain.errors import LedgerError, ServiceUnavailableError
@@ -137,7 +137,9 @@ class FederationClient(FederationLedger):
     def _call(self, fn: str, *args: Any) -> tuple[Any, ...]:
         data = self.abi.encode_call(fn, args)
         try:
-            out = rpc(self.w3, "eth_call", [{"to": self.address, "data": "0x" + data.hex()}, "latest"])
+            out = rpc(
+                self.w3, "eth_call", [{"to": self.address, "data": "0x" + data.hex()}, "latest"]
+            )
         except RpcError as exc:
             if exc.revert_data:
                 raise decode_revert(self.abi, exc.revert_data, self._context(fn, args)) from None
@@ -161,7 +163,8 @@ class FederationClient(FederationLedger):
 
     def _result(self, receipt: dict[str, Any]) -> TxResult:
         mine = [
-            log for log in receipt.get("logs", [])
+            log
+            for log in receipt.get("logs", [])
             if to_checksum_address(log["address"]) == self.address
         ]
         return TxResult(
@@ -279,8 +282,14 @@ class FederationClient(FederationLedger):
         gas = CREATE_TASK_BASE_GAS + CREATE_TASK_GAS_PER_MEMBER * self.member_count()
         result = self._transact(
             "createTask",
-            [bytes(spec_cid), bytes(initial_model_cid), quorum, round_duration, attest_duration,
-             num_rounds],
+            [
+                bytes(spec_cid),
+                bytes(initial_model_cid),
+                quorum,
+                round_duration,
+                attest_duration,
+                num_rounds,
+            ],
             gas=gas,
         )
         return result.event(TaskCreated).task_id
@@ -290,8 +299,18 @@ class FederationClient(FederationLedger):
 
     def task(self, task_id: int) -> TaskInfo:
         (v,) = self._call("task", task_id)
-        (spec, quorum, round_d, attest_d, num_rounds, current, last_final, finalized, model,
-         status) = v
+        (
+            spec,
+            quorum,
+            round_d,
+            attest_d,
+            num_rounds,
+            current,
+            last_final,
+            finalized,
+            model,
+            status,
+        ) = v
         return TaskInfo(
             task_id=task_id,
             spec_digest=_b(spec),
@@ -358,7 +377,7 @@ class FederationClient(FederationLedger):
         gas = GAS_LIMITS["claimContribution"] + CLAIM_GAS_PER_PROOF_NODE * len(nodes)
         return self._transact("claimContribution", [task_id, round_no, score, nodes], gas=gas)
 
-    # -- rounds: reads -------------------------------------------------------------------------------
+    # -- rounds: reads ----------------------------------------------------------------------
 
     def round_info(self, task_id: int, round_no: int) -> RoundInfo:
         """The round as storage has it, completed from the round's events once it has ended."""
@@ -446,7 +465,9 @@ class FederationClient(FederationLedger):
         return bool(self._call("hasClaimed", task_id, round_no, to_checksum_address(member))[0])
 
     def __repr__(self) -> str:
-        return f"FederationClient({self.address} on chain {self.chain_id} as {self.account.address})"
+        return (
+            f"FederationClient({self.address} on chain {self.chain_id} as {self.account.address})"
+        )
 
 
 def deploy(
@@ -461,7 +482,8 @@ def deploy(
 ) -> FederationClient:
     """Deploy a Federation with its founding members; return a client acting as ``account``.
 
-    The deployer gets no power over the contract; ``account`` need not be a founder.
+    The deployer gets no power over the contract; ``account`` need not be a founder.  The
+    deployment's receipt and events are in the returned client's ``last_result``.
     """
     artifact = artifact or federation_artifact()
     abi = ContractAbi(artifact.abi)
@@ -487,6 +509,8 @@ def deploy(
     address = receipt.get("contractAddress")
     if not address:
         raise LedgerError(f"{context}: receipt {receipt['transactionHash']} names no contract")
-    return FederationClient(
+    client = FederationClient(
         w3, str(address), account, artifact=artifact, receipt_timeout=receipt_timeout
     )
+    client.last_result = client._result(receipt)
+    return client

@@ -85,7 +85,8 @@ def _full_version(binary: Path) -> str:
 
 
 def find_compiler() -> tuple[Path, str]:
-    """The solc to use and its full version: a native solc of the pinned version, else the wrapper."""
+    """The solc to use and its full version: a native solc of the pinned version, else the
+    wrapper."""
     native = shutil.which("solc")
     if native is not None and Path(native).resolve() != WRAPPER.resolve():
         try:
@@ -126,7 +127,12 @@ def _hash_sources(sources: dict[str, str]) -> str:
 
 def _cache_key(source_hash: str, compiler: str) -> str:
     material = json.dumps(
-        {"format": CACHE_FORMAT, "sources": source_hash, "compiler": compiler, "settings": _settings()},
+        {
+            "format": CACHE_FORMAT,
+            "sources": source_hash,
+            "compiler": compiler,
+            "settings": _settings(),
+        },
         sort_keys=True,
     )
     return hashlib.sha256(material.encode()).hexdigest()[:32]
@@ -143,7 +149,9 @@ def _run_compiler(binary: Path, sources: dict[str, str], base: Path) -> dict[str
             input_json, base_path=str(base), allow_paths=str(base), solc_binary=binary
         )
     except SolcError as exc:
-        raise ToolchainError(f"the contracts in {base / 'contracts'} did not compile:\n{exc}") from exc
+        raise ToolchainError(
+            f"the contracts in {base / 'contracts'} did not compile:\n{exc}"
+        ) from exc
     return output
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from eth_abi import decode as abi_decode
+from eth_abi.abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
 
 from fedchain.errors import LedgerError
@@ -117,7 +117,10 @@ class ZeroScoresDigest(ContractRevert):
 
 
 class UpdatesNotClosed(ContractRevert):
-    hint = "the update set is still open; wait until all eligible members submitted or close it after the deadline"
+    hint = (
+        "the update set is still open; wait until every eligible member submitted, or close "
+        "it after the deadline"
+    )
 
 
 class DeadlineNotPassed(ContractRevert):
@@ -161,7 +164,7 @@ class DissentAlreadyReported(ContractRevert):
 
 
 class DissentWindowClosed(ContractRevert):
-    hint = "storage no longer holds that attestation; dissent must be reported right after finalization"
+    hint = "storage no longer holds that attestation; report dissent right after finalization"
 
 
 class InvalidProof(ContractRevert):
@@ -199,13 +202,37 @@ class InvalidConfig(ContractRevert):
 CUSTOM_ERRORS: dict[str, type[ContractRevert]] = {
     cls.__name__: cls
     for cls in (
-        NotMember, NotEligible, UnknownTask, TaskFinished, WrongRound, RoundNotCollecting,
-        SubmissionDeadlinePassed, AlreadySubmitted, ZeroSamples, InvalidCid, ZeroScoresDigest,
-        UpdatesNotClosed, DeadlineNotPassed, QuorumNotReached, QuorumAlreadyReached,
-        AlreadyAttested, AttestDeadlinePassed, RoundAlreadyFinalized, RoundNotFinalized,
-        NotAttested, NoDissent, DissentAlreadyReported, DissentWindowClosed, InvalidProof,
-        AlreadyClaimed, AlreadyApproved, UnknownProposal, ProposalClosed, AlreadyMember,
-        PeerIdTaken, InvalidConfig,
+        NotMember,
+        NotEligible,
+        UnknownTask,
+        TaskFinished,
+        WrongRound,
+        RoundNotCollecting,
+        SubmissionDeadlinePassed,
+        AlreadySubmitted,
+        ZeroSamples,
+        InvalidCid,
+        ZeroScoresDigest,
+        UpdatesNotClosed,
+        DeadlineNotPassed,
+        QuorumNotReached,
+        QuorumAlreadyReached,
+        AlreadyAttested,
+        AttestDeadlinePassed,
+        RoundAlreadyFinalized,
+        RoundNotFinalized,
+        NotAttested,
+        NoDissent,
+        DissentAlreadyReported,
+        DissentWindowClosed,
+        InvalidProof,
+        AlreadyClaimed,
+        AlreadyApproved,
+        UnknownProposal,
+        ProposalClosed,
+        AlreadyMember,
+        PeerIdTaken,
+        InvalidConfig,
     )
 }
 """Contract error name -> Python class (same name)."""
@@ -220,7 +247,9 @@ def decode_revert(abi: ContractAbi, data: bytes, context: str) -> ContractRevert
     try:
         if selector == _ERROR_STRING:
             (reason,) = abi_decode(["string"], body)
-            return RevertReason(context, error_name="Error", args_by_name={"reason": reason}, data=data)
+            return RevertReason(
+                context, error_name="Error", args_by_name={"reason": reason}, data=data
+            )
         if selector == _PANIC:
             (code,) = abi_decode(["uint256"], body)
             return Panic(context, error_name="Panic", args_by_name={"code": hex(code)}, data=data)

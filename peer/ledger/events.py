@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from eth_abi import decode as abi_decode
+from eth_abi.abi import decode as abi_decode
 
 from peer.ledger.abi import ContractAbi, EventAbi, normalize
 
@@ -155,9 +155,20 @@ class ContributionClaimed(ContractEvent):
 EVENT_TYPES: dict[str, type[ContractEvent]] = {
     cls.__name__: cls
     for cls in (
-        MemberAdmitted, MemberRemoved, ProposalCreated, ProposalApproved, TaskCreated,
-        RoundOpened, UpdateSubmitted, UpdatesClosed, AggregateAttested, RoundFinalized,
-        RoundFailed, TaskCompleted, DissentRecorded, ContributionClaimed,
+        MemberAdmitted,
+        MemberRemoved,
+        ProposalCreated,
+        ProposalApproved,
+        TaskCreated,
+        RoundOpened,
+        UpdateSubmitted,
+        UpdatesClosed,
+        AggregateAttested,
+        RoundFinalized,
+        RoundFailed,
+        TaskCompleted,
+        DissentRecorded,
+        ContributionClaimed,
     )
 }
 

@@ -152,7 +152,11 @@ class TransactionSender:
         context: str,
         decode_revert: RevertDecoder,
     ) -> LedgerError:
-        call: dict[str, Any] = {"from": self.account.address, "data": "0x" + data.hex(), "gas": _hex(gas)}
+        call: dict[str, Any] = {
+            "from": self.account.address,
+            "data": "0x" + data.hex(),
+            "gas": _hex(gas),
+        }
         if to is not None:
             call["to"] = to
         block = receipt["blockNumber"]

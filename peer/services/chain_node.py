@@ -34,7 +34,7 @@ LOOPBACK = "127.0.0.1"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NODE_BIN = REPO_ROOT / "node_modules" / ".bin"
 DEFAULT_GAS_LIMIT = 30_000_000
-"""Block gas limit for both chains (Ganache's own default, 6.7M, is too small for big deployments)."""
+"""Block gas limit for both chains (Ganache's default, 6.7M, is too small for big federations)."""
 START_TIMEOUT = 30.0
 START_ATTEMPTS = 3
 """A free port can be taken between choosing it and the chain binding it; retry on a new one."""
@@ -93,7 +93,9 @@ class DevChain(ABC):
         start_timeout: float = START_TIMEOUT,
     ) -> None:
         if accounts < 1:
-            raise ValueError(f"a dev chain needs at least one funded account, got accounts={accounts}")
+            raise ValueError(
+                f"a dev chain needs at least one funded account, got accounts={accounts}"
+            )
         self.accounts = accounts
         self.gas_limit = gas_limit
         self.start_timeout = start_timeout
@@ -138,7 +140,9 @@ class DevChain(ABC):
             proc.start()
             self._proc, self._port = proc, port
             try:
-                proc.wait_until(self._answers, self.start_timeout, f"{self.name} RPC on {self.rpc_url}")
+                proc.wait_until(
+                    self._answers, self.start_timeout, f"{self.name} RPC on {self.rpc_url}"
+                )
             except ServiceUnavailableError as exc:
                 last_error = exc
                 proc.stop(timeout=5.0)
@@ -217,12 +221,18 @@ class AnvilNode(DevChain):
     def _argv(self, program: Path, port: int) -> list[str]:
         return [
             str(program),
-            "--host", LOOPBACK,
-            "--port", str(port),
-            "--chain-id", str(self.chain_id),
-            "--accounts", str(self.accounts),
-            "--mnemonic", self.mnemonic,
-            "--gas-limit", str(self.gas_limit),
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(port),
+            "--chain-id",
+            str(self.chain_id),
+            "--accounts",
+            str(self.accounts),
+            "--mnemonic",
+            self.mnemonic,
+            "--gas-limit",
+            str(self.gas_limit),
         ]
 
 
@@ -236,13 +246,19 @@ class GanacheNode(DevChain):
     def _argv(self, program: Path, port: int) -> list[str]:
         return [
             str(program),
-            "--server.host", LOOPBACK,
-            "--server.port", str(port),
-            "--chain.chainId", str(self.chain_id),
-            "--chain.hardfork", "shanghai",
+            "--server.host",
+            LOOPBACK,
+            "--server.port",
+            str(port),
+            "--chain.chainId",
+            str(self.chain_id),
+            "--chain.hardfork",
+            "shanghai",
             "--wallet.deterministic",
-            "--wallet.totalAccounts", str(self.accounts),
-            "--miner.blockGasLimit", str(self.gas_limit),
+            "--wallet.totalAccounts",
+            str(self.accounts),
+            "--miner.blockGasLimit",
+            str(self.gas_limit),
             "--logging.quiet",
         ]
 

@@ -1,4 +1,4 @@
-"""peer.ledger.compiler: cached compiles, surfaced warnings, and a clear error without a compiler."""
+"""peer.ledger.compiler: cached compiles, surfaced warnings, a clear error without a compiler."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ contract Warns { function f(uint256 unused) external pure returns (uint256) { re
 """
 
 
-def test_compiles_once_then_serves_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_compiles_once_then_serves_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     src = tmp_path / "contracts"
     src.mkdir()
     (src / "Warns.sol").write_text(WARNS)
@@ -51,10 +53,14 @@ def test_no_compiler_says_how_to_get_one(tmp_path: Path, monkeypatch: pytest.Mon
         compiler.find_compiler()
 
 
-def test_prefers_a_native_solc_of_the_pinned_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_prefers_a_native_solc_of_the_pinned_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     fake = tmp_path / "solc"
-    fake.write_text("#!/bin/sh\necho 'solc, the solidity compiler commandline interface'\n"
-                    "echo 'Version: 0.8.37+commit.f401782d.Linux.g++'\n")
+    fake.write_text(
+        "#!/bin/sh\necho 'solc, the solidity compiler commandline interface'\n"
+        "echo 'Version: 0.8.37+commit.f401782d.Linux.g++'\n"
+    )
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
     assert compiler.find_compiler() == (fake, "0.8.37+commit.f401782d.Linux.g++")

@@ -27,31 +27,44 @@ def test_version_is_what_solc_prints(tmp_path: Path) -> None:
 
 
 def test_standard_json_writes_everything_through_a_pipe(tmp_path: Path) -> None:
-    """Large outputs (here the AST and assembly, far over 64 KiB) arrive whole, with nothing before them."""
+    """Large outputs (AST and assembly, far over 64 KiB) arrive whole, with nothing before them."""
     (tmp_path / "lib").mkdir()
     (tmp_path / "lib" / "Twice.sol").write_text(
         "// SPDX-License-Identifier: MIT\npragma solidity ^0.8.0;\n"
-        "library Twice { function double(uint256 x) internal pure returns (uint256) { return 2 * x; } }\n"
+        "library Twice {\n"
+        "  function double(uint256 x) internal pure returns (uint256) { return 2 * x; }\n}\n"
     )
     source = (
-        "// SPDX-License-Identifier: MIT\npragma solidity ^0.8.0;\nimport {Twice} from \"lib/Twice.sol\";\n"
-        "contract C { uint256 public v; function set(uint256 x) external { v = Twice.double(x); } }\n"
+        "// SPDX-License-Identifier: MIT\npragma solidity ^0.8.0;\n"
+        'import {Twice} from "lib/Twice.sol";\n'
+        "contract C {\n  uint256 public v;\n"
+        "  function set(uint256 x) external { v = Twice.double(x); }\n}\n"
     )
     request = {
         "language": "Solidity",
-        "sources": {"C.sol": {"content": source}},
+        "sources": {
+            "C.sol": {"content": source},
+            "contracts/Federation.sol": {"urls": ["contracts/Federation.sol"]},
+        },
         "settings": {
             "evmVersion": "shanghai",
-            "outputSelection": {"*": {"*": ["abi", "evm.bytecode", "evm.legacyAssembly"], "": ["ast"]}},
+            "outputSelection": {
+                "*": {"*": ["abi", "evm.bytecode", "evm.legacyAssembly"], "": ["ast"]}
+            },
         },
     }
-    out = run(["--standard-json", "--base-path", str(tmp_path)], REPO_ROOT / "contracts", json.dumps(request))
+    out = run(
+        ["--standard-json", "--base-path", str(tmp_path), "--include-path", str(REPO_ROOT)],
+        REPO_ROOT / "contracts",
+        json.dumps(request),
+    )
     assert out.returncode == 0, out.stderr
     assert len(out.stdout) > 64 * 1024
     result = json.loads(out.stdout)
     assert not [e for e in result.get("errors", []) if e["severity"] == "error"]
     assert result["contracts"]["C.sol"]["C"]["evm"]["bytecode"]["object"]
     assert "lib/Twice.sol" in result["sources"]
+    assert "contracts/FederationLib.sol" in result["sources"]  # resolved through --include-path
 
 
 def test_standard_json_reports_compile_errors_in_json(tmp_path: Path) -> None:
@@ -64,8 +77,16 @@ def test_standard_json_reports_compile_errors_in_json(tmp_path: Path) -> None:
 def test_combined_json_for_slither(tmp_path: Path) -> None:
     fields = "abi,ast,bin,bin-runtime,srcmap,srcmap-runtime,userdoc,devdoc,hashes"
     out = run(
-        ["contracts/Federation.sol", "--combined-json", fields, "--optimize", "--evm-version", "shanghai",
-         "--allow-paths", ".,contracts"],
+        [
+            "contracts/Federation.sol",
+            "--combined-json",
+            fields,
+            "--optimize",
+            "--evm-version",
+            "shanghai",
+            "--allow-paths",
+            ".,contracts",
+        ],
         REPO_ROOT,
     )
     assert out.returncode == 0, out.stderr

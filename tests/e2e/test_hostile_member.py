@@ -7,11 +7,11 @@ import secrets
 import time
 
 import pytest
-from peer.content.kubo import KuboContentStore
-from peer.ledger.client import FederationClient
 
 from consensus.protocol import RoundStatus
 from peer.content.cid import cid_from_bytes, cid_to_bytes
+from peer.content.kubo import KuboContentStore
+from peer.ledger.client import FederationClient
 from tests.e2e.conftest import wait_peers_exit, wait_task_done
 from tests.e2e.test_rounds import audit_rounds
 

@@ -11,12 +11,12 @@ import json
 
 import numpy as np
 import pytest
-from peer.content.kubo import KuboContentStore
 from safetensors.numpy import load as np_load
 from safetensors.numpy import save as np_save
 
 from consensus.protocol import RoundStatus
 from peer.content.cid import cid_from_bytes, digest_of_cid
+from peer.content.kubo import KuboContentStore
 from peer.devnet import LocalFederation
 from tests.e2e.conftest import round_status, wait_peers_exit, wait_task_done
 

@@ -39,7 +39,9 @@ def artifact() -> ContractArtifact:
 
 
 @pytest.fixture(scope="session", params=["anvil", "ganache"])
-def chain(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevChain]:
+def chain(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DevChain]:
     cls = AnvilNode if request.param == "anvil" else GanacheNode
     log = tmp_path_factory.mktemp("chains") / f"{request.param}.log"
     with cls(accounts=ACCOUNTS, log_path=log) as node:
@@ -80,8 +82,12 @@ class Fed:
         by: int = 0,
     ) -> int:
         return self.members[by].create_task(
-            cid_of(b"spec"), cid_of(b"initial model"), quorum or len(self.members),
-            round_duration, attest_duration, rounds,
+            cid_of(b"spec"),
+            cid_of(b"initial model"),
+            quorum or len(self.members),
+            round_duration,
+            attest_duration,
+            rounds,
         )
 
     def update_cid(self, task: int, round_no: int, i: int) -> bytes:
@@ -96,12 +102,18 @@ class Fed:
 
     def submit(self, task: int, round_no: int, who: Sequence[int]) -> None:
         for i in who:
-            self.members[i].submit_update(task, round_no, self.update_cid(task, round_no, i), 100 + i)
+            self.members[i].submit_update(
+                task, round_no, self.update_cid(task, round_no, i), 100 + i
+            )
 
-    def attest(self, task: int, round_no: int, who: Sequence[int], contributors: Sequence[int]) -> None:
+    def attest(
+        self, task: int, round_no: int, who: Sequence[int], contributors: Sequence[int]
+    ) -> None:
         root = self.tree(task, round_no, contributors).root
         for i in who:
-            self.members[i].attest_aggregate(task, round_no, self.aggregate_cid(task, round_no), root)
+            self.members[i].attest_aggregate(
+                task, round_no, self.aggregate_cid(task, round_no), root
+            )
 
     def run_round(self, task: int, round_no: int, who: Sequence[int] | None = None) -> None:
         who = list(range(len(self.members))) if who is None else who
@@ -112,9 +124,15 @@ class Fed:
 def make_fed(chain: DevChain, w3: Web3, artifact: ContractArtifact, n_members: int = 3) -> Fed:
     keys = chain.dev_private_keys(ACCOUNTS)
     accounts = [Account.from_key(k) for k in keys]
-    deployer_acct, member_accts, outsiders = accounts[0], accounts[1 : 1 + n_members], accounts[1 + n_members :]
+    deployer_acct, member_accts, outsiders = (
+        accounts[0],
+        accounts[1 : 1 + n_members],
+        accounts[1 + n_members :],
+    )
     peer_ids = [f"12D3KooWTestPeer{i}" for i in range(n_members)]
-    deployer = deploy(w3, deployer_acct, [a.address for a in member_accts], peer_ids, 5001, artifact=artifact)
+    deployer = deploy(
+        w3, deployer_acct, [a.address for a in member_accts], peer_ids, 5001, artifact=artifact
+    )
     members = [FederationClient(w3, deployer.address, a, artifact=artifact) for a in member_accts]
     return Fed(chain, w3, deployer, members, outsiders, artifact, peer_ids)
 

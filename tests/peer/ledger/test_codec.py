@@ -1,10 +1,10 @@
-"""The ABI codec, revert decoding and event decoding, checked against the compiled contract and web3."""
+"""ABI codec, revert decoding and event decoding, checked against the compiled ABI and web3."""
 
 from __future__ import annotations
 
 import pytest
-from eth_abi import encode as abi_encode
-from eth_utils import keccak
+from eth_abi.abi import encode as abi_encode
+from eth_utils.crypto import keccak
 from web3 import Web3
 
 from peer.ledger import errors as E
@@ -81,14 +81,23 @@ def test_logs_decode_into_records(abi: ContractAbi) -> None:
             "0x" + (2).to_bytes(32, "big").hex(),
             "0x" + bytes(12).hex() + MEMBER[2:].lower(),
         ],
-        "data": "0x" + abi_encode(["bytes32", "bytes", "uint64", "uint32"], [cid[4:], cid, 42, 1]).hex(),
+        "data": "0x"
+        + abi_encode(["bytes32", "bytes", "uint64", "uint32"], [cid[4:], cid, 42, 1]).hex(),
         "blockNumber": "0x10",
         "logIndex": "0x3",
         "transactionHash": "0x" + "ab" * 32,
     }
     ev = decoder.decode(log)
     assert ev == UpdateSubmitted(
-        task_id=9, round=2, member=MEMBER, digest=cid[4:], cid=cid, num_samples=42, index=1,
-        block_number=16, log_index=3, tx_hash="0x" + "ab" * 32,
+        task_id=9,
+        round=2,
+        member=MEMBER,
+        digest=cid[4:],
+        cid=cid,
+        num_samples=42,
+        index=1,
+        block_number=16,
+        log_index=3,
+        tx_hash="0x" + "ab" * 32,
     )
     assert decoder.decode({**log, "topics": ["0x" + "00" * 32]}) is None

@@ -34,7 +34,12 @@ def test_merkle_claims_credit_once_per_round(fed: Fed) -> None:
 
     for i, member in enumerate(fed.members):
         ev = member.claim_contribution(task, 1, 100 + i, tree.proof(i)).event(ContributionClaimed)
-        assert (ev.task_id, ev.round, ev.member, ev.score) == (task, 1, member.account.address, 100 + i)
+        assert (ev.task_id, ev.round, ev.member, ev.score) == (
+            task,
+            1,
+            member.account.address,
+            100 + i,
+        )
         assert member.has_claimed(task, 1, member.account.address)
     with pytest.raises(E.AlreadyClaimed):
         a.claim_contribution(task, 1, 100, tree.proof(0))
@@ -96,14 +101,17 @@ def test_dissent_before_finalization_is_reported_by_anyone(fed: Fed) -> None:
 
 
 def test_late_attestations_are_compared_with_the_agreed_pair(fed: Fed) -> None:
-    a, b, c = fed.members
+    a, _, c = fed.members
     task = fed.new_task(quorum=2)
     fed.submit(task, 1, [0, 1, 2])
     root = fed.tree(task, 1, [0, 1, 2]).root
     fed.attest(task, 1, [0, 1], [0, 1, 2])
     late = c.attest_aggregate(task, 1, fed.aggregate_cid(task, 1, "late and wrong"), root)
     ev = late.event(DissentRecorded)
-    assert (ev.member, ev.aggregate_digest) == (c.account.address, fed.aggregate_cid(task, 1, "late and wrong")[4:])
+    assert (ev.member, ev.aggregate_digest) == (
+        c.account.address,
+        fed.aggregate_cid(task, 1, "late and wrong")[4:],
+    )
     with pytest.raises(E.DissentAlreadyReported):
         a.report_dissent(task, 1, c.account.address)
     with pytest.raises(E.AlreadyAttested):
@@ -112,12 +120,14 @@ def test_late_attestations_are_compared_with_the_agreed_pair(fed: Fed) -> None:
     task2 = fed.new_task(quorum=2)
     fed.submit(task2, 1, [0, 1, 2])
     fed.attest(task2, 1, [0, 1], [0, 1, 2])
-    agreeing = c.attest_aggregate(task2, 1, fed.aggregate_cid(task2, 1), fed.tree(task2, 1, [0, 1, 2]).root)
+    agreeing = c.attest_aggregate(
+        task2, 1, fed.aggregate_cid(task2, 1), fed.tree(task2, 1, [0, 1, 2]).root
+    )
     assert not agreeing.events_of(DissentRecorded)
 
 
 def test_dissent_must_be_reported_while_storage_holds_it(fed: Fed) -> None:
-    a, b, c = fed.members
+    a, b, _ = fed.members
     task = fed.new_task(quorum=2)
     fed.submit(task, 1, [0, 1, 2])
     root = fed.tree(task, 1, [0, 1, 2]).root

@@ -48,11 +48,20 @@ def test_deploy_registers_the_founders(fed: Fed) -> None:
     ],
 )
 def test_constructor_refuses_bad_founders(
-    chain: DevChain, w3: Web3, artifact: ContractArtifact,
-    founders: list[int], peer_ids: list[str], bps: int, error: type[E.ContractRevert], reason: str | None,
+    chain: DevChain,
+    w3: Web3,
+    artifact: ContractArtifact,
+    founders: list[int],
+    peer_ids: list[str],
+    bps: int,
+    error: type[E.ContractRevert],
+    reason: str | None,
 ) -> None:
     deployer = Account.from_key(chain.dev_private_keys(1)[0])
-    addrs = ["0x" + "00" * 20 if i == 0 else Account.from_key(i.to_bytes(32, "big")).address for i in founders]
+    addrs = [
+        "0x" + "00" * 20 if i == 0 else Account.from_key(i.to_bytes(32, "big")).address
+        for i in founders
+    ]
     with pytest.raises(error) as exc:
         deploy(w3, deployer, addrs, peer_ids, bps, artifact=artifact)
     if reason is not None:
@@ -68,7 +77,11 @@ def test_admit_by_majority_then_eligible_from_the_next_round(fed: Fed) -> None:
     assert created is not None
     ev = created.event(ProposalCreated)
     assert (ev.proposal_id, ev.proposer, ev.kind, ev.account, ev.peer_id) == (
-        pid, a.account.address, 0, newcomer.account.address, "12D3KooWNewcomer",
+        pid,
+        a.account.address,
+        0,
+        newcomer.account.address,
+        "12D3KooWNewcomer",
     )
     assert created.event(ProposalApproved).approvals == 1
     p = a.proposal(pid)
@@ -81,7 +94,10 @@ def test_admit_by_majority_then_eligible_from_the_next_round(fed: Fed) -> None:
     done = b.approve(pid)
     admitted = done.event(MemberAdmitted)
     assert (admitted.account, admitted.peer_id, admitted.metadata_digest, admitted.proposal_id) == (
-        newcomer.account.address, "12D3KooWNewcomer", b"\x11" * 32, pid,
+        newcomer.account.address,
+        "12D3KooWNewcomer",
+        b"\x11" * 32,
+        pid,
     )
     assert a.proposal(pid).executed and a.is_member(newcomer.account.address)
     with pytest.raises(E.ProposalClosed):

@@ -1,4 +1,4 @@
-"""Tasks and rounds through the real contract on Anvil and Ganache: the happy path and every refusal."""
+"""Tasks and rounds through the real contract on Anvil and Ganache: happy path and refusals."""
 
 from __future__ import annotations
 
@@ -28,7 +28,11 @@ def test_full_round_closes_finalizes_and_opens_the_next(fed: Fed) -> None:
     assert (tc.task_id, tc.creator, tc.quorum, tc.num_rounds) == (task, a.account.address, 3, 2)
     assert tc.spec_cid == cid_of(b"spec") and tc.spec_digest == cid_of(b"spec")[4:]
     opened = created.event(RoundOpened)
-    assert (opened.round, opened.model_digest, opened.eligible) == (1, cid_of(b"initial model")[4:], 3)
+    assert (opened.round, opened.model_digest, opened.eligible) == (
+        1,
+        cid_of(b"initial model")[4:],
+        3,
+    )
 
     info = a.round_info(task, 1)
     assert info.status is RoundStatus.COLLECTING
@@ -38,7 +42,13 @@ def test_full_round_closes_finalizes_and_opens_the_next(fed: Fed) -> None:
 
     r1 = a.submit_update(task, 1, fed.update_cid(task, 1, 0), 100)
     ev = r1.event(UpdateSubmitted)
-    assert (ev.task_id, ev.round, ev.member, ev.num_samples, ev.index) == (task, 1, a.account.address, 100, 0)
+    assert (ev.task_id, ev.round, ev.member, ev.num_samples, ev.index) == (
+        task,
+        1,
+        a.account.address,
+        100,
+        0,
+    )
     assert ev.cid == fed.update_cid(task, 1, 0) and ev.digest == ev.cid[4:]
     assert not r1.events_of(UpdatesClosed)
     b.submit_update(task, 1, fed.update_cid(task, 1, 1), 101)
@@ -57,13 +67,27 @@ def test_full_round_closes_finalizes_and_opens_the_next(fed: Fed) -> None:
     agg = fed.aggregate_cid(task, 1)
     first = a.attest_aggregate(task, 1, agg, root)
     att = first.event(AggregateAttested)
-    assert (att.member, att.aggregate_digest, att.scores_digest) == (a.account.address, agg[4:], root)
+    assert (att.member, att.aggregate_digest, att.scores_digest) == (
+        a.account.address,
+        agg[4:],
+        root,
+    )
     b.attest_aggregate(task, 1, agg, root)
     assert a.round_info(task, 1).status is RoundStatus.CLOSED
     final = c.attest_aggregate(task, 1, agg, root)
     fin = final.event(RoundFinalized)
-    assert (fin.round, fin.aggregate_digest, fin.aggregate_cid, fin.scores_digest, fin.attestations) == (
-        1, agg[4:], agg, root, 3,
+    assert (
+        fin.round,
+        fin.aggregate_digest,
+        fin.aggregate_cid,
+        fin.scores_digest,
+        fin.attestations,
+    ) == (
+        1,
+        agg[4:],
+        agg,
+        root,
+        3,
     )
     nxt = final.event(RoundOpened)
     assert (nxt.round, nxt.model_digest) == (2, agg[4:])
