@@ -66,6 +66,64 @@ def keys_new(
     typer.echo(f"address  {ident.address}\npeer id  {ident.peer_id}")
 
 
+@app.command("deploy")
+def deploy_cmd(
+    rpc_url: Annotated[str, typer.Option(help="The chain's JSON-RPC URL.")],
+    keystore: Annotated[Path, typer.Option(help="Deployer's encrypted Ethereum keystore.")],
+    founders: Annotated[
+        Path, typer.Option(help="JSON: founders (address, peer_id), approval_bps.")
+    ],
+    password_env: Annotated[str, typer.Option()] = "FEDCHAIN_KEY_PASSWORD",
+) -> None:
+    """Deploy the Federation contract with its founding members; print its address."""
+    _setup_logging(False)
+    from peer.admin import deploy_federation
+    from peer.keystore import resolve_password
+
+    password = resolve_password(password_env, None)
+    typer.echo(deploy_federation(rpc_url, keystore, password, founders))
+
+
+@app.command("create-task")
+def create_task_cmd(
+    rpc_url: Annotated[str, typer.Option()],
+    contract: Annotated[str, typer.Option()],
+    keystore: Annotated[Path, typer.Option(help="A member's encrypted Ethereum keystore.")],
+    ipfs_api: Annotated[str, typer.Option(help="The member's Kubo RPC multiaddr.")],
+    spec: Annotated[Path, typer.Option(help="Task spec JSON (model, rule, training).")],
+    quorum: Annotated[int, typer.Option(min=1)],
+    rounds: Annotated[int, typer.Option(min=1)],
+    initial_model: Annotated[
+        Path | None, typer.Option(help="safetensors; default: from spec")
+    ] = None,
+    round_duration: Annotated[int, typer.Option(min=1, help="Seconds to submit.")] = 600,
+    attest_duration: Annotated[int, typer.Option(min=1, help="Seconds to attest.")] = 600,
+    password_env: Annotated[str, typer.Option()] = "FEDCHAIN_KEY_PASSWORD",
+) -> None:
+    """Publish a task spec and initial model to IPFS and open the task on-chain."""
+    _setup_logging(False)
+    from peer.admin import TaskRequest, create_task
+    from peer.keystore import resolve_password
+
+    req = TaskRequest(spec, initial_model, quorum, rounds, round_duration, attest_duration)
+    password = resolve_password(password_env, None)
+    typer.echo(create_task(rpc_url, contract, keystore, password, ipfs_api, req))
+
+
+@app.command("devnet")
+def devnet_cmd(
+    hospitals: Annotated[int, typer.Option(min=2, max=4)] = 4,
+    rounds: Annotated[int, typer.Option(min=1)] = 5,
+    chain: Annotated[str, typer.Option(help="anvil or ganache")] = "anvil",
+    out: Annotated[Path | None, typer.Option(help="Folder (default runs/devnet-<time>).")] = None,
+) -> None:
+    """Start a chain and one Kubo per hospital, deploy, write peer configs; wait for Ctrl-C."""
+    _setup_logging(False)
+    from peer.demo import run_devnet
+
+    raise typer.Exit(run_devnet(hospitals=hospitals, rounds=rounds, chain=chain, out=out))
+
+
 @app.command("demo")
 def demo(
     peers: Annotated[int, typer.Option(min=2, max=4, help="Hospitals taking part.")] = 4,
@@ -87,3 +145,6 @@ def main() -> None:
     except FedchainError as exc:
         typer.echo(f"fedchain: error: {exc}", err=True)
         sys.exit(EXIT_ERROR)
+    except KeyboardInterrupt:
+        typer.echo("fedchain: interrupted; everything this command started was stopped", err=True)
+        sys.exit(130)

@@ -30,7 +30,7 @@ from peer.content.cid import cid_from_bytes
 from peer.content.kubo import KuboContentStore
 from peer.devnet import LocalFederation, TaskParams
 from peer.ledger.client import FederationClient
-from peer.startup import _terminate_as_interrupt
+from peer.startup import terminate_as_interrupt
 from peer.training import LocalTrainer, StateDict, evaluate, initial_weights
 
 log = logging.getLogger("fedchain.demo")
@@ -231,7 +231,7 @@ def run_demo(*, peers: int, rounds: int, chain: str, out: Path | None) -> int:
     started = time.monotonic()
     results: list[RoundResult] = []
     with (
-        _terminate_as_interrupt(),
+        terminate_as_interrupt(),
         LocalFederation(out_dir / "federation", names, chain=chain) as fed,
     ):
         console.print(f"[bold]fedchain demo[/]: {peers} hospitals, {rounds} rounds on {chain}")
@@ -279,4 +279,29 @@ def run_demo(*, peers: int, rounds: int, chain: str, out: Path | None) -> int:
     console.print(f"record written to {out_dir / 'record.json'}")
     if len(results) != rounds:
         raise FedchainError(f"only {len(results)} of {rounds} rounds were finalized")
+    return 0
+
+
+def run_devnet(*, hospitals: int, rounds: int, chain: str, out: Path | None) -> int:
+    """Bring up the federation's infrastructure and let the operator start the peers by hand."""
+    console = Console()
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    out_dir = out if out is not None else Path("runs") / f"devnet-{stamp}"
+    names = list(HOSPITALS[:hospitals])
+    with terminate_as_interrupt(), LocalFederation(out_dir, names, chain=chain) as fed:
+        with console.status("starting chain, Kubo daemons, deploying the contract…"):
+            fed.start(TaskParams(spec=HEART_SPEC, rounds=rounds, quorum=hospitals))
+        assert fed.chain is not None and fed.deployer is not None
+        console.print(f"chain      {fed.chain.rpc_url} (id {fed.deployer.chain_id})")
+        console.print(f"contract   {fed.deployer.address}, task {fed.task_id}")
+        console.print(f"password   in {out_dir / 'password'} (demo keys only)")
+        console.print("start each hospital's peer in its own terminal:")
+        for h in fed.hospitals:
+            console.print(f"  fedchain peer run --config {h.config_path}")
+        console.print("Ctrl-C stops the chain and the Kubo daemons.")
+        try:
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            console.print("stopping…")
     return 0

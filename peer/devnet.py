@@ -172,7 +172,7 @@ class LocalFederation:
             f"12D3KooWOutsider{i}" for i in range(len(self.outsiders))
         ]
         for acct in members:
-            _fund(self.w3, dev, acct.address)
+            fund_account(self.w3, dev, acct.address)
         self.deployer = deploy(self.w3, dev, [m.address for m in members], peer_ids, 5001)
         first = self.hospitals[0]
         store = KuboContentStore(first.kubo.api_multiaddr)
@@ -277,7 +277,7 @@ class LocalFederation:
         self.close()
 
 
-def _fund(w3: Web3, sender: LocalAccount, to: str) -> None:
+def fund_account(w3: Web3, sender: LocalAccount, to: str) -> None:
     tx: dict[str, Any] = {
         "to": to,
         "value": FUNDING_WEI,

@@ -60,7 +60,7 @@ def _read_spec(
 
 
 @contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
+def terminate_as_interrupt() -> Iterator[None]:
     """Let SIGTERM unwind like Ctrl-C so every resource is released."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
@@ -106,7 +106,7 @@ def run_peer(cfg: PeerConfig) -> int:
         spec=spec,
         trainer=LocalTrainer(spec, data),
     )
-    with _terminate_as_interrupt():
+    with terminate_as_interrupt():
         try:
             if gossip is not None:
                 gossip.start()

@@ -1,0 +1,335 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {Federation} from "../Federation.sol";
+import {Fixtures} from "./Fixtures.sol";
+import {VM, Vm} from "./Vm.sol";
+
+/// @title FederationHandler
+/// @notice The actions forge's invariant fuzzer strings together: members and non-members
+///         submitting, closing, attesting (honestly or not), failing rounds, voting, claiming
+///         and reporting dissent while time moves on.  Actors are chosen mostly so that calls
+///         can succeed (a round needs many well-ordered calls to finalize) and sometimes at
+///         random, so refusals are exercised too.  Every call goes through `_call`, which
+///         records what the invariants need:
+///           - for a caller that is not a member: the storage writes the call left behind;
+///           - for every call: whether any account's credit moved other than by a claim;
+///           - attestations per round and which pair each finalized round agreed on.
+contract FederationHandler {
+    uint256 public constant INSTITUTIONS = 6;
+    uint256 public constant MAX_TASKS = 3;
+    uint8 private constant VARIANTS = 3;
+
+    Federation public immutable fed;
+    address[] public accounts;
+    uint256[] public tasks;
+
+    struct Finalized {
+        uint256 taskId;
+        uint32 round;
+        uint8 variant;
+        bytes32 scoresRoot;
+        bytes32 aggregate;
+    }
+
+    Finalized[] public finalized;
+    mapping(uint256 => mapping(uint32 => uint256)) public finalizedIndex; // index + 1; 0 = not finalized
+
+    mapping(uint256 => mapping(uint32 => uint32)) public attestations;
+    mapping(uint256 => mapping(uint32 => uint32)) public attestationsBeforeFinal;
+    mapping(uint256 => mapping(uint32 => uint32)) public eligibleAtOpen;
+    mapping(uint256 => mapping(uint32 => mapping(address => bool))) public hasAttested;
+    mapping(uint256 => mapping(uint32 => uint256)) public membersDuringRound; // bitmask of accounts
+    uint32[] private _roundKeysRound;
+    uint256[] private _roundKeysTask;
+
+    mapping(address => uint256) public claimedTotal;
+    /// @dev First violation seen of each kind ("" while none): the invariants assert these are empty.
+    string public nonMemberViolation;
+    string public creditViolation;
+    string public attestViolation;
+    string public governanceViolation;
+
+    // statistics for the report (how much the invariants actually exercised)
+    uint256 public calls;
+    uint256 public succeeded;
+    uint256 public nonMemberCalls;
+    uint256 public roundsFinalized;
+    uint256 public roundsFailed;
+    uint256 public claims;
+    uint256 public dissents;
+    uint256 public membershipChanges;
+
+    constructor(Federation fed_, address[] memory accounts_, uint256 firstTask) {
+        fed = fed_;
+        accounts = accounts_;
+        tasks.push(firstTask);
+        _trackRound(firstTask, 1);
+    }
+
+    function accountCount() external view returns (uint256) {
+        return accounts.length;
+    }
+
+    function taskCount() external view returns (uint256) {
+        return tasks.length;
+    }
+
+    function finalizedCount() external view returns (uint256) {
+        return finalized.length;
+    }
+
+    function trackedRounds() external view returns (uint256) {
+        return _roundKeysTask.length;
+    }
+
+    function trackedRound(uint256 i) external view returns (uint256 taskId, uint32 round) {
+        return (_roundKeysTask[i], _roundKeysRound[i]);
+    }
+
+    // ------------------------------------------------------------------ actions
+
+    function submit(uint256 actorSeed, uint256 taskSeed, uint64 samples, bool wrongRound) external {
+        uint256 t = _task(taskSeed);
+        uint32 r = fed.task(t).currentRound + (wrongRound ? 1 : 0);
+        address who = _actor(actorSeed, t, r, 1);
+        uint64 n = uint64(1 + (samples % 1000));
+        _call(who, abi.encodeCall(fed.submitUpdate, (t, r, Fixtures.cidOf(VM.toString(who), t, r), n)));
+    }
+
+    function closeUpdates(uint256 actorSeed, uint256 taskSeed) external {
+        uint256 t = _task(taskSeed);
+        uint32 r = fed.task(t).currentRound;
+        _call(_actor(actorSeed, t, r, 0), abi.encodeCall(fed.closeUpdates, (t, r)));
+    }
+
+    /// @param variantSeed mostly 0 (the honest pair); otherwise one of two dishonest pairs
+    /// @param late attest the last finalized round instead of the open one
+    function attest(uint256 actorSeed, uint256 taskSeed, uint256 variantSeed, bool late) external {
+        uint256 t = _task(taskSeed);
+        Federation.TaskView memory before = fed.task(t);
+        uint32 r = late ? before.lastFinalizedRound : before.currentRound;
+        uint8 v = variantSeed % 6 == 0 ? uint8(1 + (variantSeed >> 8) % (VARIANTS - 1)) : 0;
+        address who = _actor(actorSeed, t, r, 2);
+        bool wasFinal = finalizedIndex[t][r] != 0;
+        bool ok = _call(who, abi.encodeCall(fed.attestAggregate, (t, r, aggregateCid(t, r, v), scoresRoot(t, r, v))));
+        if (!ok) return;
+        if (hasAttested[t][r][who]) _violate(attestViolation, "an account attested the same round twice");
+        hasAttested[t][r][who] = true;
+        attestations[t][r] += 1;
+        if (!wasFinal) attestationsBeforeFinal[t][r] += 1;
+        Federation.TaskView memory afterwards = fed.task(t);
+        if (afterwards.finalizedRounds != before.finalizedRounds) {
+            if (wasFinal || afterwards.lastFinalizedRound != r) _violate(attestViolation, "finalization of an unexpected round");
+            finalized.push(Finalized(t, r, v, scoresRoot(t, r, v), keccak256(abi.encode("aggregate", t, r, v))));
+            finalizedIndex[t][r] = finalized.length;
+            roundsFinalized += 1;
+            _trackRound(t, afterwards.currentRound);
+        }
+    }
+
+    function failRound(uint256 actorSeed, uint256 taskSeed) external {
+        uint256 t = _task(taskSeed);
+        uint32 r = fed.task(t).currentRound;
+        if (_call(_actor(actorSeed, t, r, 0), abi.encodeCall(fed.failRound, (t, r)))) {
+            roundsFailed += 1;
+            _trackRound(t, r + 1);
+        }
+    }
+
+    function reportDissent(uint256 actorSeed, uint256 taskSeed, uint256 memberSeed) external {
+        uint256 t = _task(taskSeed);
+        uint32 r = fed.task(t).lastFinalizedRound;
+        address member = accounts[memberSeed % accounts.length];
+        if (_call(accounts[actorSeed % accounts.length], abi.encodeCall(fed.reportDissent, (t, r, member)))) {
+            dissents += 1;
+        }
+    }
+
+    function claim(uint256 actorSeed, uint256 taskSeed, uint256 roundSeed, uint256 variantSeed, bool tamper) external {
+        uint256 t = _task(taskSeed);
+        uint32 current = fed.task(t).currentRound;
+        uint32 r = uint32(1 + roundSeed % current);
+        uint256 fi = finalizedIndex[t][r];
+        uint8 v = fi != 0 && variantSeed % 4 != 0 ? finalized[fi - 1].variant : uint8(variantSeed % VARIANTS);
+        address who = accounts[actorSeed % accounts.length];
+        uint256 i = actorSeed % accounts.length;
+        uint256 score = scoreOf(t, r, v, i) + (tamper ? 1 : 0);
+        bytes32[] memory path = Fixtures.proof(_leaves(t, r, v), i);
+        if (!_call(who, abi.encodeCall(fed.claimContribution, (t, r, score, path)))) return;
+        if (fi == 0) _violate(creditViolation, "credit granted for a round that did not finalize");
+        else if (finalized[fi - 1].variant != v || tamper) _violate(creditViolation, "credit granted for a score the quorum did not agree");
+        claimedTotal[who] += score;
+        claims += 1;
+    }
+
+    function propose(uint256 actorSeed, bool remove, uint256 targetSeed) external {
+        address target = accounts[targetSeed % INSTITUTIONS];
+        uint8 kind = remove ? 1 : 0;
+        _call(_actor(actorSeed, 0, 0, 0), abi.encodeCall(fed.propose, (kind, target, Fixtures.peerIdOf(target), bytes32(0))));
+    }
+
+    function approve(uint256 actorSeed, uint256 proposalSeed) external {
+        uint256 count = fed.proposalCount();
+        if (count == 0) return;
+        uint256 pid = proposalSeed % 4 == 0 ? 1 + (proposalSeed >> 8) % count : count;
+        uint32 before = fed.memberCount();
+        bool wasExecuted = fed.proposal(pid).executed;
+        if (!_call(_actor(actorSeed, 0, 0, 0), abi.encodeCall(fed.approve, (pid)))) return;
+        if (!wasExecuted && fed.proposal(pid).executed) {
+            membershipChanges += 1;
+            if (fed.memberCount() == before) _violate(governanceViolation, "an executed proposal changed no membership");
+        }
+    }
+
+    function createTask(uint256 actorSeed, uint32 quorum, uint32 numRounds) external {
+        if (tasks.length >= MAX_TASKS) return;
+        bytes memory data = abi.encodeCall(
+            fed.createTask,
+            (
+                Fixtures.cid(keccak256("spec")),
+                Fixtures.cid(keccak256("model 0")),
+                1 + quorum % 4,
+                Fixtures.ROUND_SECONDS,
+                Fixtures.ATTEST_SECONDS,
+                1 + numRounds % 4
+            )
+        );
+        if (_call(_actor(actorSeed, 0, 0, 0), data)) {
+            uint256 t = fed.taskCount();
+            tasks.push(t);
+            _trackRound(t, 1);
+        }
+    }
+
+    function warp(uint256 secondsSeed) external {
+        VM.warp(block.timestamp + 1 + secondsSeed % 120);
+    }
+
+    // ------------------------------------------------------------------ deterministic round data
+
+    /// @return the score account `i` has in pair `variant` of round `round` (variant 0 is honest)
+    function scoreOf(uint256 taskId, uint32 round, uint8 variant, uint256 i) public pure returns (uint256) {
+        return 1 + uint256(keccak256(abi.encode(taskId, round, variant, i))) % 1000;
+    }
+
+    function scoresRoot(uint256 taskId, uint32 round, uint8 variant) public view returns (bytes32) {
+        return Fixtures.root(_leaves(taskId, round, variant));
+    }
+
+    function aggregateCid(uint256 taskId, uint32 round, uint8 variant) public pure returns (bytes memory) {
+        return Fixtures.cid(keccak256(abi.encode("aggregate", taskId, round, variant)));
+    }
+
+    function _leaves(uint256 taskId, uint32 round, uint8 variant) private view returns (bytes32[] memory) {
+        uint256[] memory scores = new uint256[](accounts.length);
+        for (uint256 i = 0; i < scores.length; ++i) {
+            scores[i] = scoreOf(taskId, round, variant, i);
+        }
+        return Fixtures.leaves(taskId, round, accounts, scores);
+    }
+
+    // ------------------------------------------------------------------ calling
+
+    /// @dev Makes the call as `who` and checks what must hold for every call.
+    function _call(address who, bytes memory data) private returns (bool ok) {
+        calls += 1;
+        bool member = fed.isMember(who);
+        uint256[] memory creditBefore = _credits();
+        if (!member) {
+            nonMemberCalls += 1;
+            VM.startStateDiffRecording();
+        }
+        VM.prank(who);
+        (ok,) = address(fed).call(data);
+        if (!member) _checkNoEffect(bytes4(data), VM.stopAndReturnStateDiff());
+        uint256[] memory creditAfter = _credits();
+        for (uint256 i = 0; i < accounts.length; ++i) {
+            if (creditAfter[i] < creditBefore[i]) _violate(creditViolation, "credit decreased");
+            bool claimed = ok && accounts[i] == who && bytes4(data) == fed.claimContribution.selector;
+            if (creditAfter[i] > creditBefore[i] && !claimed) _violate(creditViolation, "credit grew without a claim");
+        }
+        if (ok) succeeded += 1;
+        _noteMembers();
+    }
+
+    /// @dev A non-member's call leaves storage as it was, with one exception the contract
+    ///      documents: anyone may report dissent, which sets one flag from zero to one.
+    function _checkNoEffect(bytes4 selector, Vm.AccountAccess[] memory accesses) private {
+        uint256 writes = 0;
+        bool flagOnly = true;
+        for (uint256 i = 0; i < accesses.length; ++i) {
+            if (accesses[i].account != address(fed) || accesses[i].reverted) continue;
+            Vm.StorageAccess[] memory slots = accesses[i].storageAccesses;
+            for (uint256 j = 0; j < slots.length; ++j) {
+                Vm.StorageAccess memory s = slots[j];
+                if (!s.isWrite || s.reverted || s.previousValue == s.newValue) continue;
+                writes += 1;
+                if (s.previousValue != bytes32(0) || s.newValue != bytes32(uint256(1))) flagOnly = false;
+            }
+        }
+        if (writes == 0) return;
+        if (selector == fed.reportDissent.selector && writes == 1 && flagOnly) return;
+        _violate(nonMemberViolation, string.concat("a non-member's call changed storage: ", VM.toString(abi.encodePacked(selector))));
+    }
+
+    function _credits() private view returns (uint256[] memory out) {
+        out = new uint256[](accounts.length);
+        for (uint256 i = 0; i < accounts.length; ++i) {
+            out[i] = fed.creditOf(accounts[i]);
+        }
+    }
+
+    /// @dev Remembers who was a member while each tracked round was open, for the bound on
+    ///      attestations.
+    function _noteMembers() private {
+        uint256 mask = 0;
+        for (uint256 i = 0; i < accounts.length; ++i) {
+            if (fed.isMember(accounts[i])) mask |= 1 << i;
+        }
+        for (uint256 k = 0; k < tasks.length; ++k) {
+            uint256 t = tasks[k];
+            uint32 r = fed.task(t).currentRound;
+            membersDuringRound[t][r] |= mask;
+            uint32 last = fed.task(t).lastFinalizedRound;
+            if (last != 0) membersDuringRound[t][last] |= mask;
+        }
+    }
+
+    function _trackRound(uint256 t, uint32 r) private {
+        _roundKeysTask.push(t);
+        _roundKeysRound.push(r);
+        eligibleAtOpen[t][r] = fed.roundInfo(t, r).eligible;
+    }
+
+    function _violate(string storage slot, string memory what) private {
+        bytes storage b = bytes(slot);
+        if (b.length != 0) return;
+        bytes memory w = bytes(what);
+        for (uint256 i = 0; i < w.length; ++i) {
+            b.push(w[i]);
+        }
+    }
+
+    /// @dev Mostly a member able to make progress (kind 1: has not submitted this round; kind 2:
+    ///      has not attested it); one call in four, any account, member or not.
+    function _actor(uint256 seed, uint256 t, uint32 r, uint8 kind) private view returns (address) {
+        uint256 n = accounts.length;
+        if ((seed >> 128) % 4 == 0) return accounts[seed % n];
+        for (uint256 k = 0; k < INSTITUTIONS; ++k) {
+            address a = accounts[(seed + k) % INSTITUTIONS];
+            if (!fed.isMember(a)) continue;
+            if (kind == 1) {
+                (, uint64 samples) = fed.submissionOf(t, r, a);
+                if (samples != 0) continue;
+            }
+            if (kind == 2 && hasAttested[t][r][a]) continue;
+            return a;
+        }
+        return accounts[seed % n];
+    }
+
+    function _task(uint256 seed) private view returns (uint256) {
+        return tasks[seed % tasks.length];
+    }
+}

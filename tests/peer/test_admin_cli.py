@@ -1,0 +1,135 @@
+"""`fedchain deploy` and `fedchain create-task` against a real Anvil and a real Kubo."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+
+from consensus.task_spec import TaskSpec
+from peer.content.kubo import KuboContentStore
+from peer.devnet import DEMO_SCRYPT_N, fund_account, find_ipfs
+from peer.identity import create_identity
+from peer.keystore import write_keystore
+from peer.ledger.client import FederationClient, connect
+from peer.services.chain_node import AnvilNode
+from peer.services.kubo_daemon import KuboDaemon
+from peer.services.procs import free_port
+from tests.e2e.conftest import SPEC
+
+FEDCHAIN = str(Path(sys.executable).parent / "fedchain")
+
+
+def cli(*args: str, password: str = "pw") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "FEDCHAIN_KEY_PASSWORD": password}
+    return subprocess.run([FEDCHAIN, *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_deploy_then_create_task(tmp_path: Path) -> None:
+    with (
+        AnvilNode(log_path=tmp_path / "anvil.log") as chain,
+        KuboDaemon(
+            find_ipfs(),
+            tmp_path / "ipfs",
+            api_port=free_port(),
+            swarm_port=free_port(),
+            swarm_key=None,
+        ) as kubo,
+    ):
+        dev_key = chain.dev_private_keys(1)[0]
+        write_keystore(tmp_path / "deployer.json", bytes.fromhex(dev_key[2:]), "pw", scrypt_n=2**12)
+        member = create_identity(tmp_path / "member", "pw", scrypt_n=DEMO_SCRYPT_N)
+        w3 = connect(chain.rpc_url)
+        fund_account(w3, Account.from_key(dev_key), member.address)
+        founders = tmp_path / "founders.json"
+        founders.write_text(
+            json.dumps({"founders": [{"address": member.address, "peer_id": member.peer_id}]})
+        )
+        done = cli(
+            "deploy",
+            "--rpc-url",
+            chain.rpc_url,
+            "--keystore",
+            str(tmp_path / "deployer.json"),
+            "--founders",
+            str(founders),
+        )
+        assert done.returncode == 0, done.stderr
+        contract = done.stdout.strip().splitlines()[-1]
+        spec_file = tmp_path / "spec.json"
+        spec_file.write_bytes(SPEC.to_bytes())
+        done = cli(
+            "create-task",
+            "--rpc-url",
+            chain.rpc_url,
+            "--contract",
+            contract,
+            "--keystore",
+            str(tmp_path / "member" / "eth.json"),
+            "--ipfs-api",
+            kubo.api_multiaddr,
+            "--spec",
+            str(spec_file),
+            "--quorum",
+            "1",
+            "--rounds",
+            "3",
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip().splitlines()[-1] == "1"
+        client = FederationClient(w3, contract, member.account)
+        task = client.task(1)
+        assert (task.quorum, task.num_rounds, task.current_round) == (1, 3, 1)
+        store = KuboContentStore(kubo.api_multiaddr)
+        assert TaskSpec.from_bytes(store.get(client.spec_cid(1), timeout=10)) == SPEC
+        store.close()
+        # The deployer is not a member: creating a task with its key is refused by name.
+        done = cli(
+            "create-task",
+            "--rpc-url",
+            chain.rpc_url,
+            "--contract",
+            contract,
+            "--keystore",
+            str(tmp_path / "deployer.json"),
+            "--ipfs-api",
+            kubo.api_multiaddr,
+            "--spec",
+            str(spec_file),
+            "--quorum",
+            "1",
+            "--rounds",
+            "3",
+        )
+        assert done.returncode != 0
+        assert "NotMember" in done.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ("{", "not valid JSON"),
+        ('{"founders": []}', "founders"),
+        ('{"founders": [{"address": "0x12", "peer_id": "12D3KooWabc"}]}', "founders.0.address"),
+    ],
+)
+def test_bad_founders_file(tmp_path: Path, content: str, needle: str) -> None:
+    write_keystore(tmp_path / "k.json", bytes(31) + b"\x01", "pw", scrypt_n=2**12)
+    (tmp_path / "f.json").write_text(content)
+    done = cli(
+        "deploy",
+        "--rpc-url",
+        "http://127.0.0.1:1",
+        "--keystore",
+        str(tmp_path / "k.json"),
+        "--founders",
+        str(tmp_path / "f.json"),
+    )
+    assert done.returncode == 2
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("fedchain: error:") and needle in last
