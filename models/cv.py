@@ -33,6 +33,21 @@ def summarize(runs: Sequence[Mapping[str, float]]) -> dict[str, dict[str, float]
     return out
 
 
+def fold_indices(
+    y: np.ndarray, k: int, seed: int, groups: np.ndarray | None = None
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``k`` (train, test) index pairs, stratified by label and, if given, grouped."""
+    if k < 2:
+        raise ConfigError(f"cross-validation needs k >= 2, got {k}")
+    labels = np.asarray(y)
+    placeholder = np.zeros(labels.size)
+    if groups is None:
+        splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+        return list(splitter.split(placeholder, labels))
+    grouped = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    return list(grouped.split(placeholder, labels, groups))
+
+
 def cross_validate(
     make_model: Callable[[int], nn.Module],
     x: ModelInput,
@@ -44,17 +59,9 @@ def cross_validate(
     groups: np.ndarray | None = None,
 ) -> list[dict[str, float]]:
     """Metrics of each of ``k`` folds; ``make_model(seed)`` builds a fresh model per fold."""
-    if k < 2:
-        raise ConfigError(f"cross-validation needs k >= 2, got {k}")
     labels = np.asarray(y)
-    if groups is None:
-        splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-        folds = splitter.split(np.zeros(labels.size), labels)
-    else:
-        grouped = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-        folds = grouped.split(np.zeros(labels.size), labels, groups)
     results = []
-    for fold, (train, test) in enumerate(folds):
+    for fold, (train, test) in enumerate(fold_indices(labels, k, seed, groups)):
         model = make_model(seed * 100 + fold)
         fit(model, Site(f"fold{fold}", subset(x, train), labels[train]), hp, seed * 100 + fold)
         results.append(evaluate(model, subset(x, test), labels[test]))

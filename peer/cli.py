@@ -45,9 +45,10 @@ def peer_run(
     """Join the federation and take part in rounds until the task completes."""
     _setup_logging(verbose)
     from peer.config import load_config
-    from peer.startup import run_peer
 
     cfg = load_config(config)
+    from peer.startup import run_peer
+
     raise typer.Exit(run_peer(cfg))
 
 
@@ -137,6 +138,17 @@ def demo(
     from peer.demo import run_demo
 
     raise typer.Exit(run_demo(peers=peers, rounds=rounds, chain=chain, out=out))
+
+
+@app.command("audit")
+def audit(
+    fast: Annotated[bool, typer.Option(help="Fewer fuzz and invariant runs.")] = False,
+    report: Annotated[Path | None, typer.Option(help="Default audit/report.md.")] = None,
+) -> None:
+    """Audit the contracts (compiler, Slither, forge fuzz/invariants, gas, access control)."""
+    from peer.audit import run_audit
+
+    raise typer.Exit(run_audit(fast=fast, report=report))
 
 
 def main() -> None:

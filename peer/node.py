@@ -67,7 +67,7 @@ class PeerNode:
     _model_cids: dict[bytes, str] = field(default_factory=dict)
     _fetcher: UpdateFetcher | None = None
     _attested: set[int] = field(default_factory=set)
-    _pending_claims: list[tuple[int, int, list[bytes]]] = field(default_factory=list)
+    _pending_claims: list[tuple[int, int, bytes, list[bytes]]] = field(default_factory=list)
     _current_round: int | None = None
     _finished: set[int] = field(default_factory=set)
 
@@ -229,7 +229,7 @@ class PeerNode:
         mine = [i for i, s in enumerate(scores) if s.member.lower() == self._me.lower()]
         if mine:
             rec.score = scores[mine[0]].score
-            self._pending_claims.append((round_no, rec.score, tree.proof(mine[0])))
+            self._pending_claims.append((round_no, rec.score, tree.root, tree.proof(mine[0])))
         rec.seconds.update(aggregate=t1 - t0, attest=t2 - t1)
         rec.global_model = aggregate
         log.info(
@@ -244,9 +244,10 @@ class PeerNode:
 
     def _claim_contributions(self) -> None:
         """Claim credit for every finalized round whose agreed scores match ours."""
-        for round_no, score, proof in self._pending_claims:
+        for round_no, score, root, proof in self._pending_claims:
             info = self.ledger.round_info(self._task_id, round_no)
-            if RoundStatus(info.status) is not RoundStatus.FINALIZED:
+            if RoundStatus(info.status) is not RoundStatus.FINALIZED or info.scores_digest != root:
+                log.info("round %d: the agreed scores differ from ours; nothing to claim", round_no)
                 continue
             try:
                 self.ledger.claim_contribution(self._task_id, round_no, score, proof)

@@ -16,13 +16,11 @@ from types import FrameType
 from consensus.task_spec import TaskSpec
 from fedchain.errors import ContentError, FedchainError, LedgerError
 from peer.config import PeerConfig
+from peer.content.abc import ContentStore
 from peer.content.kubo import KuboContentStore
-from peer.gossip.libp2p_gossip import Libp2pGossip
 from peer.identity import Identity, load_identity
 from peer.keystore import resolve_password
 from peer.ledger.client import FederationClient, connect
-from peer.node import PeerNode
-from peer.training import LocalTrainer, load_partition
 
 log = logging.getLogger("fedchain.peer")
 
@@ -46,7 +44,7 @@ def _check_membership(ledger: FederationClient, ident: Identity, contract: str) 
 
 
 def _read_spec(
-    ledger: FederationClient, content: KuboContentStore, task_id: int, timeout: float
+    ledger: FederationClient, content: ContentStore, task_id: int, timeout: float
 ) -> TaskSpec:
     spec_cid = ledger.spec_cid(task_id)
     data = content.get(spec_cid, timeout=timeout)
@@ -74,39 +72,47 @@ def terminate_as_interrupt() -> Iterator[None]:
 
 
 def run_peer(cfg: PeerConfig) -> int:
+    """Check keys, chain, membership and Kubo first (cheap, clear errors), then start the node."""
     password = resolve_password(cfg.keys.password_env, cfg.keys.password_file)
     ident = load_identity(cfg.keys.eth_keystore, cfg.keys.libp2p_keystore, password)
     w3 = connect(cfg.chain.rpc_url, timeout=cfg.chain.rpc_timeout)
     ledger = FederationClient(w3, cfg.chain.contract, ident.account)
     _check_membership(ledger, ident, cfg.chain.contract)
-    content = KuboContentStore(cfg.ipfs.api)
-    for addr in cfg.ipfs.swarm_peers:
-        try:
-            content.connect(addr)
-        except FedchainError as exc:
-            log.warning("could not connect Kubo to %s (will rely on others): %s", addr, exc)
-    spec = _read_spec(ledger, content, cfg.chain.task_id, cfg.ipfs.fetch_timeout)
-    data = load_partition(spec.dataset, cfg.data.partition)
-    cfg.state_dir.mkdir(parents=True, exist_ok=True)
-    gossip = None
-    if cfg.gossip.enabled:
-        gossip = Libp2pGossip(
-            ident.libp2p_seed,
-            topic=gossip_topic(ledger.chain_id, cfg.chain.contract, cfg.chain.task_id),
-            listen_host=cfg.gossip.listen_host,
-            listen_port=cfg.gossip.listen_port,
-            bootstrap=cfg.gossip.bootstrap,
+    with terminate_as_interrupt(), contextlib.ExitStack() as stack:
+        content = stack.enter_context(KuboContentStore(cfg.ipfs.api))
+        for addr in cfg.ipfs.swarm_peers:
+            try:
+                content.connect(addr)
+            except FedchainError as exc:
+                log.warning("could not connect Kubo to %s (will rely on others): %s", addr, exc)
+        spec = _read_spec(ledger, content, cfg.chain.task_id, cfg.ipfs.fetch_timeout)
+        # Heavy imports (torch, libp2p) only once every cheap check has passed.
+        from peer.gossip.libp2p_gossip import Libp2pGossip
+        from peer.node import PeerNode
+        from peer.training import LocalTrainer, load_partition
+
+        data = load_partition(spec.dataset, cfg.data.partition)
+        cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        gossip = None
+        if cfg.gossip.enabled:
+            gossip = Libp2pGossip(
+                ident.libp2p_seed,
+                topic=gossip_topic(ledger.chain_id, cfg.chain.contract, cfg.chain.task_id),
+                listen_host=cfg.gossip.listen_host,
+                listen_port=cfg.gossip.listen_port,
+                bootstrap=cfg.gossip.bootstrap,
+            )
+            stack.callback(gossip.close)
+        node = PeerNode(
+            cfg=cfg,
+            identity=ident,
+            ledger=ledger,
+            content=content,
+            gossip=gossip,
+            spec=spec,
+            trainer=LocalTrainer(spec, data),
         )
-    node = PeerNode(
-        cfg=cfg,
-        identity=ident,
-        ledger=ledger,
-        content=content,
-        gossip=gossip,
-        spec=spec,
-        trainer=LocalTrainer(spec, data),
-    )
-    with terminate_as_interrupt():
+        stack.callback(node.close)
         try:
             if gossip is not None:
                 gossip.start()
@@ -115,8 +121,3 @@ def run_peer(cfg: PeerConfig) -> int:
         except KeyboardInterrupt:
             log.info("stopping on request")
             return 130
-        finally:
-            node.close()
-            if gossip is not None:
-                gossip.close()
-            content.close()

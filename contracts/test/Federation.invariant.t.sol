@@ -46,7 +46,7 @@ contract FederationInvariantTest {
     }
 
     function targetSelectors() public view returns (FuzzSelector[] memory targets) {
-        bytes4[] memory s = new bytes4[](10);
+        bytes4[] memory s = new bytes4[](11);
         s[0] = handler.submit.selector;
         s[1] = handler.closeUpdates.selector;
         s[2] = handler.attest.selector;
@@ -57,6 +57,7 @@ contract FederationInvariantTest {
         s[7] = handler.approve.selector;
         s[8] = handler.createTask.selector;
         s[9] = handler.warp.selector;
+        s[10] = handler.progress.selector;
         targets = new FuzzSelector[](1);
         targets[0] = FuzzSelector(address(handler), s);
     }
@@ -144,14 +145,18 @@ contract FederationInvariantTest {
     /// @notice After each run: how much the run exercised, for the audit report.
     function afterInvariant() external {
         string memory path = VM.envOr("FEDCHAIN_INVARIANT_STATS", string("audit/out/invariant-stats.jsonl"));
-        string memory line = string.concat(
+        string memory counts = string.concat(
             '{"calls":', VM.toString(handler.calls()),
             ',"succeeded":', VM.toString(handler.succeeded()),
             ',"non_member_calls":', VM.toString(handler.nonMemberCalls()),
             ',"rounds_finalized":', VM.toString(handler.roundsFinalized()),
-            ',"rounds_failed":', VM.toString(handler.roundsFailed()),
+            ',"rounds_failed":', VM.toString(handler.roundsFailed())
+        );
+        string memory line = string.concat(
+            counts,
             ',"claims":', VM.toString(handler.claims()),
             ',"dissents":', VM.toString(handler.dissents()),
+            ',"dishonest_attestations":', VM.toString(handler.dishonestAttestations()),
             ',"membership_changes":', VM.toString(handler.membershipChanges()),
             ',"tasks":', VM.toString(handler.taskCount()), "}"
         );

@@ -43,6 +43,7 @@ contract FederationHandler {
     uint32[] private _roundKeysRound;
     uint256[] private _roundKeysTask;
 
+    mapping(uint256 => mapping(uint32 => address)) public dissenter; // latest in-round dishonest attester
     mapping(address => uint256) public claimedTotal;
     /// @dev First violation seen of each kind ("" while none): the invariants assert these are empty.
     string public nonMemberViolation;
@@ -58,6 +59,7 @@ contract FederationHandler {
     uint256 public roundsFailed;
     uint256 public claims;
     uint256 public dissents;
+    uint256 public dishonestAttestations;
     uint256 public membershipChanges;
 
     constructor(Federation fed_, address[] memory accounts_, uint256 firstTask) {
@@ -89,9 +91,9 @@ contract FederationHandler {
 
     // ------------------------------------------------------------------ actions
 
-    function submit(uint256 actorSeed, uint256 taskSeed, uint64 samples, bool wrongRound) external {
+    function submit(uint256 actorSeed, uint256 taskSeed, uint64 samples) external {
         uint256 t = _task(taskSeed);
-        uint32 r = fed.task(t).currentRound + (wrongRound ? 1 : 0);
+        uint32 r = fed.task(t).currentRound + (_h(actorSeed, "round") % 8 == 0 ? 1 : 0);
         address who = _actor(actorSeed, t, r, 1);
         uint64 n = uint64(1 + (samples % 1000));
         _call(who, abi.encodeCall(fed.submitUpdate, (t, r, Fixtures.cidOf(VM.toString(who), t, r), n)));
@@ -103,14 +105,54 @@ contract FederationHandler {
         _call(_actor(actorSeed, t, r, 0), abi.encodeCall(fed.closeUpdates, (t, r)));
     }
 
-    /// @param variantSeed mostly 0 (the honest pair); otherwise one of two dishonest pairs
-    /// @param late attest the last finalized round instead of the open one
-    function attest(uint256 actorSeed, uint256 taskSeed, uint256 variantSeed, bool late) external {
+    /// @dev Mostly the honest pair (variant 0) for the open round; sometimes one of two
+    ///      dishonest pairs, sometimes a late attestation of the last finalized round.
+    function attest(uint256 actorSeed, uint256 taskSeed, uint256 variantSeed) external {
         uint256 t = _task(taskSeed);
         Federation.TaskView memory before = fed.task(t);
-        uint32 r = late ? before.lastFinalizedRound : before.currentRound;
-        uint8 v = variantSeed % 6 == 0 ? uint8(1 + (variantSeed >> 8) % (VARIANTS - 1)) : 0;
-        address who = _actor(actorSeed, t, r, 2);
+        uint256 h = _h(variantSeed, "attest");
+        uint32 r = h % 8 == 0 ? before.lastFinalizedRound : before.currentRound;
+        uint8 v = (h >> 8) % 6 == 0 ? uint8(1 + (h >> 16) % (VARIANTS - 1)) : 0;
+        _attest(_actor(actorSeed, t, r, 2), t, r, v);
+    }
+
+    /// @notice One step of an honest round, so that rounds finalize often enough for the
+    ///         invariants about finalized rounds and credit to bite: while collecting, every
+    ///         member submits and, if that does not close the set, time moves past the deadline
+    ///         and a member closes it; once closed, members attest the honest pair until the
+    ///         round finalizes.  Each call still goes through `_call` and its checks.
+    function progress(uint256 taskSeed) external {
+        uint256 t = _task(taskSeed);
+        uint32 r = fed.task(t).currentRound;
+        Federation.RoundInfo memory info = fed.roundInfo(t, r);
+        if (info.status == Federation.RoundStatus.Collecting && block.timestamp <= info.submitDeadline) {
+            for (uint256 i = 0; i < INSTITUTIONS; ++i) {
+                address a = accounts[i];
+                (, uint64 samples) = fed.submissionOf(t, r, a);
+                if (fed.isMember(a) && samples == 0) {
+                    _call(a, abi.encodeCall(fed.submitUpdate, (t, r, Fixtures.cidOf(VM.toString(a), t, r), 10)));
+                }
+            }
+            info = fed.roundInfo(t, r);
+            if (info.status == Federation.RoundStatus.Collecting) {
+                VM.warp(info.submitDeadline + 1);
+                _call(_actor(taskSeed, t, r, 0), abi.encodeCall(fed.closeUpdates, (t, r)));
+            }
+            info = fed.roundInfo(t, r);
+        }
+        if (info.status != Federation.RoundStatus.Closed) return;
+        // One round in four, the first attester is a faulty aggregator (a dishonest pair).
+        uint8 v = _h(taskSeed, "faulty") % 4 == 0 ? 1 : 0;
+        for (uint256 i = 0; i < INSTITUTIONS && fed.roundInfo(t, r).status == Federation.RoundStatus.Closed; ++i) {
+            if (fed.isMember(accounts[i]) && !hasAttested[t][r][accounts[i]]) {
+                _attest(accounts[i], t, r, v);
+                v = 0;
+            }
+        }
+    }
+
+    function _attest(address who, uint256 t, uint32 r, uint8 v) private {
+        Federation.TaskView memory before = fed.task(t);
         bool wasFinal = finalizedIndex[t][r] != 0;
         bool ok = _call(who, abi.encodeCall(fed.attestAggregate, (t, r, aggregateCid(t, r, v), scoresRoot(t, r, v))));
         if (!ok) return;
@@ -118,6 +160,10 @@ contract FederationHandler {
         hasAttested[t][r][who] = true;
         attestations[t][r] += 1;
         if (!wasFinal) attestationsBeforeFinal[t][r] += 1;
+        if (!wasFinal && v != 0) {
+            dissenter[t][r] = who;
+            dishonestAttestations += 1;
+        }
         Federation.TaskView memory afterwards = fed.task(t);
         if (afterwards.finalizedRounds != before.finalizedRounds) {
             if (wasFinal || afterwards.lastFinalizedRound != r) _violate(attestViolation, "finalization of an unexpected round");
@@ -140,20 +186,29 @@ contract FederationHandler {
     function reportDissent(uint256 actorSeed, uint256 taskSeed, uint256 memberSeed) external {
         uint256 t = _task(taskSeed);
         uint32 r = fed.task(t).lastFinalizedRound;
-        address member = accounts[memberSeed % accounts.length];
-        if (_call(accounts[actorSeed % accounts.length], abi.encodeCall(fed.reportDissent, (t, r, member)))) {
+        uint256 h = _h(memberSeed, "dissenter");
+        address member = accounts[h % accounts.length];
+        if ((h >> 8) % 4 != 0 && dissenter[t][r] != address(0)) member = dissenter[t][r];
+        if (_call(accounts[_h(actorSeed, "reporter") % accounts.length], abi.encodeCall(fed.reportDissent, (t, r, member)))) {
             dissents += 1;
         }
     }
 
-    function claim(uint256 actorSeed, uint256 taskSeed, uint256 roundSeed, uint256 variantSeed, bool tamper) external {
+    /// @dev Mostly a claim on a round the handler saw finalize, with the agreed scores; else
+    ///      any round of any task, another pair's scores, or a tampered score.
+    function claim(uint256 actorSeed, uint256 taskSeed, uint256 roundSeed) external {
+        uint256 h = _h(roundSeed, "claim");
         uint256 t = _task(taskSeed);
-        uint32 current = fed.task(t).currentRound;
-        uint32 r = uint32(1 + roundSeed % current);
+        uint32 r = uint32(1 + (h >> 8) % fed.task(t).currentRound);
+        uint8 v = uint8((h >> 16) % VARIANTS);
+        if (h % 4 != 0 && finalized.length != 0) {
+            Finalized memory f = finalized[(h >> 24) % finalized.length];
+            (t, r, v) = (f.taskId, f.round, f.variant);
+        }
         uint256 fi = finalizedIndex[t][r];
-        uint8 v = fi != 0 && variantSeed % 4 != 0 ? finalized[fi - 1].variant : uint8(variantSeed % VARIANTS);
-        address who = accounts[actorSeed % accounts.length];
-        uint256 i = actorSeed % accounts.length;
+        bool tamper = (h >> 32) % 8 == 0;
+        uint256 i = _h(actorSeed, "claimer") % accounts.length;
+        address who = accounts[i];
         uint256 score = scoreOf(t, r, v, i) + (tamper ? 1 : 0);
         bytes32[] memory path = Fixtures.proof(_leaves(t, r, v), i);
         if (!_call(who, abi.encodeCall(fed.claimContribution, (t, r, score, path)))) return;
@@ -163,27 +218,32 @@ contract FederationHandler {
         claims += 1;
     }
 
-    function propose(uint256 actorSeed, bool remove, uint256 targetSeed) external {
-        address target = accounts[targetSeed % INSTITUTIONS];
-        uint8 kind = remove ? 1 : 0;
+    /// @dev Mostly a proposal that can execute (admit a non-member institution, remove a member).
+    function propose(uint256 actorSeed, uint256 targetSeed) external {
+        uint256 h = _h(targetSeed, "propose");
+        address target = accounts[h % INSTITUTIONS];
+        uint8 kind = fed.isMember(target) ? 1 : 0;
+        if ((h >> 8) % 4 == 0) kind = 1 - kind;
         _call(_actor(actorSeed, 0, 0, 0), abi.encodeCall(fed.propose, (kind, target, Fixtures.peerIdOf(target), bytes32(0))));
     }
 
     function approve(uint256 actorSeed, uint256 proposalSeed) external {
         uint256 count = fed.proposalCount();
         if (count == 0) return;
-        uint256 pid = proposalSeed % 4 == 0 ? 1 + (proposalSeed >> 8) % count : count;
+        uint256 h = _h(proposalSeed, "approve");
+        uint256 pid = h % 4 == 0 ? 1 + (h >> 8) % count : count;
         uint32 before = fed.memberCount();
         bool wasExecuted = fed.proposal(pid).executed;
-        if (!_call(_actor(actorSeed, 0, 0, 0), abi.encodeCall(fed.approve, (pid)))) return;
+        if (!_call(_actor(actorSeed, pid, 0, 3), abi.encodeCall(fed.approve, (pid)))) return;
         if (!wasExecuted && fed.proposal(pid).executed) {
             membershipChanges += 1;
             if (fed.memberCount() == before) _violate(governanceViolation, "an executed proposal changed no membership");
         }
     }
 
+    /// @dev Rarely acts (a new task spreads the other actions thinner).
     function createTask(uint256 actorSeed, uint32 quorum, uint32 numRounds) external {
-        if (tasks.length >= MAX_TASKS) return;
+        if (tasks.length >= MAX_TASKS || _h(actorSeed, "create") % 4 != 0) return;
         bytes memory data = abi.encodeCall(
             fed.createTask,
             (
@@ -311,11 +371,14 @@ contract FederationHandler {
         }
     }
 
-    /// @dev Mostly a member able to make progress (kind 1: has not submitted this round; kind 2:
-    ///      has not attested it); one call in four, any account, member or not.
-    function _actor(uint256 seed, uint256 t, uint32 r, uint8 kind) private view returns (address) {
+    /// @dev Mostly a member able to make progress (kind 1: has not submitted round `r` of task
+    ///      `t`; kind 2: has not attested it; kind 3: has not approved proposal `t`); one call
+    ///      in four, any account, member or not.
+    function _actor(uint256 actorSeed, uint256 t, uint32 r, uint8 kind) private view returns (address) {
         uint256 n = accounts.length;
-        if ((seed >> 128) % 4 == 0) return accounts[seed % n];
+        uint256 seed = _h(actorSeed, "actor");
+        if (seed % 4 == 0) return accounts[(seed >> 8) % n];
+        seed >>= 8;
         for (uint256 k = 0; k < INSTITUTIONS; ++k) {
             address a = accounts[(seed + k) % INSTITUTIONS];
             if (!fed.isMember(a)) continue;
@@ -324,12 +387,19 @@ contract FederationHandler {
                 if (samples != 0) continue;
             }
             if (kind == 2 && hasAttested[t][r][a]) continue;
+            if (kind == 3 && fed.hasApproved(t, a)) continue;
             return a;
         }
         return accounts[seed % n];
     }
 
     function _task(uint256 seed) private view returns (uint256) {
-        return tasks[seed % tasks.length];
+        return tasks[_h(seed, "task") % tasks.length];
+    }
+
+    /// @dev Spreads a fuzzer input evenly: forge favours small and repeated values, which would
+    ///      otherwise pick the same branch nearly every time.
+    function _h(uint256 seed, string memory salt) private pure returns (uint256) {
+        return uint256(keccak256(abi.encode(seed, salt)));
     }
 }

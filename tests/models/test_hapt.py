@@ -111,7 +111,9 @@ def test_modern_pickles_with_other_globals_are_refused(tmp_path):
 
 
 def _frame(labels: np.ndarray) -> pd.DataFrame:
-    frame = pd.DataFrame({c: np.zeros(labels.size) for c in (*hapt.ACC_COLUMNS, *hapt.GYRO_COLUMNS)})
+    frame = pd.DataFrame(
+        {c: np.zeros(labels.size) for c in (*hapt.ACC_COLUMNS, *hapt.GYRO_COLUMNS)}
+    )
     frame["label"] = labels
     return frame
 
@@ -123,7 +125,7 @@ def test_content_validation():
     with pytest.raises(DataError, match="labels outside"):
         hapt.validate_recordings(bad_label, Path("x"))
     missing_subject = {s: v for s, v in good.items() if s != 30}
-    with pytest.raises(DataError, match="subjects 1..30"):
+    with pytest.raises(DataError, match=r"subjects 1\.\.30"):
         hapt.validate_recordings(missing_subject, Path("x"))
     no_gyro = {**good, 2: [_frame(np.ones(200, dtype=np.int64)).drop(columns=["gyro-z"])]}
     with pytest.raises(DataError, match="gyro-z"):

@@ -18,7 +18,7 @@ from models.partition import (
 LABELS = np.repeat(np.arange(5), [300, 200, 250, 150, 100])
 
 
-def _assert_exact_cover(parts, n):
+def _assert_exact_cover(parts: list[np.ndarray], n: int) -> None:
     joined = np.concatenate(parts)
     assert joined.size == n
     np.testing.assert_array_equal(np.sort(joined), np.arange(n))
@@ -75,10 +75,12 @@ def test_dirichlet_respects_min_size_or_explains():
 
 def test_quantity_skew_varies_sizes_but_not_labels():
     sizes_small = [
-        np.std([p.size for p in QuantitySkewPartitioner(0.3).split(LABELS, 5, s)]) for s in range(10)
+        np.std([p.size for p in QuantitySkewPartitioner(0.3).split(LABELS, 5, s)])
+        for s in range(10)
     ]
     sizes_large = [
-        np.std([p.size for p in QuantitySkewPartitioner(1000.0).split(LABELS, 5, s)]) for s in range(10)
+        np.std([p.size for p in QuantitySkewPartitioner(1000.0).split(LABELS, 5, s)])
+        for s in range(10)
     ]
     assert np.mean(sizes_small) > 5 * np.mean(sizes_large)
     parts = QuantitySkewPartitioner(0.3, min_size=10).split(LABELS, 5, seed=3)
