@@ -46,7 +46,9 @@ pytest: setup
 
 test: lint typecheck pytest
 
-audit: setup
+# The audit needs the Python venv (it creates Slither's own .venv-audit) and the npm tools
+# (solc, forge), not Kubo.
+audit: $(STAMP_PY) $(STAMP_NPM)
 	$(VENV)/bin/fedchain audit
 
 clean:

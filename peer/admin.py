@@ -13,14 +13,12 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from consensus.serialization import weights_from_bytes, weights_to_bytes
 from consensus.task_spec import TaskSpec
 from fedchain.errors import ConfigError
 from peer.content.cid import cid_to_bytes
 from peer.content.kubo import KuboContentStore
 from peer.keystore import load_eth_account
 from peer.ledger.client import FederationClient, connect, deploy
-from peer.training import initial_weights, reference_weights
 
 log = logging.getLogger("fedchain.admin")
 
@@ -81,6 +79,9 @@ def create_task(
     rpc_url: str, contract: str, keystore: Path, password: str, ipfs_api: str, req: TaskRequest
 ) -> int:
     """Publish the spec and initial model on the member's Kubo, then create the task on-chain."""
+    from consensus.serialization import weights_from_bytes, weights_to_bytes
+    from peer.training import initial_weights, reference_weights
+
     try:
         spec = TaskSpec.from_bytes(req.spec_path.read_bytes())
     except FileNotFoundError:

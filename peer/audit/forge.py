@@ -60,15 +60,21 @@ def forge_binary(repo: Path) -> Path:
 
 
 def run_forge(
-    repo: Path, args: list[str], *, profile: str = "default", env: dict[str, str] | None = None
+    repo: Path,
+    args: list[str],
+    *,
+    profile: str = "default",
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``forge ARGS`` in the repository with ``FOUNDRY_PROFILE=profile``."""
+    """Run the repository's forge with ``FOUNDRY_PROFILE=profile``, in ``cwd`` (default: the
+    repository, whose foundry.toml then applies)."""
     exe = forge_binary(repo)
     full_env = {**os.environ, "FOUNDRY_PROFILE": profile, "NO_COLOR": "1", **(env or {})}
     try:
         return subprocess.run(
             [str(exe), *args],
-            cwd=repo,
+            cwd=cwd or repo,
             env=full_env,
             capture_output=True,
             text=True,

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from peer.audit.forge_tests import STATS_FILE, read_stats
+from peer.audit.forge_tests import MATRIX_FILE, STATS_FILE, read_stats
 from peer.audit.gas import GasReport
-from peer.audit.matrix import MATRIX_FILE, AccessMatrix, build_matrix, load_raw
+from peer.audit.matrix import AccessMatrix, build_matrix, load_raw
 from peer.audit.types import AuditSettings
 from peer.ledger.compiler import federation_artifact
 from tests.audit.conftest import ForgeRun

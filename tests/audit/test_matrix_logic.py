@@ -20,7 +20,9 @@ def sel(signature: str) -> str:
     return "0x" + keccak(text=signature)[:4].hex()
 
 
-def cell(signature: str, role: str, ok: bool, revert: str = "", mutates: bool = True) -> dict[str, Any]:
+def cell(
+    signature: str, role: str, ok: bool, revert: str = "", mutates: bool = True
+) -> dict[str, Any]:
     return {"selector": sel(signature), "role": role, "ok": ok, "revert": revert,
             "mutates": mutates}
 
