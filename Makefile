@@ -52,4 +52,4 @@ audit: $(STAMP_PY) $(STAMP_NPM)
 	$(VENV)/bin/fedchain audit
 
 clean:
-	rm -rf $(VENV) node_modules .fedchain build .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .venv-audit node_modules .fedchain build .mypy_cache .ruff_cache .pytest_cache

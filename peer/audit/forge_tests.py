@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from fedchain.errors import ToolchainError
 from peer.audit.abc import AuditPart
 from peer.audit.forge import ForgeTest, parse_test_results, run_forge
 from peer.audit.types import AuditSettings, PartResult, Progress
@@ -87,7 +88,13 @@ class ForgeTests(AuditPart):
         )
         (settings.out_dir / "forge-test.json").write_text(done.stdout)
         (settings.out_dir / "forge-test.log").write_text(done.stderr)
-        tests = parse_test_results(done.stdout)
+        try:
+            tests = parse_test_results(done.stdout)
+        except ToolchainError as exc:
+            raise ToolchainError(
+                f"forge test (exit {done.returncode}) gave no results: "
+                f"{(done.stderr or done.stdout)[-3000:]}"
+            ) from exc
         for t in tests:
             verdict = "pass" if t.passed else "FAIL"
             progress(f"{verdict} {t.suite}.{t.name} ({t.kind}, {t.runs} runs)")

@@ -123,6 +123,19 @@ def render(matrix: AccessMatrix) -> str:
             cell = matrix.cell(function, role)
             row.append("—" if cell is None else ALLOWED if cell.allowed else f"`{cell.error}`")
         lines.append(f"| `{function}` | " + " | ".join(row) + " |")
+    open_to_all = [
+        f
+        for f in matrix.functions
+        if all(c.allowed for c in matrix.cells if c.function == f)
+        and any(c.mutates for c in matrix.cells if c.function == f)
+    ]
+    if open_to_all:
+        lines += [
+            "",
+            "State-changing functions open to every role (as their NatSpec documents): "
+            + ", ".join(f"`{f}`" for f in open_to_all)
+            + ".",
+        ]
     if matrix.problems:
         lines += ["", "Problems:", *(f"- {p}" for p in matrix.problems)]
     return "\n".join(lines)

@@ -27,7 +27,7 @@ def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _check_shape(path: Path, required: list[str]) -> dict[str, dict[str, dict[str, float]]]:
-    payload = json.loads(path.read_text())
+    payload: dict[str, dict[str, dict[str, float]]] = json.loads(path.read_text())
     for method in required:
         assert method in payload, method
     for method, metrics in payload.items():
