@@ -13,7 +13,7 @@ from eth_account import Account
 
 from consensus.task_spec import TaskSpec
 from peer.content.kubo import KuboContentStore
-from peer.devnet import DEMO_SCRYPT_N, fund_account, find_ipfs
+from peer.devnet import DEMO_SCRYPT_N, find_ipfs, fund_account
 from peer.identity import create_identity
 from peer.keystore import write_keystore
 from peer.ledger.client import FederationClient, connect
