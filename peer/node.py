@@ -29,6 +29,7 @@ from peer.content.cid import cid_from_bytes, cid_to_bytes, digest_of_cid
 from peer.gossip.abc import Gossip
 from peer.identity import Identity
 from peer.ledger.client import FederationClient
+from peer.ledger.errors import AlreadyAttested, NotEligible, NotMember
 from peer.training import LocalTrainer, StateDict, evaluate, reference_weights
 from peer.updates import UpdateFetcher
 
@@ -69,6 +70,7 @@ class PeerNode:
     _attested: set[int] = field(default_factory=set)
     _pending_claims: list[tuple[int, int, bytes, list[bytes]]] = field(default_factory=list)
     _current_round: int | None = None
+    _ineligible: set[int] = field(default_factory=set)
     _finished: set[int] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -95,7 +97,7 @@ class PeerNode:
                 attest_deadline=info.attest_deadline,
                 submissions=info.submissions,
                 quorum=min(task.quorum, info.eligible),
-                eligible=True,
+                eligible=round_no not in self._ineligible,
                 submitted=self._has_submitted(round_no),
                 attested=round_no in self._attested,
                 task_complete=task.completed,
@@ -108,6 +110,16 @@ class PeerNode:
                 return 0
             try:
                 self._do(action, round_no, info.model_digest)
+            except NotMember:
+                raise LedgerError(
+                    f"{self._me} is no longer a member of the federation (removed by governance); "
+                    "this peer stops"
+                ) from None
+            except NotEligible:
+                log.info("round %d: admitted after it opened; joining the next one", round_no)
+                self._ineligible.add(round_no)
+            except AlreadyAttested:
+                self._attested.add(round_no)
             except LedgerError as exc:
                 # Another peer may have moved the round on first; the next pass re-reads the chain.
                 log.info("round %d: %s refused: %s", round_no, action.value, exc)
