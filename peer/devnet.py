@@ -31,8 +31,9 @@ from consensus.task_spec import TaskSpec
 from fedchain.errors import ToolchainError
 from peer.content.cid import cid_to_bytes
 from peer.content.kubo import KuboContentStore
+from peer.gossip.identity import peer_id_from_seed
 from peer.identity import Identity, create_identity
-from peer.keystore import read_keystore
+from peer.keystore import new_secret, read_keystore
 from peer.ledger.client import FederationClient, connect, deploy
 from peer.services.chain_node import AnvilNode, DevChain, GanacheNode
 from peer.services.kubo_daemon import KuboDaemon, generate_swarm_key
@@ -169,7 +170,7 @@ class LocalFederation:
         self.outsiders = [Account.create() for _ in range(self.extra_members)]
         members = [h.identity.account for h in self.hospitals] + self.outsiders
         peer_ids = [h.identity.peer_id for h in self.hospitals] + [
-            f"12D3KooWOutsider{i}" for i in range(len(self.outsiders))
+            peer_id_from_seed(new_secret()) for _ in self.outsiders
         ]
         for acct in members:
             fund_account(self.w3, dev, acct.address)
