@@ -47,8 +47,11 @@ FUNDING_WEI = Web3.to_wei(100, "ether")
 
 
 def find_ipfs() -> Path:
-    """The Kubo binary: $FEDCHAIN_IPFS, else ``ipfs`` on PATH."""
+    """The Kubo binary: $FEDCHAIN_IPFS, else the one ``make setup`` chose, else ``ipfs`` on PATH."""
     env = os.environ.get("FEDCHAIN_IPFS")
+    chosen = Path(__file__).resolve().parents[1] / ".fedchain" / "ipfs-path"
+    if not env and chosen.is_file():
+        env = chosen.read_text(encoding="utf-8").strip()
     if env:
         path = Path(env)
         if not (path.is_file() and os.access(path, os.X_OK)):

@@ -63,6 +63,7 @@ def federation_factory(tmp_path: Path, ipfs_available: None) -> Iterator[object]
         extra_members: int = 0,
         fetch_timeout: float = 20.0,
         isolated: tuple[str, ...] = (),
+        round_duration: int = 600,
     ) -> LocalFederation:
         fed = LocalFederation(
             tmp_path / f"fed{len(feds)}",
@@ -73,7 +74,9 @@ def federation_factory(tmp_path: Path, ipfs_available: None) -> Iterator[object]
         )
         feds.append(fed)
         fed.start(
-            TaskParams(spec=SPEC, rounds=rounds, quorum=quorum or len(names)),
+            TaskParams(
+                spec=SPEC, rounds=rounds, quorum=quorum or len(names), round_duration=round_duration
+            ),
             gossip_isolated=isolated,
         )
         return fed
