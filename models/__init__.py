@@ -1,0 +1,1 @@
+"""Models, data loaders, partitioners, training and metrics (see models/README.md)."""

@@ -96,6 +96,8 @@ def train_local(
     labels = np.asarray(y)
     if labels.shape != (n,):
         raise DataError(f"labels have shape {labels.shape}, expected ({n},) to match the inputs")
+    if labels.min() < 0:
+        raise DataError(f"labels must be class indices >= 0, found {int(labels.min())}")
     targets = torch.from_numpy(labels.astype(np.int64))
     opt = _make_optimizer(optimizer, model, lr, weight_decay)
     loss_fn = nn.CrossEntropyLoss(reduction="sum")

@@ -117,7 +117,7 @@ def locate_breastmnist(path: Path | None = None, *, allow_download: bool = True)
     configured = os.environ.get(ENV_VAR)
     if configured:
         return _resolve_configured(Path(configured))
-    shared = repo_root() / SHARED_RELATIVE
+    shared = (repo_root() / SHARED_RELATIVE).resolve()
     if shared.is_file():
         return shared
     if not allow_download:

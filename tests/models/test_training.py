@@ -77,3 +77,31 @@ def test_bad_arguments_are_rejected(cleveland):
         train_local(_fresh(), x, y, epochs=0, lr=0.1, batch_size=4, seed=0)
     with pytest.raises(DataError, match="labels"):
         train_local(_fresh(), x, y[:-1], epochs=1, lr=0.1, batch_size=4, seed=0)
+
+
+def test_sgd_also_learns_and_unknown_optimizers_are_refused(cleveland):
+    model = _fresh()
+    x, y = cleveland.x_train, cleveland.y_train
+    train_local(model, x, y, epochs=10, lr=0.01, batch_size=16, seed=0, optimizer="sgd")
+    assert (
+        classification_metrics(cleveland.y_test, predict_proba(model, cleveland.x_test))["auroc"]
+        > 0.8
+    )
+    with pytest.raises(ConfigError, match="rmsprop"):
+        train_local(_fresh(), x, y, epochs=1, lr=0.1, batch_size=4, seed=0, optimizer="rmsprop")
+    with pytest.raises(DataError, match=">= 0"):
+        train_local(_fresh(), x, y - 1, epochs=1, lr=0.1, batch_size=4, seed=0)
+
+
+def test_multimodal_input_must_agree_on_sample_count():
+    model = build_model("logreg", in_features=2)
+    with pytest.raises(DataError, match="disagree"):
+        train_local(
+            model,
+            {"a": np.zeros((3, 2), np.float32), "b": np.zeros((4, 2), np.float32)},
+            np.zeros(3, np.int64),
+            epochs=1,
+            lr=0.1,
+            batch_size=2,
+            seed=0,
+        )
