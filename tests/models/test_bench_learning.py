@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from models.datasets.heart import HOSPITALS
 from models.metrics import METRIC_NAMES
 
@@ -57,7 +55,6 @@ def test_breast_quick(tmp_path):
     _check_shape(tmp_path / "learning-breast.json", ["pooled", "federated", "local:inst1"])
 
 
-@pytest.mark.slow
 def test_hapt_quick(tmp_path):
     done = _run(tmp_path, "--dataset", "hapt", seeds=1)
     assert done.returncode == 0, done.stderr
