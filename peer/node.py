@@ -320,11 +320,14 @@ class PeerNode:
                 agreed_digest
             )
             entry["agreed"] = rec.agreed
-            weights = rec.global_model if rec.agreed else None
-            if weights is None:
-                weights = self._global_model(agreed_digest)
-            data = self.trainer.data
-            entry["local_test"] = evaluate(self.spec, weights, data.x_test, data.y_test)
+            try:
+                weights = rec.global_model if rec.agreed else None
+                if weights is None:
+                    weights = self._global_model(agreed_digest)
+                data = self.trainer.data
+                entry["local_test"] = evaluate(self.spec, weights, data.x_test, data.y_test)
+            except FedchainError as exc:
+                log.warning("round %d: agreed model not evaluated locally: %s", round_no, exc)
         path = self.cfg.state_dir / "history.jsonl"
         with path.open("a", encoding="utf-8") as fh:
             fh.write(json.dumps(entry, sort_keys=True) + "\n")
