@@ -63,23 +63,15 @@ def test_deploy_then_create_task(tmp_path: Path) -> None:
         contract = done.stdout.strip().splitlines()[-1]
         spec_file = tmp_path / "spec.json"
         spec_file.write_bytes(SPEC.to_bytes())
-        done = cli(
-            "create-task",
-            "--rpc-url",
-            chain.rpc_url,
-            "--contract",
-            contract,
-            "--keystore",
-            str(tmp_path / "member" / "eth.json"),
-            "--ipfs-api",
-            kubo.api_multiaddr,
-            "--spec",
-            str(spec_file),
-            "--quorum",
-            "1",
-            "--rounds",
-            "3",
-        )
+
+        def create_task(keystore: Path) -> subprocess.CompletedProcess[str]:
+            return cli(
+                "create-task", "--rpc-url", chain.rpc_url, "--contract", contract,
+                "--keystore", str(keystore), "--ipfs-api", kubo.api_multiaddr,
+                "--spec", str(spec_file), "--quorum", "1", "--rounds", "3",
+            )  # fmt: skip
+
+        done = create_task(tmp_path / "member" / "eth.json")
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip().splitlines()[-1] == "1"
         client = FederationClient(w3, contract, member.account)
@@ -89,23 +81,7 @@ def test_deploy_then_create_task(tmp_path: Path) -> None:
         assert TaskSpec.from_bytes(store.get(client.spec_cid(1), timeout=10)) == SPEC
         store.close()
         # The deployer is not a member: creating a task with its key is refused by name.
-        done = cli(
-            "create-task",
-            "--rpc-url",
-            chain.rpc_url,
-            "--contract",
-            contract,
-            "--keystore",
-            str(tmp_path / "deployer.json"),
-            "--ipfs-api",
-            kubo.api_multiaddr,
-            "--spec",
-            str(spec_file),
-            "--quorum",
-            "1",
-            "--rounds",
-            "3",
-        )
+        done = create_task(tmp_path / "deployer.json")
         assert done.returncode != 0
         assert "NotMember" in done.stderr.strip().splitlines()[-1]
 
