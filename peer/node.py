@@ -208,7 +208,10 @@ class PeerNode:
         t0 = time.perf_counter()
         assert self._fetcher is not None
         updates: list[Update] = []
-        for sub in self.ledger.submissions(self._task_id, round_no):
+        submissions = self.ledger.submissions(self._task_id, round_no)
+        for sub in submissions:  # start every fetch at once; they are checked in chain order
+            self._fetcher.prefetch(cid_from_bytes(sub.cid))
+        for sub in submissions:
             cid = cid_from_bytes(sub.cid)
             try:
                 data = self._fetcher.fetch_verified(cid)
