@@ -147,18 +147,6 @@ def _round_result(
     )
 
 
-def _wait_peers_exit(fed: LocalFederation, timeout: float = 120.0) -> None:
-    """Peers leave by themselves once the task is complete and their credit is claimed."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(p.is_running() for p in fed.peers.values()):
-        time.sleep(0.1)
-    for name, proc in fed.peers.items():
-        if proc.returncode not in (None, 0):
-            log.warning(
-                "peer %s ended with status %s (see %s)", name, proc.returncode, proc.log_path
-            )
-
-
 def _add_overhead(results: list[RoundResult], fed: LocalFederation) -> None:
     """Per round, from the peers' own records: wall time, local training and everything else.
 
@@ -260,7 +248,9 @@ def run_demo(*, peers: int, rounds: int, chain: str, out: Path | None) -> int:
                         _round_result(fed, client, store, pooled, round_no, time.monotonic() - t0)
                     )
                 progress.advance(bar)
-        _wait_peers_exit(fed)
+        for name, code in fed.wait_peers_exit(timeout=120).items():
+            if code not in (None, 0):
+                log.warning("peer %s ended with status %s (see %s)", name, code, fed.root / "logs")
         store.close()
         _add_overhead(results, fed)
         chain_id, contract = client.chain_id, client.address

@@ -15,6 +15,7 @@ import os
 import secrets
 import shutil
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -250,6 +251,13 @@ class LocalFederation:
         proc.start()
         self.peers[name] = proc
         return proc
+
+    def wait_peers_exit(self, timeout: float) -> dict[str, int | None]:
+        """Wait for peers to leave by themselves (task complete, credit claimed); their codes."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(p.is_running() for p in self.peers.values()):
+            time.sleep(0.1)
+        return {name: proc.returncode for name, proc in self.peers.items()}
 
     def hospital(self, name: str) -> Hospital:
         for h in self.hospitals:

@@ -88,12 +88,5 @@ def federation_factory(tmp_path: Path, ipfs_available: None) -> Iterator[object]
 
 def wait_peers_exit(fed: LocalFederation, timeout: float = 60.0) -> None:
     """Peers leave on their own once the task completes (after claiming credit)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if all(p.returncode is not None for p in fed.peers.values()):
-            break
-        time.sleep(0.1)
-    for name, proc in fed.peers.items():
-        assert proc.returncode == 0, (
-            f"peer {name} ended with {proc.returncode}:\n{proc.log_tail(60)}"
-        )
+    for name, code in fed.wait_peers_exit(timeout).items():
+        assert code == 0, f"peer {name} ended with {code}:\n{fed.peers[name].log_tail(60)}"
