@@ -46,6 +46,15 @@ class RoundView:
     task_complete: bool
 
 
+def effective_quorum(quorum: int, eligible: int) -> int:
+    """Updates (and identical attestations) a round needs, as the contract computes it.
+
+    Never less than a strict majority of the members eligible for the round, so a minority can
+    neither close nor finalize a round even after admissions mid-task; never more than them.
+    """
+    return min(max(quorum, eligible // 2 + 1), eligible)
+
+
 def next_action(v: RoundView) -> Action:
     if v.task_complete:
         return Action.DONE

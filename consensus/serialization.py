@@ -25,6 +25,20 @@ def weights_to_bytes(weights: Mapping[str, torch.Tensor]) -> bytes:
     return st_save(ordered)
 
 
+HEADER_SLACK_BYTES = 64 * 1024
+"""Room for the safetensors JSON header beyond the tensors' own bytes."""
+
+
+def model_bytes_limit(reference: Mapping[str, torch.Tensor]) -> int:
+    """Largest serialized size a model of ``reference``'s shapes and dtypes can have.
+
+    Every exchanged model must have exactly the reference tensors, so its size is known
+    before download: anything larger is refused without reading it.
+    """
+    tensors = sum(t.numel() * t.element_size() for t in reference.values())
+    return min(tensors + HEADER_SLACK_BYTES, MAX_MODEL_BYTES)
+
+
 def weights_from_bytes(
     data: bytes,
     *,

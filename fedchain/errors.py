@@ -42,3 +42,7 @@ class LedgerError(FedchainError, RuntimeError):
 
 class ProtocolError(FedchainError, ValueError):
     """A peer message or an update violates the round protocol."""
+
+
+class StateError(FedchainError, OSError):
+    """The peer's own state folder or a record in it cannot be read or written."""

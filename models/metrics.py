@@ -3,7 +3,8 @@
 Binary tasks pass the probability of class 1 (shape ``[n]``): the decision threshold is 0.5 and
 precision/recall refer to class 1. Multi-class tasks pass class probabilities ``[n, C]``: the
 prediction is the arg-max, precision/recall are macro averages and AUROC is one-vs-rest, macro.
-AUROC is NaN when the true labels do not cover every class (it is undefined there).
+AUROC is NaN when the true labels do not cover every class (it is undefined there) or when any
+predicted probability is not finite; such samples count as wrong for the other metrics.
 """
 
 from __future__ import annotations
@@ -27,15 +28,29 @@ METRIC_NAMES: tuple[str, ...] = (
 )
 
 
+NO_PREDICTION = -1
+"""Label given to a sample whose predicted probabilities are not finite: counted as wrong."""
+
+
 def predicted_labels(y_prob: np.ndarray) -> np.ndarray:
-    """Hard labels from probabilities (threshold 0.5 for binary, arg-max for multi-class)."""
+    """Hard labels from probabilities (threshold 0.5 for binary, arg-max for multi-class).
+
+    A sample with NaN or infinite probabilities gets ``NO_PREDICTION``, so a degenerate model
+    scores as wrong on it instead of raising.
+    """
     probs = np.asarray(y_prob)
     if probs.ndim == 1:
-        return (probs >= 0.5).astype(np.int64)
-    return np.asarray(np.argmax(probs, axis=1), dtype=np.int64)
+        labels = (probs >= 0.5).astype(np.int64)
+        finite = np.isfinite(probs)
+    else:
+        labels = np.asarray(np.argmax(probs, axis=1), dtype=np.int64)
+        finite = np.isfinite(probs).all(axis=1)
+    return np.where(finite, labels, NO_PREDICTION)
 
 
 def _auroc(y_true: np.ndarray, probs: np.ndarray) -> float:
+    if not np.isfinite(probs).all():
+        return float("nan")
     if probs.ndim == 1:
         if np.unique(y_true).size < 2:
             return float("nan")
@@ -67,6 +82,8 @@ def classification_metrics(y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, 
     if truth.min() < 0 or truth.max() >= n_classes:
         raise DataError(f"y_true has labels outside 0..{n_classes - 1}")
     pred = predicted_labels(probs)
+    # A sample without a finite prediction counts as wrong: give it a label other than the truth.
+    pred = np.where(pred == NO_PREDICTION, (truth + 1) % n_classes, pred)
     with warnings.catch_warnings():
         # Degenerate inputs (a class never predicted or never true) are legitimate on small
         # institutions; the values sklearn returns there are documented, so stay quiet.

@@ -52,6 +52,22 @@ def peer_run(
     raise typer.Exit(run_peer(cfg))
 
 
+@app.command("claim")
+def peer_claim(
+    config: Annotated[Path, typer.Option("--config", "-c", help="The institution's TOML file.")],
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Claim every contribution this institution earned in its task and has not claimed yet."""
+    _setup_logging(verbose)
+    from peer.config import load_config
+    from peer.startup import claim_all
+
+    claimed = claim_all(load_config(config))
+    for round_no, score in claimed:
+        typer.echo(f"round {round_no}: claimed {score}")
+    typer.echo(f"{len(claimed)} round(s) claimed now")
+
+
 @keys_app.command("new")
 def keys_new(
     out_dir: Annotated[Path, typer.Argument(help="Folder for eth.json and libp2p.json.")],

@@ -62,6 +62,8 @@ class DataConfig(_Section):
 
 class ProtocolConfig(_Section):
     poll_interval: PositiveFloat = 0.1
+    max_outage: PositiveFloat = 300.0
+    """Seconds the peer rides out an unreachable chain RPC or own Kubo before it gives up."""
 
 
 class PeerConfig(_Section):

@@ -21,6 +21,8 @@ from peer.content.kubo import KuboContentStore
 from peer.identity import Identity, load_identity
 from peer.keystore import resolve_password
 from peer.ledger.client import FederationClient, connect
+from peer.ledger.types import Submission
+from peer.records import prepare_state_dir
 
 log = logging.getLogger("fedchain.peer")
 
@@ -71,13 +73,22 @@ def terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def run_peer(cfg: PeerConfig) -> int:
-    """Check keys, chain, membership and Kubo first (cheap, clear errors), then start the node."""
+def open_ledger(cfg: PeerConfig) -> tuple[Identity, FederationClient]:
+    """Decrypt the keys, reach the chain and check this institution's membership."""
     password = resolve_password(cfg.keys.password_env, cfg.keys.password_file)
     ident = load_identity(cfg.keys.eth_keystore, cfg.keys.libp2p_keystore, password)
     w3 = connect(cfg.chain.rpc_url, timeout=cfg.chain.rpc_timeout)
-    ledger = FederationClient(w3, cfg.chain.contract, ident.account)
+    ledger = FederationClient(
+        w3, cfg.chain.contract, ident.account, receipt_timeout=cfg.chain.receipt_timeout
+    )
     _check_membership(ledger, ident, cfg.chain.contract)
+    return ident, ledger
+
+
+def run_peer(cfg: PeerConfig) -> int:
+    """Check keys, chain, membership and Kubo first (cheap, clear errors), then start the node."""
+    prepare_state_dir(cfg.state_dir)
+    ident, ledger = open_ledger(cfg)
     with terminate_as_interrupt(), contextlib.ExitStack() as stack:
         content = stack.enter_context(KuboContentStore(cfg.ipfs.api))
         for addr in cfg.ipfs.swarm_peers:
@@ -92,7 +103,6 @@ def run_peer(cfg: PeerConfig) -> int:
         from peer.training import LocalTrainer, load_partition
 
         data = load_partition(spec.dataset, cfg.data.partition)
-        cfg.state_dir.mkdir(parents=True, exist_ok=True)
         gossip = None
         if cfg.gossip.enabled:
             gossip = Libp2pGossip(
@@ -121,3 +131,37 @@ def run_peer(cfg: PeerConfig) -> int:
         except KeyboardInterrupt:
             log.info("stopping on request")
             return 130
+
+
+def claim_all(cfg: PeerConfig) -> list[tuple[int, int]]:
+    """Claim every finalized round of the task this member earned and has not claimed.
+
+    Rebuilds scores from the chain (and, where the chain alone does not reproduce the agreed
+    root, from the updates on IPFS), so it works after a crash, from any machine holding the
+    member's keys, and at any time during or after the task.  Returns (round, score) claimed.
+    """
+    ident, ledger = open_ledger(cfg)
+    with KuboContentStore(cfg.ipfs.api) as content:
+        spec = _read_spec(ledger, content, cfg.chain.task_id, cfg.ipfs.fetch_timeout)
+        from consensus.serialization import model_bytes_limit
+        from peer.claims import ClaimBook
+        from peer.round_updates import collect_updates
+        from peer.training import reference_weights
+        from peer.updates import UpdateFetcher
+
+        reference = reference_weights(spec)
+        cap = ledger.task(cfg.chain.task_id).max_samples
+        fetcher = UpdateFetcher(
+            content, timeout=cfg.ipfs.fetch_timeout, max_bytes=model_bytes_limit(reference)
+        )
+
+        def accepted(round_no: int, subs: list[Submission], model: bytes) -> list[tuple[str, int]]:
+            got = collect_updates(subs, model, fetcher, reference, max_samples=cap)
+            return [(u.member, u.num_samples) for u in got.accepted]
+
+        book = ClaimBook(ledger, cfg.chain.task_id, ident.address)
+        try:
+            book.rebuild(accepted)
+        finally:
+            fetcher.close()
+        return sorted(book.claimed.items())

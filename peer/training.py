@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from consensus.task_spec import TaskSpec
-from fedchain.errors import ConfigError
+from fedchain.errors import ConfigError, ProtocolError
 from models.datasets.heart import HOSPITALS, TabularSplit, load_heart_hospital
 from models.metrics import classification_metrics
 from models.registry import build_model_from_spec
@@ -80,6 +80,13 @@ class LocalTrainer:
 def evaluate(
     spec: TaskSpec, weights: Mapping[str, torch.Tensor], x: np.ndarray, y: np.ndarray
 ) -> dict[str, float]:
+    """Metrics of ``weights`` on local data; ProtocolError if the model's outputs are not finite."""
     model = build_model(spec)
     model.load_state_dict(dict(weights))
-    return classification_metrics(y, predict_proba(model, x))
+    probs = predict_proba(model, x)
+    bad = int((~np.isfinite(probs.reshape(len(probs), -1)).all(axis=1)).sum())
+    if bad:
+        raise ProtocolError(
+            f"the agreed model gives non-finite outputs on {bad} of {len(probs)} local test samples"
+        )
+    return classification_metrics(y, probs)

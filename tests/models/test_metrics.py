@@ -76,3 +76,13 @@ def test_shape_mismatch_is_rejected():
         classification_metrics(np.zeros(3), np.zeros(4))
     with pytest.raises(DataError, match="outside"):
         classification_metrics(np.array([0, 3]), np.array([0.1, 0.2]))
+
+
+def test_non_finite_predictions_give_defined_metrics() -> None:
+    y = np.array([0, 1, 1, 0])
+    probs = np.array([0.1, np.nan, 0.9, np.inf])
+    m = classification_metrics(y, probs)
+    assert m["accuracy"] == 0.5  # the two non-finite samples count as wrong
+    assert np.isnan(m["auroc"])
+    multi = classification_metrics(np.array([0, 1, 2]), np.full((3, 3), np.nan))
+    assert multi["accuracy"] == 0.0

@@ -1,0 +1,50 @@
+"""Rules that leave an update out before aggregation, decided from the chain alone.
+
+These run before any content is fetched, so every honest peer and any auditor
+reaches the same verdict from the ``UpdateSubmitted`` events and the round's
+model digest:
+
+* an update whose digest equals the round's global model is the model sent back
+  untrained (a free rider);
+* an update byte-identical to one submitted earlier in the same round (same
+  digest) is a copy: the earliest submission in chain order keeps it, because an
+  update's CID is only announced after its submission is on-chain, so a copier
+  cannot get ahead of the member that trained it.
+
+Content-level checks (names, shapes, dtypes, finiteness, all-zero weights) need
+the bytes and live in :mod:`consensus.serialization` and :func:`all_zero`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class SubmittedDigest:
+    """The chain's record of one submission: who, which content digest, in chain order."""
+
+    member: str
+    digest: bytes
+
+
+def chain_verdicts(subs: Sequence[SubmittedDigest], model_digest: bytes) -> dict[str, str]:
+    """Members whose update is left out by the chain-only rules, with the reason for each."""
+    left_out: dict[str, str] = {}
+    first_by_digest: dict[bytes, str] = {}
+    for sub in subs:
+        if sub.digest == model_digest:
+            left_out[sub.member] = "free rider: the update is the round's global model unchanged"
+            continue
+        original = first_by_digest.setdefault(sub.digest, sub.member)
+        if original != sub.member:
+            left_out[sub.member] = f"copy: byte-identical to the update of {original}"
+    return left_out
+
+
+def all_zero(weights: Mapping[str, torch.Tensor]) -> bool:
+    """True when every tensor of the update is zero (no information, nothing to credit)."""
+    return all(not bool(t.any()) for t in weights.values())

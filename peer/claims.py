@@ -1,0 +1,110 @@
+"""Contribution claims that survive a crash: made as soon as a round finalizes, rebuilt from the chain.
+
+A claim needs this member's score and a Merkle proof under the round's agreed
+scores root.  The live round loop knows both right after attesting; a restarted
+peer (or ``fedchain claim``) does not, so it recomputes them from the chain: first
+from the update set the chain alone decides (cheap), and only when that does not
+reproduce the agreed root, from the fetched and checked updates, exactly as a
+live peer would.  Nothing is kept only in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from consensus.checks import SubmittedDigest, chain_verdicts
+from consensus.protocol import RoundStatus
+from consensus.scoring import Score, sample_scores, scores_tree
+from peer.ledger.client import FederationClient
+from peer.ledger.errors import AlreadyClaimed
+from peer.ledger.events import UpdateSubmitted
+from peer.ledger.types import Submission
+
+log = logging.getLogger("fedchain.peer")
+
+AcceptedFn = Callable[[int, list[Submission], bytes], Sequence[tuple[str, int]]]
+"""(round, submissions, model digest) -> accepted (member, bounded samples), after fetching."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    round: int
+    score: int
+    root: bytes
+    proof: list[bytes]
+
+
+def scores_root_and_claim(
+    task_id: int, round_no: int, member: str, accepted: Sequence[tuple[str, int]]
+) -> tuple[bytes, Claim | None]:
+    """The scores root of ``accepted`` and this member's claim under it (None: earned nothing)."""
+    scores: list[Score] = sample_scores(list(accepted))
+    tree = scores_tree(task_id, round_no, scores)
+    for i, s in enumerate(scores):
+        if s.member.lower() == member.lower():
+            return tree.root, Claim(round_no, s.score, tree.root, tree.proof(i))
+    return tree.root, None
+
+
+def claim_for(
+    task_id: int, round_no: int, member: str, accepted: Sequence[tuple[str, int]]
+) -> Claim | None:
+    """This member's claim under the scores of ``accepted``, or None if it earned nothing."""
+    return scores_root_and_claim(task_id, round_no, member, accepted)[1]
+
+
+class ClaimBook:
+    """Claims of one member in one task."""
+
+    def __init__(self, ledger: FederationClient, task_id: int, member: str) -> None:
+        self._ledger = ledger
+        self._task_id = task_id
+        self._member = member
+        self.claimed: dict[int, int] = {}
+
+    def settle(self, claim: Claim) -> bool:
+        """Claim ``claim`` if its root is the agreed one and it is not claimed yet."""
+        info = self._ledger.round_info(self._task_id, claim.round)
+        if RoundStatus(info.status) is not RoundStatus.FINALIZED:
+            return False
+        if info.scores_digest != claim.root:
+            log.info("round %d: the agreed scores differ from ours; nothing to claim", claim.round)
+            return False
+        if self._ledger.has_claimed(self._task_id, claim.round, self._member):
+            return True
+        try:
+            self._ledger.claim_contribution(self._task_id, claim.round, claim.score, claim.proof)
+        except AlreadyClaimed:
+            return True
+        self.claimed[claim.round] = claim.score
+        log.info("round %d: claimed contribution %d", claim.round, claim.score)
+        return True
+
+    def rebuild(self, accepted_after_fetch: AcceptedFn) -> int:
+        """Claim every finalized round this member submitted to and has not claimed; count them."""
+        made = 0
+        mine = self._ledger.events(UpdateSubmitted, self._task_id, None, self._member)
+        for round_no in sorted({e.round for e in mine}):
+            if self._ledger.has_claimed(self._task_id, round_no, self._member):
+                continue
+            info = self._ledger.round_info(self._task_id, round_no)
+            if RoundStatus(info.status) is not RoundStatus.FINALIZED:
+                continue
+            subs = self._ledger.submissions(self._task_id, round_no)
+            claim = self._from_chain(round_no, subs, info.model_digest)
+            if claim is None or claim.root != info.scores_digest:
+                accepted = accepted_after_fetch(round_no, subs, info.model_digest)
+                claim = claim_for(self._task_id, round_no, self._member, accepted)
+            if claim is not None and self.settle(claim):
+                made += 1
+        return made
+
+    def _from_chain(
+        self, round_no: int, subs: list[Submission], model_digest: bytes
+    ) -> Claim | None:
+        cap = self._ledger.task(self._task_id).max_samples
+        left_out = chain_verdicts([SubmittedDigest(s.member, s.digest) for s in subs], model_digest)
+        accepted = [(s.member, min(s.num_samples, cap)) for s in subs if s.member not in left_out]
+        return claim_for(self._task_id, round_no, self._member, accepted)

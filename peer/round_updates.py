@@ -1,0 +1,77 @@
+"""A round's update set, as every honest peer must see it: fetched, checked, in chain order.
+
+The same function serves the live round (aggregate and attest) and the rebuild
+of past rounds' scores (claims after a crash), so both reach the verdicts the
+federation agreed on.  Each update is left out with its reason when the chain
+alone shows it is a free ride or a copy (:mod:`consensus.checks`), when its
+content cannot be fetched within the limit, or when the bytes are not a model of
+the task's shapes and dtypes with finite, not all-zero values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import torch
+
+from consensus.checks import SubmittedDigest, all_zero, chain_verdicts
+from consensus.serialization import weights_from_bytes
+from consensus.strategies.abc import Update
+from fedchain.errors import ContentError, ProtocolError, ServiceUnavailableError
+from peer.content.cid import cid_from_bytes
+from peer.ledger.types import Submission
+from peer.updates import UpdateFetcher
+
+
+@dataclass
+class RoundUpdates:
+    """What a peer accepted from one round, and why it left the others out."""
+
+    accepted: list[Update] = field(default_factory=list)
+    left_out: dict[str, str] = field(default_factory=dict)
+    unavailable: list[str] = field(default_factory=list)
+    """Members left out only because their content did not arrive (not a verdict on it)."""
+
+
+def collect_updates(
+    submissions: list[Submission],
+    model_digest: bytes,
+    fetcher: UpdateFetcher,
+    reference: Mapping[str, torch.Tensor],
+    *,
+    max_samples: int,
+) -> RoundUpdates:
+    """Fetch and check every submission; ServiceUnavailableError (own Kubo down) propagates."""
+    out = RoundUpdates()
+    out.left_out.update(
+        chain_verdicts([SubmittedDigest(s.member, s.digest) for s in submissions], model_digest)
+    )
+    wanted = [s for s in submissions if s.member not in out.left_out]
+    for sub in wanted:  # start every fetch at once; they are checked in chain order
+        fetcher.prefetch(cid_from_bytes(sub.cid))
+    for sub in wanted:
+        try:
+            weights = weights_from_bytes(
+                fetcher.fetch_verified(cid_from_bytes(sub.cid)), reference=reference
+            )
+            if all_zero(weights):
+                raise ProtocolError("every weight is zero: nothing was learned")
+        except ServiceUnavailableError:
+            raise
+        except ProtocolError as exc:
+            out.left_out[sub.member] = str(exc)
+            continue
+        except ContentError as exc:
+            out.left_out[sub.member] = str(exc)
+            if not _is_verdict(exc):
+                out.unavailable.append(sub.member)
+            continue
+        bounded = min(sub.num_samples, max_samples)
+        out.accepted.append(Update(member=sub.member, weights=weights, num_samples=bounded))
+    return out
+
+
+def _is_verdict(exc: ContentError) -> bool:
+    """Content that arrived and was judged (too large, wrong hash), not content that was missing."""
+    return type(exc).__name__ in ("ContentTooLarge",)
