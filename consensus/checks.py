@@ -11,8 +11,8 @@ model digest:
   update's CID is only announced after its submission is on-chain, so a copier
   cannot get ahead of the member that trained it.
 
-Content-level checks (names, shapes, dtypes, finiteness, all-zero weights) need
-the bytes and live in :mod:`consensus.serialization` and :func:`all_zero`.
+Content-level checks (names, shapes, dtypes, finiteness, magnitude, all-zero
+weights) need the bytes and live in :mod:`consensus.serialization` and below.
 """
 
 from __future__ import annotations
@@ -43,6 +43,11 @@ def chain_verdicts(subs: Sequence[SubmittedDigest], model_digest: bytes) -> dict
         if original != sub.member:
             left_out[sub.member] = f"copy: byte-identical to the update of {original}"
     return left_out
+
+
+def largest_magnitude(weights: Mapping[str, torch.Tensor]) -> float:
+    """The largest absolute value in the update (0 for an empty one)."""
+    return max((float(t.abs().max()) for t in weights.values() if t.numel()), default=0.0)
 
 
 def all_zero(weights: Mapping[str, torch.Tensor]) -> bool:

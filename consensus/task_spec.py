@@ -41,6 +41,9 @@ class TaskSpec(_Frozen):
     model: ModelSpec
     aggregation: str = "fedavg"
     training: TrainingSpec
+    max_abs_weight: float = Field(default=1e6, gt=0)
+    """An update with any weight of larger magnitude is left out: huge but finite values would
+    overflow the aggregate's outputs on every peer (a one-member denial of service)."""
 
     def to_bytes(self) -> bytes:
         """Canonical JSON, so the same spec always has the same CID."""

@@ -1,4 +1,4 @@
-"""Contribution claims that survive a crash: made as soon as a round finalizes, rebuilt from the chain.
+"""Contribution claims that survive a crash: claimed once a round finalizes, rebuilt from the chain.
 
 A claim needs this member's score and a Merkle proof under the round's agreed
 scores root.  The live round loop knows both right after attesting; a restarted

@@ -26,8 +26,8 @@ import torch
 
 from consensus.aggregation import build_strategy
 from consensus.protocol import Action, RoundStatus, RoundView, effective_quorum, next_action
-from consensus.task_spec import TaskSpec
 from consensus.serialization import model_bytes_limit, weights_from_bytes, weights_to_bytes
+from consensus.task_spec import TaskSpec
 from fedchain.errors import (
     ContentError,
     FedchainError,
@@ -291,6 +291,7 @@ class PeerNode:
             self._fetcher,
             self._reference,
             max_samples=self._ledger_cap(),
+            max_abs_weight=self.spec.max_abs_weight,
         )
         self._require_own_kubo_healthy(round_no, collected.unavailable)
         return [(u.member, u.num_samples) for u in collected.accepted]
@@ -310,6 +311,7 @@ class PeerNode:
             self._fetcher,
             self._reference,
             max_samples=self._ledger_cap(),
+            max_abs_weight=self.spec.max_abs_weight,
         )
         self._require_own_kubo_healthy(round_no, collected.unavailable)
         rec.left_out = collected.left_out
@@ -456,13 +458,11 @@ class PeerNode:
                 entry["local_test"] = evaluate(self.spec, weights, data.x_test, data.y_test)
             except (FedchainError, ValueError, RuntimeError) as exc:
                 entry["not_evaluated"] = str(exc)
-                log.warning(
-                    "round %d: agreed model not evaluated locally: %s", entry["round"], exc
-                )
+                log.warning("round %d: agreed model not evaluated locally: %s", entry["round"], exc)
         self._history.append(entry)
 
     def _report_dissent(self, round_no: int, agg: bytes, scores: bytes) -> list[str]:
-        """Members whose attestation of ``round_no`` differs from the agreed pair, reported on-chain."""
+        """Members whose attestation differs from the agreed pair; reported on-chain."""
         dissenters: list[str] = []
         for att in self.ledger.attestations(self._task_id, round_no):
             if (att.aggregate_digest, att.scores_digest) == (agg, scores):

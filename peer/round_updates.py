@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from consensus.checks import SubmittedDigest, all_zero, chain_verdicts
+from consensus.checks import SubmittedDigest, all_zero, chain_verdicts, largest_magnitude
 from consensus.serialization import weights_from_bytes
 from consensus.strategies.abc import Update
 from fedchain.errors import ContentError, ProtocolError, ServiceUnavailableError
@@ -41,6 +41,7 @@ def collect_updates(
     reference: Mapping[str, torch.Tensor],
     *,
     max_samples: int,
+    max_abs_weight: float,
 ) -> RoundUpdates:
     """Fetch and check every submission; ServiceUnavailableError (own Kubo down) propagates."""
     out = RoundUpdates()
@@ -57,6 +58,12 @@ def collect_updates(
             )
             if all_zero(weights):
                 raise ProtocolError("every weight is zero: nothing was learned")
+            largest = largest_magnitude(weights)
+            if largest > max_abs_weight:
+                raise ProtocolError(
+                    f"a weight of magnitude {largest:.3g} exceeds the task's bound "
+                    f"{max_abs_weight:.3g} (max_abs_weight in the task spec)"
+                )
         except ServiceUnavailableError:
             raise
         except ProtocolError as exc:

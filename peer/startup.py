@@ -156,7 +156,9 @@ def claim_all(cfg: PeerConfig) -> list[tuple[int, int]]:
         )
 
         def accepted(round_no: int, subs: list[Submission], model: bytes) -> list[tuple[str, int]]:
-            got = collect_updates(subs, model, fetcher, reference, max_samples=cap)
+            got = collect_updates(
+                subs, model, fetcher, reference, max_samples=cap, max_abs_weight=spec.max_abs_weight
+            )
             return [(u.member, u.num_samples) for u in got.accepted]
 
         book = ClaimBook(ledger, cfg.chain.task_id, ident.address)

@@ -15,6 +15,7 @@ import tomli_w
 from peer.devnet import LocalFederation, TaskParams
 from peer.services.procs import free_port
 from tests.e2e.conftest import SPEC
+from tests.factories import read_only
 
 pytestmark = pytest.mark.e2e
 
@@ -41,11 +42,14 @@ def run_peer(config: Path) -> tuple[int, list[str]]:
     return proc.returncode, lines
 
 
-def variant(fed: LocalFederation, tmp_path: Path, **changes: dict[str, object]) -> Path:
+def variant(fed: LocalFederation, tmp_path: Path, **changes: object) -> Path:
     h = fed.hospitals[0]
     cfg = tomllib.loads(h.config_path.read_text())
     for section, values in changes.items():
-        cfg[section].update(values)
+        if isinstance(values, dict):
+            cfg[section].update(values)
+        else:
+            cfg[section] = values
     path = h.home / f"variant-{tmp_path.name}.toml"
     path.write_text(tomli_w.dumps(cfg))
     return path
@@ -94,3 +98,16 @@ def test_unreachable_kubo(fed: LocalFederation, tmp_path: Path) -> None:
     api = f"/ip4/127.0.0.1/tcp/{free_port()}"
     code, lines = run_peer(variant(fed, tmp_path, ipfs={"api": api}))
     assert_one_error_line(code, lines, api)
+
+
+def test_state_dir_that_is_a_file(fed: LocalFederation, tmp_path: Path) -> None:
+    blocker = tmp_path / "state-file"
+    blocker.write_text("not a folder")
+    code, lines = run_peer(variant(fed, tmp_path, state_dir=str(blocker)))
+    assert_one_error_line(code, lines, str(blocker), "not a folder")
+
+
+def test_read_only_state_dir(fed: LocalFederation, tmp_path: Path) -> None:
+    with read_only(tmp_path / "ro") as ro:
+        code, lines = run_peer(variant(fed, tmp_path, state_dir=str(ro / "state")))
+    assert_one_error_line(code, lines, "state_dir is not writable", str(ro / "state"))

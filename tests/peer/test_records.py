@@ -2,36 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import stat
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from fedchain.errors import StateError
 from peer.records import History, prepare_state_dir
-
-
-@contextlib.contextmanager
-def read_only(path: Path) -> Iterator[Path]:
-    """A folder this process cannot write to, even as root (a read-only mount then)."""
-    path.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() != 0:
-        path.chmod(0o500)
-        try:
-            yield path
-        finally:
-            path.chmod(0o700)
-        return
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(path)], check=True)
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", str(path)], check=True)
+from tests.factories import read_only
 
 
 def test_missing_state_dir_is_made_private(tmp_path: Path) -> None:
