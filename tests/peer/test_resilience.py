@@ -41,7 +41,7 @@ def test_outage_is_logged_once_backs_off_and_recovers(caplog: pytest.LogCaptureF
 def test_gives_up_after_the_configured_outage() -> None:
     t = FakeTime()
     guard = OutageGuard(max_outage=10, first_delay=1, max_delay=4, clock=t.clock, sleep=t.sleep)
-    with pytest.raises(ServiceUnavailableError, match="protocol.max_outage is 10 s"):
+    with pytest.raises(ServiceUnavailableError, match=r"protocol\.max_outage is 10 s"):
         for _ in range(100):
             guard.failed(ServiceUnavailableError("Kubo down"))
     assert t.now > 10
