@@ -36,6 +36,19 @@ class ContentError(FedchainError, ValueError):
     """Content fetched from IPFS does not match what was expected."""
 
 
+class ContentTooLarge(ContentError):
+    """Content is bigger than the caller accepts; refused before it is downloaded."""
+
+    def __init__(self, cid: str, size: int, limit: int) -> None:
+        super().__init__(
+            f"content {cid} is {size} bytes, over the {limit}-byte limit; it was not "
+            "downloaded (raise the limit only if such content is expected)"
+        )
+        self.cid = cid
+        self.size = size
+        self.limit = limit
+
+
 class LedgerError(FedchainError, RuntimeError):
     """A contract call was refused or a transaction failed."""
 

@@ -148,19 +148,28 @@ class LocalFederation:
         pw_file.parent.mkdir(parents=True, exist_ok=True)
         pw_file.write_text(self.password + "\n", encoding="utf-8")
         os.chmod(pw_file, 0o600)
-        for name in self.names:
-            home = self.root / "hospitals" / name
-            kubo = KuboDaemon(
+        homes = [self.root / "hospitals" / name for name in self.names]
+        kubos = [
+            KuboDaemon(
                 ipfs,
                 home / "ipfs",
                 api_port=free_port(),
                 swarm_port=free_port(),
                 swarm_key=swarm_key,
             )
+            for home in homes
+        ]
+        for kubo in kubos:
             kubo.init()
+        # Every Kubo re-dials the others by itself after a restart (Peering.Peers).
+        swarm = [kubo.swarm_multiaddr for kubo in kubos]
+        for kubo in kubos:
+            kubo.set_peering(swarm)
+        for name, home, kubo in zip(self.names, homes, kubos, strict=True):
             self._stack.enter_context(kubo)
             ident = create_identity(home / "keys", self.password, scrypt_n=DEMO_SCRYPT_N)
             self.hospitals.append(Hospital(name, ident, kubo, home, free_port()))
+        # Connect now rather than wait for peering's first (delayed) dial.
         for a in self.hospitals:
             store = KuboContentStore(a.kubo.api_multiaddr)
             for b in self.hospitals:

@@ -18,6 +18,7 @@ from fedchain.errors import ContentError, FedchainError, LedgerError
 from peer.config import PeerConfig
 from peer.content.abc import ContentStore
 from peer.content.kubo import KuboContentStore
+from peer.content.unixfs import file_cid
 from peer.identity import Identity, load_identity
 from peer.keystore import resolve_password
 from peer.ledger.client import FederationClient, connect
@@ -50,7 +51,7 @@ def _read_spec(
 ) -> TaskSpec:
     spec_cid = ledger.spec_cid(task_id)
     data = content.get(spec_cid, timeout=timeout)
-    if content.add(data) != spec_cid:
+    if file_cid(data) != spec_cid:
         raise ContentError(f"task spec content does not hash to {spec_cid}")
     spec = TaskSpec.from_bytes(data)
     log.info(

@@ -1,10 +1,10 @@
 """Fetching other members' updates: verified against the chain, prefetched on gossip hints.
 
-The chain names each update by CID; Kubo checks blocks against their hashes, and
-we additionally re-add the bytes to our own Kubo (which pins them, leaving an
-audit trail) and require the resulting CID to equal the one on-chain.  Gossip
-only tells us early what to fetch; nothing fetched is trusted until it is checked
-here against the on-chain record.
+The chain names each update by CID.  An update over the size limit is refused
+by the store before it is downloaded; the bytes that do arrive are hashed here,
+locally, to the CID they must have (``peer.content.unixfs``), so nothing is
+handed back to Kubo to check.  Gossip only tells us early what to fetch; nothing
+fetched is trusted until it is checked here against the on-chain record.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from fedchain.errors import ContentError, FedchainError, ProtocolError
+from consensus.serialization import MAX_MODEL_BYTES
+from fedchain.errors import ContentError, ContentTooLarge, FedchainError, ProtocolError
 from peer.content.abc import ContentStore
+from peer.content.unixfs import file_cid
 
 log = logging.getLogger(__name__)
 
@@ -22,9 +24,17 @@ log = logging.getLogger(__name__)
 class UpdateFetcher:
     """A small cache of update bytes by CID, filled by prefetch or on demand."""
 
-    def __init__(self, store: ContentStore, *, timeout: float, workers: int = 2) -> None:
+    def __init__(
+        self,
+        store: ContentStore,
+        *,
+        timeout: float,
+        max_bytes: int = MAX_MODEL_BYTES,
+        workers: int = 2,
+    ) -> None:
         self._store = store
         self._timeout = timeout
+        self._max_bytes = max_bytes
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prefetch")
         self._lock = threading.Lock()
         self._pending: dict[str, Future[bytes]] = {}
@@ -33,24 +43,30 @@ class UpdateFetcher:
         """Start fetching ``cid`` in the background unless already under way."""
         with self._lock:
             if cid not in self._pending:
-                self._pending[cid] = self._pool.submit(self._store.get, cid, timeout=self._timeout)
+                self._pending[cid] = self._pool.submit(
+                    self._store.get, cid, timeout=self._timeout, max_bytes=self._max_bytes
+                )
 
     def fetch_verified(self, cid: str) -> bytes:
-        """The bytes behind ``cid``, re-added locally and checked to hash to the same CID."""
+        """The bytes behind ``cid``, at most ``max_bytes``, checked locally to hash to ``cid``."""
         self.prefetch(cid)
         with self._lock:
             future = self._pending[cid]
         try:
             data = future.result(timeout=self._timeout + 5)
+        except ContentTooLarge:
+            self.forget(cid)
+            raise
         except FedchainError as exc:
             self.forget(cid)
             raise ContentError(f"update {cid} could not be fetched: {exc}") from None
         except TimeoutError:
             self.forget(cid)
             raise ContentError(f"update {cid} was not found within {self._timeout:.0f} s") from None
-        again = self._store.add(data)
-        if again != cid:
-            raise ProtocolError(f"content fetched for {cid} hashes to {again}")
+        actual = file_cid(data)
+        if actual != cid:
+            self.forget(cid)
+            raise ProtocolError(f"content fetched for {cid} hashes to {actual}")
         return data
 
     def remember(self, cid: str, data: bytes) -> None:

@@ -19,7 +19,8 @@ class ContentStore(ABC):
 
     Errors: ``ServiceUnavailableError`` when the backend or a peer cannot be
     reached, ``ContentError`` for a bad CID or content that cannot be fetched in
-    time.  Both come from ``fedchain.errors``.
+    time, and its subclass ``ContentTooLarge`` for content over a size limit.
+    All come from ``fedchain.errors``.
     """
 
     @property
@@ -36,11 +37,15 @@ class ContentStore(ABC):
         """
 
     @abstractmethod
-    def get(self, cid: str, *, timeout: float) -> bytes:
+    def get(self, cid: str, *, timeout: float, max_bytes: int | None = None) -> bytes:
         """Return the content of ``cid``, fetching it from peers if needed.
 
-        Raises ContentError naming the CID if it cannot be fetched completely
-        within ``timeout`` seconds.  Never returns partial content.
+        The size is learnt before the body is fetched: content over ``max_bytes``
+        raises ContentTooLarge without being downloaded, so a hostile member
+        cannot make peers hold a huge object in memory.  Raises ContentError
+        naming the CID if it cannot be fetched completely within ``timeout``
+        seconds.  Never returns partial content, nor content that does not hash
+        to ``cid``.
         """
 
     @abstractmethod
@@ -54,6 +59,14 @@ class ContentStore(ABC):
     @abstractmethod
     def connect(self, multiaddr: str) -> None:
         """Open a connection to the peer at ``multiaddr`` (``.../p2p/<peer id>``)."""
+
+    @abstractmethod
+    def swarm_peer_count(self) -> int:
+        """How many content-network peers this node is connected to now.
+
+        Zero means fetches from other members cannot succeed, which a peer
+        reports as an error rather than waiting on timeouts.
+        """
 
     @abstractmethod
     def close(self) -> None:

@@ -40,7 +40,8 @@ def _read_varint(data: bytes, pos: int, what: str) -> tuple[int, int]:
             raise ContentError(f"CID {what} varint at offset {start} is longer than 9 bytes")
 
 
-def _varint(value: int) -> bytes:
+def encode_varint(value: int) -> bytes:
+    """Unsigned LEB128, as used by multiformats and protobuf."""
     if value < 0:
         raise ValueError(f"varints are unsigned, got {value}")
     out = bytearray()
@@ -123,10 +124,10 @@ def cid_from_digest(digest: bytes, codec: int) -> str:
     if len(digest) != SHA2_256_LENGTH:
         raise ContentError(f"a sha2-256 digest has 32 bytes, got {len(digest)}")
     raw = (
-        _varint(CID_VERSION_1)
-        + _varint(codec)
-        + _varint(MULTIHASH_SHA2_256)
-        + _varint(SHA2_256_LENGTH)
+        encode_varint(CID_VERSION_1)
+        + encode_varint(codec)
+        + encode_varint(MULTIHASH_SHA2_256)
+        + encode_varint(SHA2_256_LENGTH)
         + bytes(digest)
     )
     return cid_from_bytes(raw)

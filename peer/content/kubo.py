@@ -12,11 +12,15 @@ from its documentation:
 * a fetch is checked for completeness: when Kubo gives up half-way through
   ``cat`` it reports that in an HTTP trailer that the client ignores, so a
   timed-out fetch would otherwise look like short content.
+
+A fetch first reads the size from the root block alone (``files/stat`` without
+``with-local`` walks nothing else), so content over the caller's limit is
+refused before its body moves; the body is then streamed, cut off one byte past
+the announced size, and hashed as it arrives to the CID it must have.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -26,9 +30,15 @@ import ipfshttpclient
 from ipfshttpclient import exceptions as ipfs_errors
 from ipfshttpclient import multipart
 
-from fedchain.errors import ConfigError, ContentError, ServiceUnavailableError
+from fedchain.errors import (
+    ConfigError,
+    ContentError,
+    ContentTooLarge,
+    ServiceUnavailableError,
+)
 from peer.content.abc import DEFAULT_PIN_TIMEOUT, ContentStore
-from peer.content.cid import CODEC_RAW, cid_codec, cid_to_bytes, digest_of_cid
+from peer.content.cid import cid_to_bytes
+from peer.content.unixfs import MAX_FLAT_FILE_BYTES, FileCidBuilder
 
 # ipfshttpclient 0.7 passes an argument urllib3 2.x no longer needs.
 warnings.filterwarnings(
@@ -62,6 +72,24 @@ def _go_duration(seconds: float) -> str:
 
 def _is_deadline(error: Exception) -> bool:
     return "deadline exceeded" in str(error) or isinstance(error, ipfs_errors.TimeoutError)
+
+
+class _Fetch:
+    """One ``get``: the CID and the deadline all its RPC calls share."""
+
+    def __init__(self, cid: str, timeout: float) -> None:
+        self.cid = cid
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def failed(self, reason: str) -> ContentError:
+        return ContentError(
+            f"could not fetch {self.cid} within {self.timeout:.1f} s ({reason}); make sure a "
+            "peer holding it is connected"
+        )
 
 
 class KuboContentStore(ContentStore):
@@ -99,6 +127,7 @@ class KuboContentStore(ContentStore):
         *,
         opts: Mapping[str, str] | None = None,
         decoder: str = "json",
+        stream: bool = False,
         offline: bool = False,
         timeout: float | None = None,
         data: Any = None,
@@ -115,6 +144,7 @@ class KuboContentStore(ContentStore):
                 args,
                 opts=dict(opts or {}),
                 decoder=decoder,
+                stream=stream,
                 offline=offline,
                 timeout=timeout if timeout is not None else self.request_timeout,
                 data=data,
@@ -151,46 +181,85 @@ class KuboContentStore(ContentStore):
             raise ContentError(f"Kubo at {self.api_multiaddr} returned no CID for add: {entries}")
         return self._validated(cid)
 
-    def get(self, cid: str, *, timeout: float) -> bytes:
+    def get(self, cid: str, *, timeout: float, max_bytes: int | None = None) -> bytes:
         self._validated(cid)
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout}")
-        deadline = time.monotonic() + timeout
-
-        def remaining() -> float:
-            return deadline - time.monotonic()
-
-        def fail(reason: str) -> ContentError:
-            return ContentError(
-                f"could not fetch {cid} within {timeout:.1f} s ({reason}); make sure a peer "
-                "holding it is connected"
+        if max_bytes is not None and max_bytes < 0:
+            raise ValueError(f"max_bytes must not be negative, got {max_bytes}")
+        fetch = _Fetch(cid, timeout)
+        size = self._announced_size(fetch)
+        if max_bytes is not None and size > max_bytes:
+            raise ContentTooLarge(cid, size, max_bytes)
+        if size > MAX_FLAT_FILE_BYTES:
+            raise ContentError(
+                f"{cid} announces {size} bytes; fedchain cannot verify content over "
+                f"{MAX_FLAT_FILE_BYTES} bytes, so it is not fetched"
             )
+        return self._stream_verified(fetch, size)
 
+    def _announced_size(self, fetch: _Fetch) -> int:
+        """The file size recorded in the root block (only that block is fetched)."""
         try:
             stat = self._request(
                 "/files/stat",
-                (f"/ipfs/{cid}",),
-                opts={"timeout": _go_duration(remaining())},
-                timeout=remaining() + CLIENT_SLACK,
-            )
-            expected = int(stat[0]["Size"])
-            data = self._request(
-                "/cat",
-                (cid,),
-                opts={"timeout": _go_duration(remaining())},
-                decoder="none",
-                timeout=remaining() + CLIENT_SLACK,
+                (f"/ipfs/{fetch.cid}",),
+                opts={"timeout": _go_duration(fetch.remaining())},
+                timeout=fetch.remaining() + CLIENT_SLACK,
             )
         except ipfs_errors.Error as exc:
             if _is_deadline(exc):
-                raise fail("timed out") from exc
-            raise ContentError(f"Kubo could not read {cid}: {exc}") from exc
-        if not isinstance(data, bytes) or len(data) != expected:
-            got = len(data) if isinstance(data, bytes) else 0
-            raise fail(f"only {got} of {expected} bytes arrived")
-        if cid_codec(cid) == CODEC_RAW and hashlib.sha256(data).digest() != digest_of_cid(cid):
-            raise ContentError(f"content returned for {cid} does not hash to that CID")
-        return data
+                raise fetch.failed("timed out") from exc
+            raise ContentError(f"Kubo could not read {fetch.cid}: {exc}") from exc
+        entry = stat[0] if stat else {}
+        kind, size = entry.get("Type"), entry.get("Size")
+        if kind != "file":
+            raise ContentError(
+                f"{fetch.cid} is a UnixFS {kind}, not a file; fedchain only stores files"
+            )
+        if not isinstance(size, int) or size < 0:
+            raise ContentError(f"Kubo reported no valid size for {fetch.cid}: {entry}")
+        return size
+
+    def _stream_verified(self, fetch: _Fetch, size: int) -> bytes:
+        """Read the body as it arrives, stopping past ``size`` bytes; check it hashes to the CID."""
+        builder = FileCidBuilder()
+        chunks: list[bytes] = []
+        stream = self._request(
+            "/cat",
+            (fetch.cid,),
+            # One byte more than announced, so a root that under-states its size shows.
+            opts={"timeout": _go_duration(fetch.remaining()), "length": str(size + 1)},
+            decoder="none",
+            stream=True,
+            timeout=fetch.remaining() + CLIENT_SLACK,
+        )
+        try:
+            with stream:
+                for chunk in stream:
+                    builder.update(chunk)
+                    if builder.size > size:
+                        raise ContentError(
+                            f"{fetch.cid} delivers more than the {size} bytes its root "
+                            "announces; it is not a valid fedchain object"
+                        )
+                    chunks.append(chunk)
+                    if fetch.remaining() < 0:
+                        raise fetch.failed(f"only {builder.size} of {size} bytes arrived")
+        except ipfs_errors.Error as exc:
+            if _is_deadline(exc):
+                reason = f"timed out; only {builder.size} of {size} bytes arrived"
+                raise fetch.failed(reason) from exc
+            raise ContentError(f"Kubo could not read {fetch.cid}: {exc}") from exc
+        except OSError as exc:  # the HTTP body broke off (requests' errors are OSErrors)
+            raise fetch.failed(f"only {builder.size} of {size} bytes arrived: {exc}") from exc
+        if builder.size != size:
+            raise fetch.failed(f"only {builder.size} of {size} bytes arrived")
+        if builder.cid() != fetch.cid:
+            raise ContentError(
+                f"content returned for {fetch.cid} hashes to {builder.cid()}; refusing it"
+            )
+        return b"".join(chunks)
 
     def pin(self, cid: str, *, timeout: float = DEFAULT_PIN_TIMEOUT) -> None:
         self._validated(cid)
@@ -242,6 +311,17 @@ class KuboContentStore(ContentStore):
                 f"cannot connect to peer {multiaddr}: {exc}; check that the peer is running, "
                 "that the address is right, and that both nodes use the same swarm key"
             ) from exc
+
+    def swarm_peer_count(self) -> int:
+        try:
+            answer = self._request("/swarm/peers")
+        except ipfs_errors.Error as exc:
+            raise ServiceUnavailableError(
+                f"Kubo at {self.api_multiaddr} cannot list its swarm peers ({exc}); is the "
+                "daemon running online?"
+            ) from exc
+        peers = answer[0].get("Peers") if answer else None
+        return len(peers) if isinstance(peers, list) else 0
 
     def close(self) -> None:
         if not self._closed:

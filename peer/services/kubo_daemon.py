@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import subprocess
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -27,6 +29,9 @@ INIT_PROFILES = "test,unixfs-v1-2025"
 """``test``: loopback-only addresses, no bootstrap/mDNS/AutoConf/AutoTLS.
 ``unixfs-v1-2025``: CIDv1, raw leaves, 1 MiB chunks, so every peer derives the
 same CID for the same bytes."""
+
+_PEER_ID = re.compile(r"[1-9A-HJ-NP-Za-km-z]{46,128}")
+"""A libp2p peer id as Kubo prints it (base58btc multihash)."""
 
 SWARM_KEY_HEADER = b"/key/swarm/psk/1.0.0/\n/base16/\n"
 SWARM_KEY_BYTES = 32
@@ -105,6 +110,17 @@ def _merge(base: dict[str, Any], update: dict[str, Any]) -> None:
             _merge(base[key], value)
         else:
             base[key] = value
+
+
+def _split_peer_address(multiaddr: str) -> tuple[str, str]:
+    """``/ip4/.../tcp/N/p2p/<id>`` -> (``/ip4/.../tcp/N``, ``<id>``), or ConfigError."""
+    transport, marker, peer_id = multiaddr.rpartition("/p2p/")
+    if not marker or not transport.startswith("/") or not _PEER_ID.fullmatch(peer_id):
+        raise ConfigError(
+            f"peering address {multiaddr!r} is not a swarm multiaddr ending in /p2p/<peer id>; "
+            "pass a member's address as its Kubo reports it (e.g. KuboDaemon.swarm_multiaddr)"
+        )
+    return transport, peer_id
 
 
 class KuboDaemon:
@@ -241,6 +257,31 @@ class KuboDaemon:
                 f"Kubo repo {self.repo} has a swarm.key (private network) but no swarm key "
                 "was given; pass the network's key, or delete the file to leave the network"
             )
+
+    def set_peering(self, members: Sequence[str]) -> None:
+        """Keep this daemon connected to other members' Kubos, across restarts on either side.
+
+        ``members`` are swarm multiaddrs ending in ``/p2p/<peer id>`` (this node's
+        own is skipped).  They go into the repo's ``Peering.Peers``, which Kubo
+        reads at start and re-dials with back-off whenever a connection drops, so
+        a restarted daemon rejoins the swarm by itself.  Call it while stopped.
+        """
+        if self.is_running():
+            raise ConfigError(
+                f"Kubo daemon for {self.repo} is running; stop it before set_peering() "
+                "(Kubo reads Peering.Peers only at start)"
+            )
+        own = self.peer_id
+        peers: dict[str, list[str]] = {}
+        for multiaddr in members:
+            transport, peer_id = _split_peer_address(multiaddr)
+            if peer_id != own:
+                peers.setdefault(peer_id, []).append(transport)
+        config = self._read_config()
+        config["Peering"] = {
+            "Peers": [{"ID": peer_id, "Addrs": addrs} for peer_id, addrs in peers.items()]
+        }
+        self._write_config(config)
 
     # -- run -----------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import base64
 import hashlib
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fedchain.errors import ContentError
@@ -106,6 +106,7 @@ def test_digest_must_be_32_bytes():
         cid_from_digest(b"\x01" * 31, CODEC_RAW)
 
 
+@settings(deadline=None)
 @given(digest=st.binary(min_size=32, max_size=32), codec=st.sampled_from([0x55, 0x70, 0x71]))
 def test_digest_and_codec_survive_a_round_trip(digest: bytes, codec: int):
     cid = cid_from_digest(digest, codec)
@@ -115,6 +116,7 @@ def test_digest_and_codec_survive_a_round_trip(digest: bytes, codec: int):
     assert cid_from_bytes(cid_to_bytes(cid)) == cid
 
 
+@settings(deadline=None)
 @given(codec=st.integers(min_value=0, max_value=2**40))
 def test_multi_byte_codec_varints_round_trip(codec: int):
     assert cid_codec(cid_from_digest(b"\x07" * 32, codec)) == codec

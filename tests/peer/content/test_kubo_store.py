@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
-from collections.abc import Callable, Iterator
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from fedchain.errors import ConfigError, ContentError, ServiceUnavailableError
 from peer.content.abc import ContentStore
+from peer.content.cid import CODEC_DAG_PB, cid_from_digest, cid_to_bytes
 from peer.content.kubo import KuboContentStore
+from peer.content.unixfs import dag_pb_node, file_cid, unixfs_file_data
 from peer.services.kubo_daemon import generate_swarm_key
 from peer.services.procs import free_port
 from tests.peer.content.conformance import ContentStoreConformance, MiB
-from tests.peer.content.kubo_harness import KuboPeer, cli, ipfs_binary, start_peer
+from tests.peer.content.kubo_harness import REPO_ROOT, KuboPeer, cli, start_peer
 
 # ipfshttpclient 0.7 passes urllib3 2.x an obsolete argument on every request.
 pytestmark = pytest.mark.filterwarnings("ignore:The 'strict' parameter:FutureWarning")
@@ -22,34 +28,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:The 'strict' parameter:FutureWar
 # bytes(i % 251 for i in range(3 MiB)) as imported by `ipfs add --cid-version 1
 # --raw-leaves --chunker size-1048576` (Kubo 0.41, profile unixfs-v1-2025).
 PATTERN_3MIB_CID = "bafybeihzpjrbcpjpzcx4yxh3hasnjidsikmwmsrli7hhamhny5iueulu5a"
-
-
-@pytest.fixture(scope="module")
-def ipfs_bin() -> Path:
-    return ipfs_binary()
-
-
-@pytest.fixture(scope="module")
-def swarm_key() -> bytes:
-    return generate_swarm_key()
-
-
-@pytest.fixture(scope="module")
-def kubo_a(
-    ipfs_bin: Path, swarm_key: bytes, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[KuboPeer]:
-    peer = start_peer(ipfs_bin, tmp_path_factory.mktemp("kubo") / "a", swarm_key)
-    yield peer
-    peer.close()
-
-
-@pytest.fixture(scope="module")
-def kubo_b(
-    ipfs_bin: Path, swarm_key: bytes, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[KuboPeer]:
-    peer = start_peer(ipfs_bin, tmp_path_factory.mktemp("kubo") / "b", swarm_key)
-    yield peer
-    peer.close()
 
 
 class TestKuboContentStore(ContentStoreConformance):
@@ -153,3 +131,82 @@ def test_daemon_that_goes_away_is_reported_as_unavailable(
             peer.store.get(cid, timeout=2)
     finally:
         peer.close()
+
+
+# -- size limits and hostile content ---------------------------------------------
+
+PROBE_OBJECT_BYTES = 64 * MiB
+
+
+def test_refusing_an_oversize_object_does_not_load_it_into_memory(
+    kubo_a: KuboPeer, kubo_b: KuboPeer
+):
+    cid = kubo_a.store.add(os.urandom(PROBE_OBJECT_BYTES))
+    kubo_b.store.connect(kubo_a.address)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.peer.content.fetch_probe",
+            kubo_b.daemon.api_multiaddr,
+            cid,
+            str(MiB),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["limited"].startswith("ContentTooLarge") and cid in report["limited"]
+    assert report["unlimited_bytes"] == PROBE_OBJECT_BYTES
+    refused_growth = report["after_refusal"] - report["before"]
+    download_growth = report["after_download"] - report["after_refusal"]
+    # The control shows the probe sees a download; the refusal stays far below it.
+    assert download_growth >= PROBE_OBJECT_BYTES // 2, report
+    assert refused_growth < PROBE_OBJECT_BYTES // 8, report
+
+
+def _lying_root(leaves: list[bytes], lie: str) -> bytes:
+    """A dag-pb UnixFS root over real raw leaves whose metadata misstates the content."""
+    links = [(cid_to_bytes(file_cid(leaf)), len(leaf)) for leaf in leaves]
+    sizes = [len(leaf) for leaf in leaves]
+    total = sum(sizes)
+    if lie == "understated-size":
+        return dag_pb_node(links, unixfs_file_data(total - MiB, sizes))
+    if lie == "overstated-size":
+        return dag_pb_node(links, unixfs_file_data(total + MiB, sizes))
+    if lie == "wrong-blocksizes":
+        return dag_pb_node(links, unixfs_file_data(total, [*sizes[:-1], sizes[-1] + 1]))
+    raise AssertionError(lie)
+
+
+@pytest.mark.parametrize("lie", ["understated-size", "overstated-size", "wrong-blocksizes"])
+def test_content_under_a_lying_root_is_never_returned(
+    ipfs_bin: Path, kubo_a: KuboPeer, kubo_b: KuboPeer, tmp_path: Path, lie: str
+):
+    data = os.urandom(3 * MiB)
+    kubo_a.store.add(data)  # A holds the genuine leaves
+    root = _lying_root([data[i : i + MiB] for i in range(0, len(data), MiB)], lie)
+    block = tmp_path / "root.bin"
+    block.write_bytes(root)
+    crafted = cli(ipfs_bin, kubo_a.daemon, "block", "put", "--cid-codec", "dag-pb", str(block))
+    crafted = crafted.strip()
+    assert crafted == cid_from_digest(hashlib.sha256(root).digest(), CODEC_DAG_PB)
+    kubo_b.store.connect(kubo_a.address)
+    for store in (kubo_a.store, kubo_b.store):  # holding every block locally changes nothing
+        with pytest.raises(ContentError, match=crafted):
+            store.get(crafted, timeout=10, max_bytes=8 * MiB)
+
+
+def test_swarm_peer_count_is_zero_alone_and_counts_a_connection(
+    ipfs_bin: Path, swarm_key: bytes, kubo_a: KuboPeer, tmp_path: Path
+):
+    loner = start_peer(ipfs_bin, tmp_path / "loner", swarm_key)
+    try:
+        assert loner.store.swarm_peer_count() == 0
+        loner.store.connect(kubo_a.address)
+        assert loner.store.swarm_peer_count() == 1
+    finally:
+        loner.close()

@@ -14,13 +14,15 @@ from pathlib import Path
 import pytest
 
 from fedchain.errors import ConfigError, ServiceUnavailableError, ToolchainError
+from peer.content.kubo import KuboContentStore
 from peer.services.kubo_daemon import (
     SWARM_KEY_HEADER,
     KuboDaemon,
     generate_swarm_key,
     validate_swarm_key,
 )
-from peer.services.procs import free_port, port_is_open
+from peer.services.procs import free_port, port_is_open, wait_until
+from tests.peer.content.conformance import MiB
 from tests.peer.content.kubo_harness import cli, ipfs_binary, new_daemon
 
 # -- swarm keys (pure) -----------------------------------------------------------
@@ -258,3 +260,74 @@ def test_taken_api_port_fails_fast_and_quotes_the_daemon_log(ipfs_bin: Path, tmp
     assert "exited with status" in message
     assert "address already in use" in message
     assert not d.is_running()
+
+
+# -- peering: members' Kubos find each other again after a restart ------------------
+
+
+def test_set_peering_writes_the_members_kubo_parses(ipfs_bin: Path, tmp_path: Path):
+    key = generate_swarm_key()
+    a, b, c = (new_daemon(ipfs_bin, tmp_path / name, key) for name in "abc")
+    a.set_peering([a.swarm_multiaddr, b.swarm_multiaddr, c.swarm_multiaddr])
+    peering = json.loads(cli(ipfs_bin, a, "config", "Peering"))
+    assert peering == {
+        "Peers": [
+            {"ID": b.peer_id, "Addrs": [f"/ip4/127.0.0.1/tcp/{b.swarm_port}"]},
+            {"ID": c.peer_id, "Addrs": [f"/ip4/127.0.0.1/tcp/{c.swarm_port}"]},
+        ]
+    }
+    a.init()  # re-applying ports and privacy keeps the peering list
+    assert json.loads(cli(ipfs_bin, a, "config", "Peering")) == peering
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "/ip4/127.0.0.1/tcp/4001",
+        "12D3KooWQ3YRARNgLBmpMLzdZUgU3fkSyQyubLmLMFezrv6dsjpd",
+        "/ip4/127.0.0.1/tcp/4001/p2p/not-a-peer-id",
+    ],
+    ids=["no-peer-id", "no-transport", "bad-peer-id"],
+)
+def test_set_peering_refuses_malformed_addresses(daemon: KuboDaemon, bad: str):
+    with pytest.raises(ConfigError, match="/p2p/<peer id>"):
+        daemon.set_peering([bad])
+
+
+def test_set_peering_needs_a_stopped_daemon(daemon: KuboDaemon):
+    daemon.start()
+    with pytest.raises(ConfigError, match="stop it before set_peering"):
+        daemon.set_peering([])
+
+
+REJOIN_DEADLINE = 90.0
+"""Kubo's peering re-dials after a 5 s base delay with growing, jittered back-off."""
+
+
+def test_restarted_daemon_rejoins_its_peers_by_itself(ipfs_bin: Path, tmp_path: Path):
+    key = generate_swarm_key()
+    a = new_daemon(ipfs_bin, tmp_path / "a", key)
+    b = new_daemon(ipfs_bin, tmp_path / "b", key)
+    for d in (a, b):
+        d.set_peering([a.swarm_multiaddr, b.swarm_multiaddr])
+    try:
+        a.start()
+        b.start()
+        with KuboContentStore(a.api_multiaddr) as store_a:
+            store_a.connect(b.swarm_multiaddr)
+            b.stop()
+            wait_until(lambda: store_a.swarm_peer_count() == 0, 30, "A noticing B is gone")
+            b.start()  # same repo and ports, nobody calls connect
+            with KuboContentStore(b.api_multiaddr) as store_b:
+                wait_until(
+                    lambda: store_b.swarm_peer_count() >= 1 and store_a.swarm_peer_count() >= 1,
+                    REJOIN_DEADLINE,
+                    "the restarted Kubo rejoining its peer",
+                    interval=0.5,
+                )
+                data = os.urandom(MiB + 7)
+                cid = store_a.add(data)
+                assert store_b.get(cid, timeout=20) == data
+    finally:
+        b.stop()
+        a.stop()
