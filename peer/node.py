@@ -123,10 +123,13 @@ class PeerNode:
 
     def run(self) -> int:
         log.info("peer %s (%s) joined task %d", self.cfg.institution.name, self._me, self._task_id)
-        self._catch_up_on_start()
+        caught_up = False
         while True:
             try:
                 self._raise_background_errors()
+                if not caught_up:
+                    self._catch_up_on_start()
+                    caught_up = True
                 done = self._pass()
                 self._guard.succeeded()
             except ServiceUnavailableError as exc:

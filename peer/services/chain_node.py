@@ -122,6 +122,11 @@ class DevChain(ABC):
     def is_running(self) -> bool:
         return self._proc is not None and self._proc.is_running()
 
+    @property
+    def pid(self) -> int | None:
+        """The chain process's id while it runs (to watch it, or to pause it in tests)."""
+        return self._proc.pid if self._proc is not None else None
+
     def start(self) -> Self:
         """Start the chain and return once its RPC answers ``eth_chainId``."""
         if self._proc is not None:

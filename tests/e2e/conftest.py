@@ -64,6 +64,8 @@ def federation_factory(tmp_path: Path, ipfs_available: None) -> Iterator[object]
         fetch_timeout: float = 20.0,
         isolated: tuple[str, ...] = (),
         round_duration: int = 600,
+        attest_duration: int = 600,
+        max_samples: int = 1000,
     ) -> LocalFederation:
         fed = LocalFederation(
             tmp_path / f"fed{len(feds)}",
@@ -75,7 +77,12 @@ def federation_factory(tmp_path: Path, ipfs_available: None) -> Iterator[object]
         feds.append(fed)
         fed.start(
             TaskParams(
-                spec=SPEC, rounds=rounds, quorum=quorum or len(names), round_duration=round_duration
+                spec=SPEC,
+                rounds=rounds,
+                quorum=quorum or len(names),
+                round_duration=round_duration,
+                attest_duration=attest_duration,
+                max_samples=max_samples,
             ),
             gossip_isolated=isolated,
         )

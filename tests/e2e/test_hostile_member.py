@@ -1,56 +1,142 @@
-"""A member whose on-chain update cannot be matched to valid content is left out by every peer."""
+"""Two hostile members against three honest peer processes: nothing they send crashes, captures or
+earns credit.
+
+The test plays both hostile members itself with their own keys: each round they submit a crafted
+update (huge finite weights, the global model sent back, an oversized object, a copy of an honest
+update, all-zero weights, wrong shapes, NaN, garbage bytes, an unserved CID), claim more samples
+than the task allows, and in round 1 both attest the same wrong aggregate under the smallest quorum
+the contract allows.  Every honest peer must leave each crafted update out with its reason, agree
+on the honest-only aggregate (checked independently with NumPy), stay up, and finish the task; the
+agreed scores must hold the honest members only.
+"""
 
 from __future__ import annotations
 
 import json
 import secrets
-import time
 
 import pytest
 
 from consensus.protocol import RoundStatus
+from consensus.scoring import sample_scores, scores_tree
 from peer.content.cid import cid_from_bytes, cid_to_bytes
-from peer.content.kubo import KuboContentStore
 from peer.ledger.client import FederationClient
-from tests.e2e.conftest import wait_peers_exit, wait_task_done
+from peer.ledger.errors import SamplesAboveCap
+from peer.ledger.events import DissentRecorded
+from tests.e2e.conftest import SPEC, wait_peers_exit, wait_task_done
+from tests.e2e.hostile import (
+    HostileContent,
+    peak_rss_kib,
+    wait_first_submission,
+    wait_round_status,
+)
 from tests.e2e.test_rounds import audit_rounds
 
 pytestmark = pytest.mark.e2e
 
+CAP = 200
+OVERSIZE = 128 * 1024 * 1024
+ROUNDS = 5
 
-def _wait_collecting(client: FederationClient, task_id: int, round_no: int) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        task = client.task(task_id)
-        info = client.round_info(task_id, task.current_round)
-        if task.current_round == round_no and RoundStatus(info.status) is RoundStatus.COLLECTING:
-            return
-        time.sleep(0.05)
-    pytest.fail(f"round {round_no} never opened")
+# What each hostile member submits per round, and a phrase of the reason honest peers record.
+EXPECTED = {
+    1: (("huge", "exceeds the task's bound"), ("free rider", "global model")),
+    2: (("oversize", "bytes"), ("copy", "byte-identical")),
+    3: (("zero", "every weight is zero"), ("shape", "the model expects")),
+    4: (("nan", "NaN"), ("garbage", "safetensors")),
+    5: (("unserved", "fetch"), ("garbage", "safetensors")),
+}
 
 
-def test_update_not_matching_its_digest_is_left_out(federation_factory) -> None:
-    names = ["cleveland", "hungary", "switzerland"]
-    fed = federation_factory(names, rounds=2, quorum=3, extra_members=1, fetch_timeout=4.0)
+def test_hostile_members_are_left_out_and_cannot_finalize(federation_factory) -> None:
+    names = ["cleveland", "hungary", "va"]
+    fed = federation_factory(
+        names, rounds=ROUNDS, quorum=3, extra_members=2, fetch_timeout=4.0, max_samples=CAP
+    )
     assert fed.w3 is not None and fed.deployer is not None
-    hostile = FederationClient(fed.w3, fed.deployer.address, fed.outsiders[0])
+    task_id = fed.task_id
+    a, b = (FederationClient(fed.w3, fed.deployer.address, acct) for acct in fed.outsiders)
+    content = HostileContent(SPEC, fed.hospitals[0].kubo.api_multiaddr)
     for name in names:
         fed.spawn_peer(name)
-    store = KuboContentStore(fed.hospitals[0].kubo.api_multiaddr)
-    # Round 1: content exists but is not a model; round 2: a digest no one can serve.
-    garbage_cid = store.add(b"not a safetensors file " + secrets.token_bytes(64))
-    missing_cid = cid_from_bytes(bytes([0x01, 0x55, 0x12, 0x20]) + secrets.token_bytes(32))
-    store.close()
-    for round_no, cid in ((1, garbage_cid), (2, missing_cid)):
-        _wait_collecting(hostile, fed.task_id, round_no)
-        hostile.submit_update(fed.task_id, round_no, cid_to_bytes(cid), 10_000)
-    wait_task_done(fed, rounds=2)
+    rss_growth_kib: dict[str, int] = {}
+    try:
+        for round_no, ((kind_a, _), (kind_b, _)) in EXPECTED.items():
+            wait_round_status(a, task_id, round_no, RoundStatus.COLLECTING)
+            if round_no == 1:
+                with pytest.raises(SamplesAboveCap):
+                    a.submit_update(task_id, 1, content.all_zero(), CAP + 1)
+            before = {n: peak_rss_kib(p.pid or 0) for n, p in fed.peers.items()}
+            cid_a = {
+                "huge": content.huge_finite,
+                "oversize": lambda: content.oversize(OVERSIZE),
+                "zero": content.all_zero,
+                "nan": content.nan,
+                "unserved": content.unserved,
+            }[kind_a]()
+            a.submit_update(task_id, round_no, cid_a, CAP)
+            if kind_b == "free rider":
+                cid_b = cid_to_bytes(fed.model_cid)
+            elif kind_b == "copy":
+                cid_b = wait_first_submission(b, task_id, round_no)
+            elif kind_b == "shape":
+                cid_b = content.wrong_shape()
+            else:
+                cid_b = content.garbage()
+            b.submit_update(task_id, round_no, cid_b, CAP)
+            if round_no == 1:
+                # Two colluders attest the same made-up aggregate at once: 2 of 5 members.
+                wait_round_status(a, task_id, 1, RoundStatus.CLOSED)
+                fake = cid_from_bytes(bytes([0x01, 0x55, 0x12, 0x20]) + secrets.token_bytes(32))
+                root = secrets.token_bytes(32)
+                for colluder in (a, b):
+                    colluder.attest_aggregate(task_id, 1, cid_to_bytes(fake), root)
+            if kind_a == "oversize":
+                wait_round_status(a, task_id, round_no + 1, RoundStatus.COLLECTING)
+                rss_growth_kib = {
+                    n: peak_rss_kib(p.pid or 0) - before[n] for n, p in fed.peers.items()
+                }
+        wait_task_done(fed, rounds=ROUNDS)
+    finally:
+        content.close()
+
     honest = {h.identity.address.lower() for h in fed.hospitals}
-    audit_rounds(fed, 2, honest=honest)
+    audit_rounds(fed, ROUNDS, honest=honest)
     wait_peers_exit(fed)
-    bad = fed.outsiders[0].address
+
+    hostile = [acct.address for acct in fed.outsiders]
+    client = fed.deployer
+    for round_no, ((_, why_a), (_, why_b)) in EXPECTED.items():
+        # The agreed scores are exactly the honest members' bounded sample counts.
+        subs = [s for s in client.submissions(task_id, round_no) if s.member.lower() in honest]
+        expected_root = scores_tree(
+            task_id, round_no, sample_scores([(s.member, min(s.num_samples, CAP)) for s in subs])
+        ).root
+        assert client.round_info(task_id, round_no).scores_digest == expected_root
+        for h in fed.hospitals:
+            history = {
+                e["round"]: e
+                for e in map(json.loads, (h.home / "state" / "history.jsonl").read_text().splitlines())
+            }
+            left_out = history[round_no]["left_out"]
+            assert sorted(left_out) == sorted(hostile), (h.name, round_no, left_out)
+            assert why_a in left_out[hostile[0]], left_out
+            assert why_b in left_out[hostile[1]], left_out
+            assert history[round_no]["agreed"] is True
+    # Round 1's colluding attestations did not finalize, and their dissent is on-chain.
+    dissent = {e.member for e in client.events(DissentRecorded, task_id, 1)}
+    assert dissent == set(hostile)
+    for acct in fed.outsiders:
+        assert client.contribution_of(acct.address) == 0
     for h in fed.hospitals:
-        history = [
-            json.loads(x) for x in (h.home / "state" / "history.jsonl").read_text().splitlines()
+        mine = [
+            min(s.num_samples, CAP)
+            for r in range(1, ROUNDS + 1)
+            for s in client.submissions(task_id, r)
+            if s.member == h.identity.address
         ]
-        assert [sorted(e["left_out"]) for e in history] == [[bad], [bad]]
+        assert client.contribution_of(h.identity.address) == sum(mine)
+    # The 128 MiB object was refused before download: no honest peer's peak memory grew by half.
+    assert rss_growth_kib, "the oversize round was not measured"
+    for name, growth in rss_growth_kib.items():
+        assert growth < OVERSIZE // 2 // 1024, f"{name} peak RSS grew {growth} KiB"
