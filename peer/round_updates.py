@@ -18,7 +18,12 @@ import torch
 from consensus.checks import SubmittedDigest, all_zero, chain_verdicts, largest_magnitude
 from consensus.serialization import weights_from_bytes
 from consensus.strategies.abc import Update
-from fedchain.errors import ContentError, ProtocolError, ServiceUnavailableError
+from fedchain.errors import (
+    ContentError,
+    ContentTooLarge,
+    ProtocolError,
+    ServiceUnavailableError,
+)
 from peer.content.cid import cid_from_bytes
 from peer.ledger.types import Submission
 from peer.updates import UpdateFetcher
@@ -71,14 +76,9 @@ def collect_updates(
             continue
         except ContentError as exc:
             out.left_out[sub.member] = str(exc)
-            if not _is_verdict(exc):
+            if not isinstance(exc, ContentTooLarge):
                 out.unavailable.append(sub.member)
             continue
         bounded = min(sub.num_samples, max_samples)
         out.accepted.append(Update(member=sub.member, weights=weights, num_samples=bounded))
     return out
-
-
-def _is_verdict(exc: ContentError) -> bool:
-    """Content that arrived and was judged (too large, wrong hash), not content that was missing."""
-    return type(exc).__name__ in ("ContentTooLarge",)

@@ -13,7 +13,7 @@ import signal
 from collections.abc import Iterator
 from types import FrameType
 
-from consensus.task_spec import TaskSpec
+from consensus.task_spec import MAX_SPEC_BYTES, TaskSpec
 from fedchain.errors import ContentError, FedchainError, LedgerError
 from peer.config import PeerConfig
 from peer.content.abc import ContentStore
@@ -50,7 +50,7 @@ def _read_spec(
     ledger: FederationClient, content: ContentStore, task_id: int, timeout: float
 ) -> TaskSpec:
     spec_cid = ledger.spec_cid(task_id)
-    data = content.get(spec_cid, timeout=timeout)
+    data = content.get(spec_cid, timeout=timeout, max_bytes=MAX_SPEC_BYTES)
     if file_cid(data) != spec_cid:
         raise ContentError(f"task spec content does not hash to {spec_cid}")
     spec = TaskSpec.from_bytes(data)

@@ -14,7 +14,13 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from consensus.serialization import MAX_MODEL_BYTES
-from fedchain.errors import ContentError, ContentTooLarge, FedchainError, ProtocolError
+from fedchain.errors import (
+    ContentError,
+    ContentTooLarge,
+    FedchainError,
+    ProtocolError,
+    ServiceUnavailableError,
+)
 from peer.content.abc import ContentStore
 from peer.content.unixfs import file_cid
 
@@ -54,7 +60,8 @@ class UpdateFetcher:
             future = self._pending[cid]
         try:
             data = future.result(timeout=self._timeout + 5)
-        except ContentTooLarge:
+        except (ContentTooLarge, ServiceUnavailableError):
+            # Too large is a verdict on the content; an unreachable own Kubo is our outage.
             self.forget(cid)
             raise
         except FedchainError as exc:

@@ -105,7 +105,7 @@ class KuboContentStore(ContentStore):
             self._client = ipfshttpclient.Client(api_multiaddr)
         except ipfs_errors.AddressError as exc:
             raise ConfigError(
-                f"kubo_api {api_multiaddr!r} is not a valid multiaddr "
+                f"ipfs.api {api_multiaddr!r} is not a valid multiaddr "
                 "(expected e.g. /ip4/127.0.0.1/tcp/5001/http)"
             ) from exc
         # The wrappers are unusable for our calls (see module docstring).
@@ -154,7 +154,7 @@ class KuboContentStore(ContentStore):
             reason = "connection refused" if "refused" in str(exc) else str(exc)[:200]
             raise ServiceUnavailableError(
                 f"Kubo RPC API at {self.api_multiaddr} is not reachable ({reason}); start the "
-                "Kubo daemon, or fix `kubo_api` in the node config to point at it"
+                "Kubo daemon, or fix ipfs.api in the peer config to point at it"
             ) from exc
 
     @staticmethod

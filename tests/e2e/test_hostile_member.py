@@ -114,10 +114,8 @@ def test_hostile_members_are_left_out_and_cannot_finalize(federation_factory) ->
         ).root
         assert client.round_info(task_id, round_no).scores_digest == expected_root
         for h in fed.hospitals:
-            history = {
-                e["round"]: e
-                for e in map(json.loads, (h.home / "state" / "history.jsonl").read_text().splitlines())
-            }
+            lines = (h.home / "state" / "history.jsonl").read_text().splitlines()
+            history = {e["round"]: e for e in map(json.loads, lines)}
             left_out = history[round_no]["left_out"]
             assert sorted(left_out) == sorted(hostile), (h.name, round_no, left_out)
             assert why_a in left_out[hostile[0]], left_out

@@ -55,11 +55,11 @@ def test_unreachable_api_names_the_address_and_the_fix():
         KuboContentStore(address)
     message = str(caught.value)
     assert address in message
-    assert "start the Kubo daemon" in message and "kubo_api" in message
+    assert "start the Kubo daemon" in message and "ipfs.api" in message
 
 
 def test_malformed_api_address_is_a_config_error():
-    with pytest.raises(ConfigError, match="kubo_api"):
+    with pytest.raises(ConfigError, match=r"ipfs\.api"):
         KuboContentStore("localhost:5001")
 
 
