@@ -35,7 +35,7 @@ from fedchain.errors import (
     ProtocolError,
     ServiceUnavailableError,
 )
-from peer.announcements import Domain, sign_update
+from peer.announcements import Domain, UpdateAnnouncement, sign_update
 from peer.claims import Claim, ClaimBook, scores_root_and_claim
 from peer.config import PeerConfig
 from peer.content.abc import ContentStore
@@ -399,8 +399,8 @@ class PeerNode:
             msg = self.gossip.receive(timeout=left)
             if msg is None:
                 return
-            if msg.announcement is not None:
-                self._fetcher.prefetch(msg.announcement.cid)
+            if isinstance(msg.validated, UpdateAnnouncement):
+                self._fetcher.prefetch(msg.validated.cid)
 
     # -- records, claims, dissent -------------------------------------------------
 
