@@ -208,6 +208,14 @@ def test_content_under_a_lying_root_is_never_returned(
         assert refusal in str(caught.value)
 
 
+def test_a_cid_naming_a_directory_is_refused(ipfs_bin: Path, kubo_a: KuboPeer, tmp_path: Path):
+    block = tmp_path / "dir.bin"
+    block.write_bytes(dag_pb_node([], bytes([0x08, 0x01])))  # UnixFS Data{Type: Directory}
+    cid = cli(ipfs_bin, kubo_a.daemon, "block", "put", "--cid-codec", "dag-pb", str(block))
+    with pytest.raises(ContentError, match=f"{cid.strip()} is a UnixFS directory, not a file"):
+        kubo_a.store.get(cid.strip(), timeout=10)
+
+
 def test_swarm_peer_count_is_zero_alone_and_counts_a_connection(
     ipfs_bin: Path, swarm_key: bytes, kubo_a: KuboPeer, tmp_path: Path
 ):
