@@ -225,16 +225,16 @@ class KuboContentStore(ContentStore):
         """Read the body as it arrives, stopping past ``size`` bytes; check it hashes to the CID."""
         builder = FileCidBuilder()
         chunks: list[bytes] = []
-        stream = self._request(
-            "/cat",
-            (fetch.cid,),
-            # One byte more than announced, so a root that under-states its size shows.
-            opts={"timeout": _go_duration(fetch.remaining()), "length": str(size + 1)},
-            decoder="none",
-            stream=True,
-            timeout=fetch.remaining() + CLIENT_SLACK,
-        )
         try:
+            stream = self._request(
+                "/cat",
+                (fetch.cid,),
+                # One byte more than announced, so a root that under-states its size shows.
+                opts={"timeout": _go_duration(fetch.remaining()), "length": str(size + 1)},
+                decoder="none",
+                stream=True,
+                timeout=fetch.remaining() + CLIENT_SLACK,
+            )
             with stream:
                 for chunk in stream:
                     builder.update(chunk)
@@ -251,6 +251,8 @@ class KuboContentStore(ContentStore):
                 reason = f"timed out; only {builder.size} of {size} bytes arrived"
                 raise fetch.failed(reason) from exc
             raise ContentError(f"Kubo could not read {fetch.cid}: {exc}") from exc
+        except ServiceUnavailableError:
+            raise
         except OSError as exc:  # the HTTP body broke off (requests' errors are OSErrors)
             raise fetch.failed(f"only {builder.size} of {size} bytes arrived: {exc}") from exc
         if builder.size != size:

@@ -21,19 +21,23 @@ def swarm_key() -> bytes:
     return generate_swarm_key()
 
 
+def _shared_peer(
+    ipfs_bin: Path, swarm_key: bytes, factory: pytest.TempPathFactory, name: str
+) -> Iterator[KuboPeer]:
+    peer = start_peer(ipfs_bin, factory.mktemp("kubo") / name, swarm_key)
+    yield peer
+    peer.close()
+
+
 @pytest.fixture(scope="module")
 def kubo_a(
     ipfs_bin: Path, swarm_key: bytes, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[KuboPeer]:
-    peer = start_peer(ipfs_bin, tmp_path_factory.mktemp("kubo") / "a", swarm_key)
-    yield peer
-    peer.close()
+    yield from _shared_peer(ipfs_bin, swarm_key, tmp_path_factory, "a")
 
 
 @pytest.fixture(scope="module")
 def kubo_b(
     ipfs_bin: Path, swarm_key: bytes, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[KuboPeer]:
-    peer = start_peer(ipfs_bin, tmp_path_factory.mktemp("kubo") / "b", swarm_key)
-    yield peer
-    peer.close()
+    yield from _shared_peer(ipfs_bin, swarm_key, tmp_path_factory, "b")

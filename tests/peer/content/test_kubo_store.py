@@ -182,9 +182,16 @@ def _lying_root(leaves: list[bytes], lie: str) -> bytes:
     raise AssertionError(lie)
 
 
-@pytest.mark.parametrize("lie", ["understated-size", "overstated-size", "wrong-blocksizes"])
+@pytest.mark.parametrize(
+    ("lie", "refusal"),
+    [
+        ("understated-size", "delivers more than the 2097152 bytes its root announces"),
+        ("overstated-size", "only 3145728 of 4194304 bytes arrived"),
+        ("wrong-blocksizes", "hashes to b"),
+    ],
+)
 def test_content_under_a_lying_root_is_never_returned(
-    ipfs_bin: Path, kubo_a: KuboPeer, kubo_b: KuboPeer, tmp_path: Path, lie: str
+    ipfs_bin: Path, kubo_a: KuboPeer, kubo_b: KuboPeer, tmp_path: Path, lie: str, refusal: str
 ):
     data = os.urandom(3 * MiB)
     kubo_a.store.add(data)  # A holds the genuine leaves
@@ -196,8 +203,17 @@ def test_content_under_a_lying_root_is_never_returned(
     assert crafted == cid_from_digest(hashlib.sha256(root).digest(), CODEC_DAG_PB)
     kubo_b.store.connect(kubo_a.address)
     for store in (kubo_a.store, kubo_b.store):  # holding every block locally changes nothing
-        with pytest.raises(ContentError, match=crafted):
+        with pytest.raises(ContentError, match=crafted) as caught:
             store.get(crafted, timeout=10, max_bytes=8 * MiB)
+        assert refusal in str(caught.value)
+
+
+def test_a_cid_naming_a_directory_is_refused(ipfs_bin: Path, kubo_a: KuboPeer, tmp_path: Path):
+    block = tmp_path / "dir.bin"
+    block.write_bytes(dag_pb_node([], bytes([0x08, 0x01])))  # UnixFS Data{Type: Directory}
+    cid = cli(ipfs_bin, kubo_a.daemon, "block", "put", "--cid-codec", "dag-pb", str(block))
+    with pytest.raises(ContentError, match=f"{cid.strip()} is a UnixFS directory, not a file"):
+        kubo_a.store.get(cid.strip(), timeout=10)
 
 
 def test_swarm_peer_count_is_zero_alone_and_counts_a_connection(
