@@ -63,6 +63,7 @@ contract Federation {
         uint32 roundDuration;
         uint32 attestDuration;
         uint16 numRounds;
+        uint64 maxSamples;
     }
 
     /// @dev One storage slot per task: the open (or last) round, re-used from round to round.
@@ -119,11 +120,13 @@ contract Federation {
         uint32 finalizedRounds;
         bytes32 globalModelDigest;
         TaskStatus status;
+        uint64 maxSamples;
     }
 
     /// @notice What `roundInfo` returns.  For the open round every field is set.  For a round that
     ///         ended, storage keeps its status and scores root (and the aggregate digest of the last
     ///         finalized round); the other fields are zero and are in that round's events.
+    ///         `need` is the updates, and identical attestations, the round needs (see createTask).
     struct RoundInfo {
         RoundStatus status;
         bytes32 modelDigest;
@@ -133,6 +136,7 @@ contract Federation {
         uint32 submissions;
         bytes32 aggregateDigest;
         bytes32 scoresDigest;
+        uint32 need;
     }
 
     /// @notice What `proposal` returns.
@@ -181,6 +185,8 @@ contract Federation {
     error AlreadyMember();
     error PeerIdTaken();
     error InvalidConfig(string reason);
+    error SamplesAboveCap(uint64 given, uint64 cap);
+    error QuorumNotMajority(uint32 quorum, uint32 members);
 
     // ------------------------------------------------------------------ events
 
@@ -205,7 +211,8 @@ contract Federation {
         uint32 quorum,
         uint64 roundDuration,
         uint64 attestDuration,
-        uint32 numRounds
+        uint32 numRounds,
+        uint64 maxSamples
     );
     event RoundOpened(
         uint256 indexed taskId,
@@ -420,11 +427,16 @@ contract Federation {
     ///         member's per-task record so that rounds stay cheap).
     /// @param specCid binary CIDv1 of the task spec (model, hyper-parameters, aggregation rule)
     /// @param initialModelCid binary CIDv1 of the initial global model
-    /// @param quorum updates, and identical attestations, a round needs (at least 1; capped at
-    ///        the members eligible for the round)
+    /// @param quorum updates, and identical attestations, a round needs: a strict majority of
+    ///        the current members (2 * quorum > memberCount, else QuorumNotMajority), so that no
+    ///        minority can finalize a round.  Each round needs max(quorum, eligible / 2 + 1),
+    ///        capped at `eligible` (the members when the round opened), so the rule keeps holding
+    ///        when members are admitted or removed while the task runs.
     /// @param roundDuration seconds a round collects updates (1 .. 2^32-1)
     /// @param attestDuration seconds after the submission deadline for attestations (1 .. 2^32-1)
     /// @param numRounds rounds to finalize before the task completes (1 .. 65535)
+    /// @param maxSamples most training samples one update may claim (1 .. 2^64-1); it bounds
+    ///        every FedAvg weight and contribution score derived from sample counts
     /// @return taskId the new task's id (from 1)
     function createTask(
         bytes calldata specCid,
@@ -432,12 +444,13 @@ contract Federation {
         uint32 quorum,
         uint64 roundDuration,
         uint64 attestDuration,
-        uint32 numRounds
+        uint32 numRounds,
+        uint64 maxSamples
     ) external returns (uint256 taskId) {
         _requireMember(msg.sender);
         bytes32 specDigest = _digestOrRevert(specCid);
         bytes32 modelDigest = _digestOrRevert(initialModelCid);
-        TaskConfig memory c = _taskConfig(quorum, roundDuration, attestDuration, numRounds);
+        TaskConfig memory c = _taskConfig(quorum, roundDuration, attestDuration, numRounds, maxSamples);
         taskId = ++_g.taskCount;
         _config[taskId] = c;
         _specDigest[taskId] = specDigest;
@@ -463,7 +476,8 @@ contract Federation {
             lastFinalizedRound: s.lastFinalizedRound,
             finalizedRounds: s.finalizedRounds,
             globalModelDigest: _model[taskId],
-            status: s.finalizedRounds >= c.numRounds ? TaskStatus.Completed : TaskStatus.Active
+            status: s.finalizedRounds >= c.numRounds ? TaskStatus.Completed : TaskStatus.Active,
+            maxSamples: c.maxSamples
         });
     }
 
@@ -474,7 +488,8 @@ contract Federation {
     ///         block.timestamp <= submitDeadline.  The submission that makes every eligible member
     ///         have submitted closes the update set in the same transaction.
     /// @param updateCid binary CIDv1 (raw or dag-pb, sha2-256) of the update; only its digest is stored
-    /// @param numSamples training samples behind the update (> 0); the FedAvg weight
+    /// @param numSamples training samples behind the update (1 .. the task's maxSamples, else
+    ///        ZeroSamples / SamplesAboveCap); the FedAvg weight
     function submitUpdate(uint256 taskId, uint32 round, bytes calldata updateCid, uint64 numSamples) external {
         RoundState memory s = _loadState(taskId);
         Member memory m = _members[msg.sender];
@@ -486,6 +501,8 @@ contract Federation {
         Participation storage p = _part[taskId][msg.sender];
         if (p.submitRound == round) revert AlreadySubmitted();
         if (numSamples == 0) revert ZeroSamples();
+        uint64 cap = _config[taskId].maxSamples;
+        if (numSamples > cap) revert SamplesAboveCap(numSamples, cap);
         (bool ok, bytes32 digest) = CidBytes.digestOf(updateCid);
         if (!ok) revert InvalidCid();
 
@@ -504,7 +521,8 @@ contract Federation {
 
     /// @notice Closes the update set of the open round after its submission deadline.  Callable
     ///         by any current member when block.timestamp > submitDeadline and at least the
-    ///         effective quorum (min(quorum, eligible)) has submitted.
+    ///         round's need (see `createTask`: a strict majority of the eligible members) has
+    ///         submitted.
     function closeUpdates(uint256 taskId, uint32 round) external {
         RoundState memory s = _loadState(taskId);
         _requireMember(msg.sender);
@@ -521,8 +539,8 @@ contract Federation {
     ///         root of the contribution scores it computed with it.  Callable by a member admitted
     ///         before the round opened, once per round, while the round is closed and
     ///         block.timestamp <= attestDeadline; the attestation that gives one (aggregate, scores)
-    ///         pair the effective quorum finalizes the round and opens the next one (or completes
-    ///         the task).  After finalization any current member may still attest the last
+    ///         pair the round's need (more than half the eligible members) finalizes the round and
+    ///         opens the next one (or completes the task).  After finalization any current member may still attest the last
     ///         finalized round once: a disagreeing late attestation is recorded as dissent.
     /// @param aggregateCid binary CIDv1 of the aggregate model
     /// @param scoresDigest Merkle root of the round's scores (non-zero); see ScoreProof
@@ -587,7 +605,7 @@ contract Federation {
 
     /// @notice Marks the open round failed and opens the next one from the last finalized model.
     ///         Callable by any current member when the round is collecting, past its submission
-    ///         deadline and short of the quorum, or when it is not finalized and past its
+    ///         deadline and short of the round's need, or when it is not finalized and past its
     ///         attestation deadline.
     function failRound(uint256 taskId, uint32 round) external {
         RoundState memory s = _loadState(taskId);
@@ -632,6 +650,13 @@ contract Federation {
         emit DissentRecorded(taskId, round, member, voteAgg, voteScores);
     }
 
+    /// @notice Whether dissent of `member` in `round` of `taskId` is on record (by
+    ///         `reportDissent` or a disagreeing late attestation), so a reporter can skip a call
+    ///         that would revert DissentAlreadyReported.  Anyone, any time.
+    function dissentReported(uint256 taskId, uint32 round, address member) external view returns (bool) {
+        return _dissentReported[taskId][round][member];
+    }
+
     /// @notice A round's status and what storage holds about it (see RoundInfo).  Anyone, any
     ///         time; a round not opened yet reads as status None.  Reverts UnknownTask.
     function roundInfo(uint256 taskId, uint32 round) external view returns (RoundInfo memory info) {
@@ -643,6 +668,7 @@ contract Federation {
             info.attestDeadline = uint64(s.submitDeadline) + s.attestWindow;
             info.eligible = s.eligible;
             info.submissions = s.submissions;
+            info.need = s.need;
             if (s.status == RoundStatus.Finalized) {
                 info.aggregateDigest = _model[taskId];
                 info.scoresDigest = _scoresRoot[taskId][round];
@@ -814,12 +840,16 @@ contract Federation {
         if (!ok) revert InvalidCid();
     }
 
-    function _taskConfig(uint32 quorum, uint64 roundDuration, uint64 attestDuration, uint32 numRounds)
-        private
-        pure
-        returns (TaskConfig memory)
-    {
+    function _taskConfig(
+        uint32 quorum,
+        uint64 roundDuration,
+        uint64 attestDuration,
+        uint32 numRounds,
+        uint64 maxSamples
+    ) private view returns (TaskConfig memory) {
         if (quorum == 0) revert InvalidConfig("quorum must be at least 1");
+        uint32 count = _g.memberCount;
+        if (2 * uint256(quorum) <= count) revert QuorumNotMajority(quorum, count);
         if (roundDuration == 0 || roundDuration > type(uint32).max) {
             revert InvalidConfig("roundDuration must be in 1..2^32-1 seconds");
         }
@@ -827,6 +857,7 @@ contract Federation {
             revert InvalidConfig("attestDuration must be in 1..2^32-1 seconds");
         }
         if (numRounds == 0 || numRounds > type(uint16).max) revert InvalidConfig("numRounds must be in 1..65535");
+        if (maxSamples == 0) revert InvalidConfig("maxSamples must be at least 1");
         // The range checks above make these narrowing casts exact.
         return TaskConfig({
             quorum: quorum,
@@ -835,7 +866,8 @@ contract Federation {
             // forge-lint: disable-next-line(unsafe-typecast)
             attestDuration: uint32(attestDuration),
             // forge-lint: disable-next-line(unsafe-typecast)
-            numRounds: uint16(numRounds)
+            numRounds: uint16(numRounds),
+            maxSamples: maxSamples
         });
     }
 
@@ -873,10 +905,15 @@ contract Federation {
             c.quorum,
             c.roundDuration,
             c.attestDuration,
-            c.numRounds
+            c.numRounds,
+            c.maxSamples
         );
     }
 
+    /// @dev Opens `round` for the members of this moment.  Its need (updates to close, identical
+    ///      attestations to finalize) is max(quorum, eligible / 2 + 1) capped at `eligible`: a
+    ///      strict majority of the eligible members however membership changed since the task was
+    ///      created (eligible >= 1, so the majority itself never exceeds the cap).
     function _openRound(uint256 taskId, RoundState memory s, TaskConfig memory c, uint32 round, bytes32 model)
         private
     {
@@ -889,7 +926,10 @@ contract Federation {
         s.submitDeadline = submitDeadline;
         s.attestWindow = c.attestDuration;
         s.eligible = eligible;
-        s.need = c.quorum < eligible ? uint16(c.quorum) : eligible;
+        uint32 majority = uint32(eligible) / 2 + 1;
+        uint32 need = c.quorum > majority ? c.quorum : majority;
+        // forge-lint: disable-next-line(unsafe-typecast) -- need < eligible, a uint16, here
+        s.need = need < eligible ? uint16(need) : eligible;
         s.submissions = 0;
         s.leadVotes = 0;
         _state[taskId] = s;

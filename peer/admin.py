@@ -19,6 +19,7 @@ from peer.content.cid import cid_to_bytes
 from peer.content.kubo import KuboContentStore
 from peer.keystore import load_eth_account
 from peer.ledger.client import FederationClient, connect, deploy
+from peer.ledger.errors import QuorumNotMajority
 
 log = logging.getLogger("fedchain.admin")
 
@@ -69,10 +70,18 @@ def deploy_federation(rpc_url: str, keystore: Path, password: str, founders: Pat
 class TaskRequest:
     spec_path: Path
     initial_model: Path | None
-    quorum: int
+    quorum: int | None
+    """None: :func:`default_quorum` of the members when the task is created."""
     rounds: int
     round_duration: int
     attest_duration: int
+    max_samples: int
+
+
+def default_quorum(members: int) -> int:
+    """ceil(2n/3) of ``members``: always a strict majority (the contract's rule), and it
+    tolerates a third of the members being down (n=2 -> 2, 3 -> 2, 4 -> 3, 10 -> 7)."""
+    return -(-2 * members // 3)
 
 
 def create_task(
@@ -99,13 +108,22 @@ def create_task(
     finally:
         store.close()
     client = FederationClient(connect(rpc_url), contract, load_eth_account(keystore, password))
-    task_id = client.create_task(
-        cid_to_bytes(spec_cid),
-        cid_to_bytes(model_cid),
-        req.quorum,
-        req.round_duration,
-        req.attest_duration,
-        req.rounds,
-    )
-    log.info("task %d: spec %s, initial model %s", task_id, spec_cid, model_cid)
+    quorum = req.quorum if req.quorum is not None else default_quorum(client.member_count())
+    try:
+        task_id = client.create_task(
+            cid_to_bytes(spec_cid),
+            cid_to_bytes(model_cid),
+            quorum,
+            req.round_duration,
+            req.attest_duration,
+            req.rounds,
+            req.max_samples,
+        )
+    except QuorumNotMajority as exc:
+        members = int(exc.args_by_name.get("members", 0))
+        raise ConfigError(
+            f"--quorum {quorum} is not a strict majority of the federation's {members} members; "
+            f"use at least {members // 2 + 1}, or omit --quorum for {default_quorum(members)}"
+        ) from None
+    log.info("task %d: quorum %d, spec %s, initial model %s", task_id, quorum, spec_cid, model_cid)
     return task_id

@@ -101,6 +101,14 @@ def deploy_cmd(
     typer.echo(deploy_federation(rpc_url, keystore, password, founders))
 
 
+ROUND_DURATION_HELP = (
+    "Seconds each round collects updates. Round 1's window starts when the task is created, so "
+    "it must cover every peer's start-up (measured: about 20 s per peer process on 2 cores; "
+    "peers sharing a machine add up, e.g. about 80 s for 4) plus one local training run and "
+    "upload; later rounds need only training and upload."
+)
+
+
 @app.command("create-task")
 def create_task_cmd(
     rpc_url: Annotated[str, typer.Option()],
@@ -108,12 +116,28 @@ def create_task_cmd(
     keystore: Annotated[Path, typer.Option(help="A member's encrypted Ethereum keystore.")],
     ipfs_api: Annotated[str, typer.Option(help="The member's Kubo RPC multiaddr.")],
     spec: Annotated[Path, typer.Option(help="Task spec JSON (model, rule, training).")],
-    quorum: Annotated[int, typer.Option(min=1)],
     rounds: Annotated[int, typer.Option(min=1)],
+    max_samples: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=2**64 - 1,
+            help="The most training samples any one member may claim per round; FedAvg "
+            "weight and contribution credit are bounded by it.",
+        ),
+    ],
+    quorum: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Updates, and identical attestations, a round needs; must be more than half "
+            "the members. Default: ceil(2n/3) of the current members n (n=2 -> 2, 4 -> 3).",
+        ),
+    ] = None,
     initial_model: Annotated[
         Path | None, typer.Option(help="safetensors; default: from spec")
     ] = None,
-    round_duration: Annotated[int, typer.Option(min=1, help="Seconds to submit.")] = 600,
+    round_duration: Annotated[int, typer.Option(min=1, help=ROUND_DURATION_HELP)] = 600,
     attest_duration: Annotated[int, typer.Option(min=1, help="Seconds to attest.")] = 600,
     password_env: Annotated[str, typer.Option()] = "FEDCHAIN_KEY_PASSWORD",
 ) -> None:
@@ -122,7 +146,15 @@ def create_task_cmd(
     from peer.admin import TaskRequest, create_task
     from peer.keystore import resolve_password
 
-    req = TaskRequest(spec, initial_model, quorum, rounds, round_duration, attest_duration)
+    req = TaskRequest(
+        spec_path=spec,
+        initial_model=initial_model,
+        quorum=quorum,
+        rounds=rounds,
+        round_duration=round_duration,
+        attest_duration=attest_duration,
+        max_samples=max_samples,
+    )
     password = resolve_password(password_env, None)
     typer.echo(create_task(rpc_url, contract, keystore, password, ipfs_api, req))
 

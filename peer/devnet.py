@@ -85,6 +85,7 @@ class TaskParams:
     quorum: int
     round_duration: int = 600
     attest_duration: int = 600
+    max_samples: int = 1000
 
 
 class LocalFederation:
@@ -201,6 +202,7 @@ class LocalFederation:
             task.round_duration,
             task.attest_duration,
             task.rounds,
+            task.max_samples,
         )
         log.info(
             "contract %s, task %d, spec %s", self.deployer.address, self.task_id, self.spec_cid

@@ -41,11 +41,13 @@ contract AccessMatrixTest {
         address[] memory founders = new address[](4);
         (founders[0], founders[1], founders[2], founders[3]) = (m0, m1, m2, removed);
         fed = Fixtures.deploy(founders, 5001);
-        taskId = Fixtures.createTask(fed, m0, Fixtures.QUORUM, 5);
 
+        // The task starts with m0, m1, m2 (a quorum of 2 is a strict majority of 3); `late` joins
+        // while its round 1 is open.
         address[] memory approvers = new address[](2);
         (approvers[0], approvers[1]) = (m1, m2);
         Fixtures.vote(fed, REMOVE, removed, m0, approvers);
+        taskId = Fixtures.createTask(fed, m0, Fixtures.QUORUM, 5);
         Fixtures.vote(fed, ADMIT, late, m0, approvers);
 
         _role("deployer (not a founder)", address(this));
@@ -104,7 +106,7 @@ contract AccessMatrixTest {
     // ------------------------------------------------------------------ scenarios
 
     function _functionCount() private pure returns (uint256) {
-        return 9 + 19;
+        return 9 + 20;
     }
 
     /// @return data the call to make for function number `f` as `who`, after preparing a state
@@ -122,7 +124,7 @@ contract AccessMatrixTest {
         } else if (f == 2) {
             data = abi.encodeCall(
                 fed.createTask,
-                (Fixtures.cid(keccak256("spec 2")), Fixtures.cid(keccak256("model")), 2, 100, 100, 3)
+                (Fixtures.cid(keccak256("spec 2")), Fixtures.cid(keccak256("model")), 3, 100, 100, 3, 1000)
             );
         } else if (f == 3) {
             data = abi.encodeCall(fed.submitUpdate, (taskId, round, Fixtures.cidOf("update", taskId, round), 10));
@@ -158,7 +160,7 @@ contract AccessMatrixTest {
 
     function _view(uint256 v, address who) private view returns (bytes memory) {
         uint32 round = 1;
-        bytes[19] memory calls = [
+        bytes[20] memory calls = [
             abi.encodeCall(fed.isMember, (who)),
             abi.encodeCall(fed.memberCount, ()),
             abi.encodeCall(fed.peerIdOf, (m0)),
@@ -175,6 +177,7 @@ contract AccessMatrixTest {
             abi.encodeCall(fed.contributionOf, (who)),
             abi.encodeCall(fed.creditOf, (who)),
             abi.encodeCall(fed.hasClaimed, (taskId, round, who)),
+            abi.encodeCall(fed.dissentReported, (taskId, round, m0)),
             abi.encodeCall(fed.MAX_MEMBERS, ()),
             abi.encodeCall(fed.PROPOSAL_TTL, ()),
             abi.encodeCall(fed.approvalBps, ())

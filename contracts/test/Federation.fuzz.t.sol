@@ -131,18 +131,102 @@ contract FederationFuzzTest {
         VM.assertEq(ok, block.timestamp <= attestDeadline, "attestation deadline");
     }
 
-    /// @notice createTask accepts exactly the documented ranges.
-    function testFuzz_taskConfigRanges(uint32 quorum, uint64 roundDuration, uint64 attestDuration, uint32 numRounds) public {
+    /// @notice createTask accepts exactly the documented ranges, and a quorum only when it is a
+    ///         strict majority of the members (3 here).
+    function testFuzz_taskConfigRanges(
+        uint32 quorum,
+        uint64 roundDuration,
+        uint64 attestDuration,
+        uint32 numRounds,
+        uint64 maxSamples
+    ) public {
         bool valid = quorum >= 1 && roundDuration >= 1 && roundDuration <= type(uint32).max && attestDuration >= 1
-            && attestDuration <= type(uint32).max && numRounds >= 1 && numRounds <= type(uint16).max;
+            && attestDuration <= type(uint32).max && numRounds >= 1 && numRounds <= type(uint16).max && maxSamples >= 1;
+        bool majority = 2 * uint256(quorum) > founders.length;
         VM.prank(founders[1]);
-        (bool ok,) = address(fed).call(
+        (bool ok, bytes memory ret) = address(fed).call(
             abi.encodeCall(
                 fed.createTask,
-                (Fixtures.cid(keccak256("s")), Fixtures.cid(keccak256("m")), quorum, roundDuration, attestDuration, numRounds)
+                (
+                    Fixtures.cid(keccak256("s")),
+                    Fixtures.cid(keccak256("m")),
+                    quorum,
+                    roundDuration,
+                    attestDuration,
+                    numRounds,
+                    maxSamples
+                )
             )
         );
-        VM.assertEq(ok, valid, "acceptance differs from the documented ranges");
+        VM.assertEq(ok, valid && majority, "acceptance differs from the documented ranges");
+        if (quorum >= 1 && !majority) {
+            bytes memory expected = abi.encodeWithSelector(Federation.QuorumNotMajority.selector, quorum, uint32(3));
+            VM.assertEq(keccak256(ret), keccak256(expected), "QuorumNotMajority expected");
+        }
+        if (ok) VM.assertEq(fed.task(fed.taskCount()).maxSamples, maxSamples, "maxSamples as given");
+    }
+
+    /// @notice An update is recorded exactly when it claims 1..maxSamples samples; above the cap
+    ///         it is refused with SamplesAboveCap and nothing is stored.
+    function testFuzz_samplesAboveTheCapAreRefused(uint64 numSamples) public {
+        uint64 cap = fed.task(taskId).maxSamples;
+        VM.prank(founders[0]);
+        (bool ok, bytes memory ret) =
+            address(fed).call(abi.encodeCall(fed.submitUpdate, (taskId, 1, Fixtures.cidOf("u", taskId, 1), numSamples)));
+        VM.assertEq(ok, numSamples >= 1 && numSamples <= cap, "acceptance differs from 1..maxSamples");
+        (, uint64 stored) = fed.submissionOf(taskId, 1, founders[0]);
+        VM.assertEq(stored, ok ? numSamples : 0, "stored sample count");
+        if (numSamples > cap) {
+            bytes memory expected = abi.encodeWithSelector(Federation.SamplesAboveCap.selector, numSamples, cap);
+            VM.assertEq(keccak256(ret), keccak256(expected), "SamplesAboveCap expected");
+        }
+    }
+
+    /// @notice However membership changes while a task runs, every round's need is a strict
+    ///         majority of the members eligible for it, at least the quorum where that many are
+    ///         eligible, and never more than are eligible (so a round can always finalize).
+    function testFuzz_needStaysAStrictMajority(uint8 sizeSeed, uint32 quorumSeed, uint8 admitSeed, uint8 removeSeed)
+        public
+    {
+        uint256 n = 1 + sizeSeed % 6;
+        address[] memory members = new address[](n);
+        for (uint256 i = 0; i < n; ++i) {
+            members[i] = Fixtures.account(string.concat("majority ", VM.toString(i)));
+        }
+        Federation f = Fixtures.deploy(members, 10_000);
+        uint32 quorum = uint32(n / 2 + 1 + quorumSeed % (n / 2 + 1));
+        uint256 t = Fixtures.createTask(f, members[0], quorum, 3);
+        _checkNeed(f, t, 1, quorum);
+        uint256 admit = admitSeed % 4;
+        for (uint256 k = 0; k < admit; ++k) {
+            address newcomer = Fixtures.account(string.concat("newcomer ", VM.toString(k)));
+            Fixtures.vote(f, 0, newcomer, members[0], _allBut(f, members[0]));
+        }
+        uint256 remove = n > 1 ? removeSeed % n : 0;
+        for (uint256 k = 0; k < remove; ++k) {
+            Fixtures.vote(f, 1, members[n - 1 - k], members[0], _allBut(f, members[0]));
+        }
+        VM.warp(block.timestamp + Fixtures.ROUND_SECONDS + 1);
+        VM.prank(members[0]);
+        f.failRound(t, 1);
+        _checkNeed(f, t, 2, quorum);
+        VM.assertEq(f.roundInfo(t, 2).eligible, n + admit - remove, "round 2 counts today's members");
+    }
+
+    function _checkNeed(Federation f, uint256 t, uint32 round, uint32 quorum) private view {
+        Federation.RoundInfo memory info = f.roundInfo(t, round);
+        VM.assertGt(2 * uint256(info.need), info.eligible, "need is not a strict majority");
+        VM.assertLe(info.need, info.eligible, "need exceeds the eligible members");
+        VM.assertGe(info.need, quorum < info.eligible ? quorum : info.eligible, "need below the quorum");
+    }
+
+    function _allBut(Federation f, address skip) private view returns (address[] memory out) {
+        address[] memory list = f.members();
+        out = new address[](list.length - 1);
+        uint256 j = 0;
+        for (uint256 i = 0; i < list.length; ++i) {
+            if (list[i] != skip) out[j++] = list[i];
+        }
     }
 
     /// @notice Arbitrary calldata from an account that is not a member leaves storage untouched

@@ -106,6 +106,33 @@ contract FederationInvariantTest {
         }
     }
 
+    /// @notice No update above its task's sample cap is ever recorded, so FedAvg weights and
+    ///         credit only ever see bounded sample counts.
+    function invariant_samplesNeverAboveTheCap() public view {
+        VM.assertEq(handler.samplesViolation(), "", "samples");
+        for (uint256 k = 0; k < handler.taskCount(); ++k) {
+            uint256 t = handler.tasks(k);
+            Federation.TaskView memory tv = fed.task(t);
+            for (uint256 i = 0; i < handler.INSTITUTIONS(); ++i) {
+                (, uint64 samples) = fed.submissionOf(t, tv.currentRound, _accounts[i]);
+                VM.assertLe(samples, tv.maxSamples, "a recorded sample count exceeds the cap");
+            }
+        }
+    }
+
+    /// @notice Tasks are created only with a strict-majority quorum; every round opens needing a
+    ///         strict majority of its eligible members (never more than are eligible), and every
+    ///         finalization had votes from more than half of them.
+    function invariant_finalizationNeedsAStrictMajority() public view {
+        VM.assertEq(handler.quorumViolation(), "", "quorum");
+        for (uint256 k = 0; k < handler.taskCount(); ++k) {
+            uint256 t = handler.tasks(k);
+            Federation.RoundInfo memory open = fed.roundInfo(t, fed.task(t).currentRound);
+            if (open.status == Federation.RoundStatus.Finalized) continue;
+            VM.assertGt(2 * uint256(open.need), open.eligible, "the open round needs no strict majority");
+        }
+    }
+
     /// @notice Credit and contribution only grow, and only by claims on finalized rounds of the
     ///         scores the finalizing quorum agreed.
     function invariant_creditOnlyGrowsFromFinalizedRounds() public view {
@@ -158,6 +185,7 @@ contract FederationInvariantTest {
             ',"dissents":', VM.toString(handler.dissents()),
             ',"dishonest_attestations":', VM.toString(handler.dishonestAttestations()),
             ',"membership_changes":', VM.toString(handler.membershipChanges()),
+            ',"above_cap_refused":', VM.toString(handler.aboveCapRefused()),
             ',"tasks":', VM.toString(handler.taskCount()), "}"
         );
         VM.writeLine(path, line);

@@ -14,7 +14,9 @@ import {VM, Vm} from "./Vm.sol";
 ///         records what the invariants need:
 ///           - for a caller that is not a member: the storage writes the call left behind;
 ///           - for every call: whether any account's credit moved other than by a claim;
-///           - attestations per round and which pair each finalized round agreed on.
+///           - attestations per round and which pair each finalized round agreed on, with the
+///             votes for each pair (finalization needs more than half the eligible members);
+///           - sample counts the contract accepted against the task's cap.
 contract FederationHandler {
     uint256 public constant INSTITUTIONS = 6;
     uint256 public constant MAX_TASKS = 3;
@@ -39,6 +41,7 @@ contract FederationHandler {
     mapping(uint256 => mapping(uint32 => uint32)) public attestationsBeforeFinal;
     mapping(uint256 => mapping(uint32 => uint32)) public eligibleAtOpen;
     mapping(uint256 => mapping(uint32 => mapping(address => bool))) public hasAttested;
+    mapping(uint256 => mapping(uint32 => mapping(uint8 => uint32))) public votesFor; // in-round votes per pair
     mapping(uint256 => mapping(uint32 => uint256)) public membersDuringRound; // bitmask of accounts
     uint32[] private _roundKeysRound;
     uint256[] private _roundKeysTask;
@@ -50,6 +53,8 @@ contract FederationHandler {
     string public creditViolation;
     string public attestViolation;
     string public governanceViolation;
+    string public samplesViolation;
+    string public quorumViolation;
 
     // statistics for the report (how much the invariants actually exercised)
     uint256 public calls;
@@ -61,6 +66,7 @@ contract FederationHandler {
     uint256 public dissents;
     uint256 public dishonestAttestations;
     uint256 public membershipChanges;
+    uint256 public aboveCapRefused;
 
     constructor(Federation fed_, address[] memory accounts_, uint256 firstTask) {
         fed = fed_;
@@ -95,8 +101,12 @@ contract FederationHandler {
         uint256 t = _task(taskSeed);
         uint32 r = fed.task(t).currentRound + (_h(actorSeed, "round") % 8 == 0 ? 1 : 0);
         address who = _actor(actorSeed, t, r, 1);
-        uint64 n = uint64(1 + (samples % 1000));
-        _call(who, abi.encodeCall(fed.submitUpdate, (t, r, Fixtures.cidOf(VM.toString(who), t, r), n)));
+        // Up to 1.2x the suite's cap: about one submission in six claims too many samples.
+        uint64 n = uint64(1 + (samples % (Fixtures.MAX_SAMPLES * 6 / 5)));
+        bool ok = _call(who, abi.encodeCall(fed.submitUpdate, (t, r, Fixtures.cidOf(VM.toString(who), t, r), n)));
+        uint64 cap = fed.task(t).maxSamples;
+        if (ok && n > cap) _violate(samplesViolation, "a submission above the task's sample cap was recorded");
+        if (!ok && n > cap) aboveCapRefused += 1;
     }
 
     function closeUpdates(uint256 actorSeed, uint256 taskSeed) external {
@@ -160,6 +170,7 @@ contract FederationHandler {
         hasAttested[t][r][who] = true;
         attestations[t][r] += 1;
         if (!wasFinal) attestationsBeforeFinal[t][r] += 1;
+        if (!wasFinal) votesFor[t][r][v] += 1;
         if (!wasFinal && v != 0) {
             dissenter[t][r] = who;
             dishonestAttestations += 1;
@@ -167,6 +178,9 @@ contract FederationHandler {
         Federation.TaskView memory afterwards = fed.task(t);
         if (afterwards.finalizedRounds != before.finalizedRounds) {
             if (wasFinal || afterwards.lastFinalizedRound != r) _violate(attestViolation, "finalization of an unexpected round");
+            if (2 * uint256(votesFor[t][r][v]) <= eligibleAtOpen[t][r]) {
+                _violate(quorumViolation, "a round finalized with votes of half its eligible members or fewer");
+            }
             finalized.push(Finalized(t, r, v, scoresRoot(t, r, v), keccak256(abi.encode("aggregate", t, r, v))));
             finalizedIndex[t][r] = finalized.length;
             roundsFinalized += 1;
@@ -241,21 +255,27 @@ contract FederationHandler {
         }
     }
 
-    /// @dev Rarely acts (a new task spreads the other actions thinner).
+    /// @dev Rarely acts (a new task spreads the other actions thinner).  Quorums 1..4 against
+    ///      1..6 members: some are not a strict majority and must be refused.
     function createTask(uint256 actorSeed, uint32 quorum, uint32 numRounds) external {
         if (tasks.length >= MAX_TASKS || _h(actorSeed, "create") % 4 != 0) return;
+        uint32 q = 1 + quorum % 4;
+        uint32 members = fed.memberCount();
         bytes memory data = abi.encodeCall(
             fed.createTask,
             (
                 Fixtures.cid(keccak256("spec")),
                 Fixtures.cid(keccak256("model 0")),
-                1 + quorum % 4,
+                q,
                 Fixtures.ROUND_SECONDS,
                 Fixtures.ATTEST_SECONDS,
-                1 + numRounds % 4
+                1 + numRounds % 4,
+                Fixtures.MAX_SAMPLES / 2
             )
         );
-        if (_call(_actor(actorSeed, 0, 0, 0), data)) {
+        bool ok = _call(_actor(actorSeed, 0, 0, 0), data);
+        if (ok && 2 * q <= members) _violate(quorumViolation, "a task was created with a minority quorum");
+        if (ok) {
             uint256 t = fed.taskCount();
             tasks.push(t);
             _trackRound(t, 1);
@@ -359,7 +379,14 @@ contract FederationHandler {
     function _trackRound(uint256 t, uint32 r) private {
         _roundKeysTask.push(t);
         _roundKeysRound.push(r);
-        eligibleAtOpen[t][r] = fed.roundInfo(t, r).eligible;
+        Federation.RoundInfo memory info = fed.roundInfo(t, r);
+        eligibleAtOpen[t][r] = info.eligible;
+        // A task's last round stays "open" after it finalizes; only a round just opened is checked.
+        if (info.status != Federation.RoundStatus.Collecting) return;
+        if (info.eligible != fed.memberCount()) _violate(quorumViolation, "a round opened with another count than the members");
+        if (2 * uint256(info.need) <= info.eligible || info.need > info.eligible) {
+            _violate(quorumViolation, "a round opened needing no strict majority, or more than its eligible members");
+        }
     }
 
     function _violate(string storage slot, string memory what) private {

@@ -13,6 +13,8 @@ library Fixtures {
     uint32 internal constant QUORUM = 2;
     uint64 internal constant ROUND_SECONDS = 100;
     uint64 internal constant ATTEST_SECONDS = 100;
+    /// @dev The most samples one update may claim in the suites' tasks.
+    uint64 internal constant MAX_SAMPLES = 1000;
 
     /// @return a deterministic account for `name` (no key needed: tests act through prank)
     function account(string memory name) internal pure returns (address) {
@@ -42,10 +44,12 @@ library Fixtures {
         return new Federation(founders, ids, approvalBps);
     }
 
-    /// @return id of a task created by `creator` with the suite's standard timing
+    /// @return id of a task created by `creator` with the suite's standard timing and sample cap
     function createTask(Federation fed, address creator, uint32 quorum, uint32 numRounds) internal returns (uint256 id) {
         VM.prank(creator);
-        id = fed.createTask(cid(keccak256("spec")), cid(keccak256("model 0")), quorum, ROUND_SECONDS, ATTEST_SECONDS, numRounds);
+        id = fed.createTask(
+            cid(keccak256("spec")), cid(keccak256("model 0")), quorum, ROUND_SECONDS, ATTEST_SECONDS, numRounds, MAX_SAMPLES
+        );
     }
 
     /// @notice Runs a proposal through: `proposer` proposes, then `approvers` approve in order

@@ -80,6 +80,7 @@ interface Vm {
     function assertFalse(bool condition, string calldata message) external pure;
     function assertLe(uint256 left, uint256 right, string calldata message) external pure;
     function assertGe(uint256 left, uint256 right, string calldata message) external pure;
+    function assertGt(uint256 left, uint256 right, string calldata message) external pure;
 
     // files and environment (paths are limited by fs_permissions in foundry.toml)
     function envOr(string calldata name, string calldata defaultValue) external view returns (string memory value);

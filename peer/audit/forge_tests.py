@@ -22,7 +22,7 @@ from peer.audit.types import AuditSettings, PartResult, Progress
 MATRIX_FILE = "access-matrix.json"
 STATS_FILE = "invariant-stats.jsonl"
 GAS_SUITE = "GasScenarioTest"
-MUST_EXERCISE = ("rounds_finalized", "claims", "non_member_calls", "dissents")
+MUST_EXERCISE = ("rounds_finalized", "claims", "non_member_calls", "dissents", "above_cap_refused")
 
 
 def forge_env(out_dir: Path) -> dict[str, str]:

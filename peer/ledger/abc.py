@@ -70,6 +70,12 @@ class FederationLedger(ABC):
     @abstractmethod
     def fail_round(self, task_id: int, round_no: int) -> TxResult: ...
 
+    @abstractmethod
+    def report_dissent(self, task_id: int, round_no: int, member: str) -> TxResult: ...
+
+    @abstractmethod
+    def dissent_reported(self, task_id: int, round_no: int, member: str) -> bool: ...
+
     # -- contributions ---------------------------------------------------------------------
     @abstractmethod
     def claim_contribution(

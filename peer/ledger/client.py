@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
+from eth_abi.exceptions import DecodingError
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 from web3 import HTTPProvider, Web3
@@ -24,7 +25,7 @@ from peer.content.cid import cid_from_bytes
 from peer.ledger.abc import FederationLedger
 from peer.ledger.abi import ContractAbi
 from peer.ledger.compiler import ContractArtifact, federation_artifact
-from peer.ledger.errors import decode_revert
+from peer.ledger.errors import NotAFederation, decode_revert
 from peer.ledger.events import (
     AggregateAttested,
     ContractEvent,
@@ -69,6 +70,8 @@ CREATE_TASK_BASE_GAS = 300_000
 CREATE_TASK_GAS_PER_MEMBER = 110_000
 CLAIM_GAS_PER_PROOF_NODE = 2_000
 DEPLOY_GAS_MARGIN = 1.25
+FEDERATION_MAX_MEMBERS = 2**16 - 1
+"""What ``MAX_MEMBERS()`` returns on every Federation: the constructor's identity probe."""
 
 
 def connect(rpc_url: str, *, timeout: float = 10.0) -> Web3:
@@ -97,7 +100,13 @@ def _b(hex_or_bytes: Any) -> bytes:
 
 
 class FederationClient(FederationLedger):
-    """One member's (or an observer's) handle on a deployed Federation contract."""
+    """One member's (or an observer's) handle on a deployed Federation contract.
+
+    The constructor checks that ``address`` holds a Federation (code, and a view answering as
+    one) and raises :class:`~peer.ledger.errors.NotAFederation` otherwise.  ``receipt_timeout``
+    bounds every wait for a transaction to be mined
+    (:class:`~peer.ledger.errors.ReceiptTimeout` after it).
+    """
 
     def __init__(
         self,
@@ -122,14 +131,31 @@ class FederationClient(FederationLedger):
             w3, account, self.chain_id, poll_interval=poll_interval, timeout=receipt_timeout
         )
         self.last_result: TxResult | None = None
-        code = rpc(w3, "eth_getCode", [self.address, "latest"])
-        if not code or code == "0x":
-            raise LedgerError(
-                f"no contract at {self.address} on chain {self.chain_id} ({endpoint_of(w3)}); "
-                "check chain.contract and chain.rpc_url"
-            )
+        self._require_federation()
 
     # -- plumbing ----------------------------------------------------------------------------
+
+    def _require_federation(self) -> None:
+        """Fail at start-up, not at the first transaction, when the address is wrong."""
+        where = f"chain {self.chain_id} ({endpoint_of(self.w3)})"
+        fix = "check chain.contract and chain.rpc_url"
+        code = rpc(self.w3, "eth_getCode", [self.address, "latest"])
+        if not code or code == "0x":
+            raise NotAFederation(
+                f"no Federation contract at {self.address}: no code there on {where}; {fix}"
+            )
+        try:
+            (max_members,) = self._call("MAX_MEMBERS")
+        except (LedgerError, DecodingError) as exc:
+            raise NotAFederation(
+                f"no Federation contract at {self.address}: the contract there does not answer "
+                f"MAX_MEMBERS() like one ({exc}) on {where}; {fix}"
+            ) from None
+        if max_members != FEDERATION_MAX_MEMBERS:
+            raise NotAFederation(
+                f"no Federation contract at {self.address}: MAX_MEMBERS() returned {max_members}, "
+                f"a Federation returns {FEDERATION_MAX_MEMBERS}; {fix}"
+            )
 
     def _context(self, fn: str, args: Sequence[Any]) -> str:
         return f"{fn}({', '.join(_show(a) for a in args)}) from {self.account.address}"
@@ -277,8 +303,13 @@ class FederationClient(FederationLedger):
         round_duration: int,
         attest_duration: int,
         num_rounds: int,
+        max_samples: int,
     ) -> int:
-        """Create a task (round 1 opens at once); return its id (see ``last_result``)."""
+        """Create a task (round 1 opens at once); return its id (see ``last_result``).
+
+        ``quorum`` must be more than half the current members (QuorumNotMajority otherwise);
+        ``max_samples`` caps the samples any one update may claim (SamplesAboveCap above it).
+        """
         gas = CREATE_TASK_BASE_GAS + CREATE_TASK_GAS_PER_MEMBER * self.member_count()
         result = self._transact(
             "createTask",
@@ -289,6 +320,7 @@ class FederationClient(FederationLedger):
                 round_duration,
                 attest_duration,
                 num_rounds,
+                max_samples,
             ],
             gas=gas,
         )
@@ -310,6 +342,7 @@ class FederationClient(FederationLedger):
             finalized,
             model,
             status,
+            max_samples,
         ) = v
         return TaskInfo(
             task_id=task_id,
@@ -323,6 +356,7 @@ class FederationClient(FederationLedger):
             finalized_rounds=int(finalized),
             global_model_digest=_b(model),
             status=TaskStatus(status),
+            max_samples=int(max_samples),
         )
 
     def task_created(self, task_id: int) -> TaskCreated:
@@ -368,6 +402,7 @@ class FederationClient(FederationLedger):
         return self._transact("failRound", [task_id, round_no])
 
     def report_dissent(self, task_id: int, round_no: int, member: str) -> TxResult:
+        """Record that ``member``'s attestation of the last finalized round disagreed with it."""
         return self._transact("reportDissent", [task_id, round_no, to_checksum_address(member)])
 
     def claim_contribution(
@@ -382,7 +417,7 @@ class FederationClient(FederationLedger):
     def round_info(self, task_id: int, round_no: int) -> RoundInfo:
         """The round as storage has it, completed from the round's events once it has ended."""
         (v,) = self._call("roundInfo", task_id, round_no)
-        status, model, submit_dl, attest_dl, eligible, submissions, agg, scores = v
+        status, model, submit_dl, attest_dl, eligible, submissions, agg, scores, need = v
         info = RoundInfo(
             task_id=task_id,
             round=round_no,
@@ -391,6 +426,7 @@ class FederationClient(FederationLedger):
             submit_deadline=int(submit_dl),
             attest_deadline=int(attest_dl),
             eligible=int(eligible),
+            need=int(need),
             submissions=int(submissions),
             aggregate_digest=_b(agg),
             scores_digest=_b(scores),
@@ -435,6 +471,11 @@ class FederationClient(FederationLedger):
         holds it; zeros otherwise."""
         agg, scores = self._call("attestationOf", task_id, round_no, to_checksum_address(member))
         return _b(agg), _b(scores)
+
+    def dissent_reported(self, task_id: int, round_no: int, member: str) -> bool:
+        """Whether ``member``'s dissent in ``round_no`` is on record (skip a duplicate report)."""
+        found = self._call("dissentReported", task_id, round_no, to_checksum_address(member))
+        return bool(found[0])
 
     def submissions(self, task_id: int, round_no: int) -> list[Submission]:
         """Every update submitted in the round, in chain order (block, log index)."""

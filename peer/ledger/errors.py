@@ -199,6 +199,24 @@ class InvalidConfig(ContractRevert):
     hint = "an argument is out of range (see the reason)"
 
 
+class SamplesAboveCap(ContractRevert):
+    hint = (
+        "the update claims more training samples than the task's cap (task maxSamples); "
+        "report at most the cap"
+    )
+
+
+class QuorumNotMajority(ContractRevert):
+    hint = (
+        "the quorum must be more than half of the current members (2 x quorum > members), so "
+        "that no minority can finalize a round; raise it"
+    )
+
+
+class NotAFederation(LedgerError):
+    """The address holds no contract, or one that does not answer like a Federation."""
+
+
 CUSTOM_ERRORS: dict[str, type[ContractRevert]] = {
     cls.__name__: cls
     for cls in (
@@ -233,6 +251,8 @@ CUSTOM_ERRORS: dict[str, type[ContractRevert]] = {
         AlreadyMember,
         PeerIdTaken,
         InvalidConfig,
+        SamplesAboveCap,
+        QuorumNotMajority,
     )
 }
 """Contract error name -> Python class (same name)."""

@@ -71,6 +71,7 @@ class TaskCreated(ContractEvent):
     round_duration: int
     attest_duration: int
     num_rounds: int
+    max_samples: int
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,8 @@ class TaskInfo:
     global_model_digest: bytes
     """Digest of the latest agreed model (the initial model before any round finalized)."""
     status: TaskStatus
+    max_samples: int
+    """Most training samples one update may claim; the contract refuses more (SamplesAboveCap)."""
 
     @property
     def completed(self) -> bool:
@@ -69,6 +71,10 @@ class RoundInfo:
     attest_deadline: int
     eligible: int
     """Members at the time the round opened (only they may submit and attest)."""
+    need: int
+    """Updates to close the set, and identical attestations to finalize: max(quorum,
+    eligible // 2 + 1) capped at ``eligible``.  Storage keeps it for the open round only (0 once
+    the round ended)."""
     submissions: int
     aggregate_digest: bytes
     """Zero until the round finalizes."""

@@ -51,6 +51,7 @@ BUDGET = {
     "per_peer_round": 130_000,
 }
 HOUR = 3600
+MAX_SAMPLES = 1000
 
 
 def cid(data: bytes) -> bytes:
@@ -96,7 +97,9 @@ def bench_size(n: int, rounds: int) -> SizeResult:
         assert dep.last_result is not None
         result.deploy_gas = dep.last_result.gas_used
         clients = [FederationClient(w3, dep.address, m, artifact=artifact) for m in members]
-        task = clients[0].create_task(cid(b"spec"), cid(b"model 0"), n, HOUR, HOUR, rounds + 1)
+        task = clients[0].create_task(
+            cid(b"spec"), cid(b"model 0"), n, HOUR, HOUR, rounds + 1, MAX_SAMPLES
+        )
         assert clients[0].last_result is not None
         result.create_task_gas = clients[0].last_result.gas_used
         for r in range(1, rounds + 1):

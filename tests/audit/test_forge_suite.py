@@ -17,11 +17,13 @@ INVARIANTS = {
     "invariant_finalizedRoundNeverChanges()",
     "invariant_attestationsNeverExceedMembers()",
     "invariant_creditOnlyGrowsFromFinalizedRounds()",
+    "invariant_samplesNeverAboveTheCap()",
+    "invariant_finalizationNeedsAStrictMajority()",
 }
 MUTATING = {
     "propose(uint8,address,string,bytes32)",
     "approve(uint256)",
-    "createTask(bytes,bytes,uint32,uint64,uint64,uint32)",
+    "createTask(bytes,bytes,uint32,uint64,uint64,uint32,uint64)",
     "submitUpdate(uint256,uint32,bytes,uint64)",
     "closeUpdates(uint256,uint32)",
     "attestAggregate(uint256,uint32,bytes,bytes32)",
@@ -41,7 +43,14 @@ def test_every_forge_test_passes(forge_run: ForgeRun) -> None:
 def test_invariant_runs_exercise_rounds_claims_and_outsiders(forge_run: ForgeRun) -> None:
     stats = read_stats(forge_run.settings.out_dir / STATS_FILE)
     assert stats["runs"] > 0
-    for key in ("rounds_finalized", "claims", "non_member_calls", "dissents", "rounds_failed"):
+    for key in (
+        "rounds_finalized",
+        "claims",
+        "non_member_calls",
+        "dissents",
+        "rounds_failed",
+        "above_cap_refused",
+    ):
         assert stats[key] > 0, (key, stats)
     assert stats["succeeded"] < stats["calls"], "refused calls must be exercised too"
 

@@ -33,6 +33,8 @@ SPEC_ERRORS = {
     "ProposalClosed()",
     "AlreadyMember()",
     "InvalidConfig(string)",
+    "SamplesAboveCap(uint64,uint64)",
+    "QuorumNotMajority(uint32,uint32)",
 }
 SPEC_FUNCTIONS = {
     "isMember(address)",
@@ -42,7 +44,7 @@ SPEC_FUNCTIONS = {
     "members()",
     "propose(uint8,address,string,bytes32)",
     "approve(uint256)",
-    "createTask(bytes,bytes,uint32,uint64,uint64,uint32)",
+    "createTask(bytes,bytes,uint32,uint64,uint64,uint32,uint64)",
     "task(uint256)",
     "roundInfo(uint256,uint32)",
     "submitUpdate(uint256,uint32,bytes,uint64)",
@@ -50,6 +52,7 @@ SPEC_FUNCTIONS = {
     "closeUpdates(uint256,uint32)",
     "attestAggregate(uint256,uint32,bytes,bytes32)",
     "reportDissent(uint256,uint32,address)",
+    "dissentReported(uint256,uint32,address)",
     "failRound(uint256,uint32)",
     "claimContribution(uint256,uint32,uint256,bytes32[])",
     "contributionOf(address)",

@@ -12,6 +12,7 @@ import pytest
 from eth_account import Account
 
 from consensus.task_spec import TaskSpec
+from peer.admin import default_quorum
 from peer.content.kubo import KuboContentStore
 from peer.devnet import DEMO_SCRYPT_N, find_ipfs, fund_account
 from peer.identity import create_identity
@@ -46,9 +47,13 @@ def test_deploy_then_create_task(tmp_path: Path) -> None:
         member = create_identity(tmp_path / "member", "pw", scrypt_n=DEMO_SCRYPT_N)
         w3 = connect(chain.rpc_url)
         fund_account(w3, Account.from_key(dev_key), member.address)
+        # Two founders: the member acting here and one that never shows up.
+        absent = {"address": Account.create().address, "peer_id": "12D3KooWAbsentFounder"}
         founders = tmp_path / "founders.json"
         founders.write_text(
-            json.dumps({"founders": [{"address": member.address, "peer_id": member.peer_id}]})
+            json.dumps(
+                {"founders": [{"address": member.address, "peer_id": member.peer_id}, absent]}
+            )
         )
         done = cli(
             "deploy",
@@ -64,19 +69,29 @@ def test_deploy_then_create_task(tmp_path: Path) -> None:
         spec_file = tmp_path / "spec.json"
         spec_file.write_bytes(SPEC.to_bytes())
 
-        def create_task(keystore: Path) -> subprocess.CompletedProcess[str]:
+        def create_task(keystore: Path, *extra: str) -> subprocess.CompletedProcess[str]:
             return cli(
                 "create-task", "--rpc-url", chain.rpc_url, "--contract", contract,
                 "--keystore", str(keystore), "--ipfs-api", kubo.api_multiaddr,
-                "--spec", str(spec_file), "--quorum", "1", "--rounds", "3",
+                "--spec", str(spec_file), "--rounds", "3", "--max-samples", "500", *extra,
             )  # fmt: skip
 
-        done = create_task(tmp_path / "member" / "eth.json")
+        member_key = tmp_path / "member" / "eth.json"
+        done = create_task(member_key)
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip().splitlines()[-1] == "1"
         client = FederationClient(w3, contract, member.account)
         task = client.task(1)
-        assert (task.quorum, task.num_rounds, task.current_round) == (1, 3, 1)
+        # No --quorum: ceil(2n/3) of the 2 members, i.e. both.
+        assert (task.quorum, task.num_rounds, task.current_round) == (2, 3, 1)
+        assert task.max_samples == 500
+        # A quorum of 1 of 2 is no majority: one line naming the fix, exit 2, no task.
+        done = create_task(member_key, "--quorum", "1")
+        assert done.returncode == 2
+        last = done.stderr.strip().splitlines()[-1]
+        assert last.startswith("fedchain: error: --quorum 1 is not a strict majority")
+        assert "at least 2" in last and "Traceback" not in done.stderr
+        assert client.task_count() == 1
         store = KuboContentStore(kubo.api_multiaddr)
         assert TaskSpec.from_bytes(store.get(client.spec_cid(1), timeout=10)) == SPEC
         store.close()
@@ -109,3 +124,18 @@ def test_bad_founders_file(tmp_path: Path, content: str, needle: str) -> None:
     assert done.returncode == 2
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("fedchain: error:") and needle in last
+
+
+@pytest.mark.parametrize("members", range(1, 40))
+def test_default_quorum_is_a_strict_majority(members: int) -> None:
+    quorum = default_quorum(members)
+    assert members < 2 * quorum and quorum <= members
+    assert 3 * quorum >= 2 * members > 3 * (quorum - 1), "not the ceiling of 2n/3"
+
+
+def test_create_task_help_explains_the_new_options() -> None:
+    done = cli("create-task", "--help")
+    assert done.returncode == 0
+    text = " ".join(word for word in done.stdout.split() if word != "│")  # rich's box edges
+    assert "--max-samples" in text and "FedAvg" in text
+    assert "start-up" in text and "20 s per peer" in text

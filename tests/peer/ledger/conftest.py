@@ -26,6 +26,8 @@ from peer.services.chain_node import AnvilNode, DevChain, GanacheNode
 ACCOUNTS = 10
 """Funded dev accounts per chain: deployer, up to 6 members, outsiders."""
 HOUR = 3600
+MAX_SAMPLES = 1000
+"""Sample cap of the tasks ``Fed.new_task`` creates (members submit 100 + their index)."""
 
 
 def cid_of(data: bytes, codec: int = 0x55) -> bytes:
@@ -80,6 +82,7 @@ class Fed:
         attest_duration: int = HOUR,
         rounds: int = 3,
         by: int = 0,
+        max_samples: int = MAX_SAMPLES,
     ) -> int:
         return self.members[by].create_task(
             cid_of(b"spec"),
@@ -88,6 +91,7 @@ class Fed:
             round_duration,
             attest_duration,
             rounds,
+            max_samples,
         )
 
     def update_cid(self, task: int, round_no: int, i: int) -> bytes:

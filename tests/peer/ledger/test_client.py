@@ -7,9 +7,13 @@ import pytest
 from fedchain.errors import LedgerError, ServiceUnavailableError
 from peer.ledger import errors as E
 from peer.ledger.client import FederationClient, connect
+from peer.ledger.sender import TransactionSender
 from peer.ledger.types import ProposalKind
 from peer.services.procs import free_port
-from tests.peer.ledger.conftest import HOUR, Fed, cid_of
+from tests.peer.ledger.conftest import HOUR, MAX_SAMPLES, Fed, cid_of
+
+ANSWERS_32_ZERO_BYTES = bytes.fromhex("60206000f3")
+"""Runtime code that returns 32 zero bytes to any call (PUSH1 32 PUSH1 0 RETURN)."""
 
 
 def test_unreachable_rpc_names_the_url_and_the_fix() -> None:
@@ -19,9 +23,38 @@ def test_unreachable_rpc_names_the_url_and_the_fix() -> None:
     assert url in str(exc.value) and "rpc_url" in str(exc.value)
 
 
-def test_an_address_without_the_contract_is_refused(fed: Fed) -> None:
-    with pytest.raises(LedgerError, match="no contract at"):
-        FederationClient(fed.w3, fed.outsiders[0].address, fed.members[0].account)
+def _deploy_runtime(fed: Fed, runtime: bytes) -> str:
+    """Deploy ``runtime`` (up to 32 bytes) as a contract; return its address."""
+    size = len(runtime)
+    init = (
+        bytes([0x7F]) + runtime.rjust(32, b"\x00")  # PUSH32 runtime, right-aligned
+        + bytes([0x60, 0x00, 0x52])  # PUSH1 0 MSTORE
+        + bytes([0x60, size, 0x60, 32 - size, 0xF3])  # PUSH1 size PUSH1 offset RETURN
+    )  # fmt: skip
+    deployer = fed.outsiders[2]
+    sender = TransactionSender(fed.w3, deployer, fed.chain.chain_id)
+    receipt = sender.send(
+        None, init, 100_000, context="deploy a stub", decode_revert=lambda _d, c: LedgerError(c)
+    )
+    return str(receipt["contractAddress"])
+
+
+def test_an_address_without_a_federation_is_refused(fed: Fed) -> None:
+    member = fed.members[0].account
+    with pytest.raises(E.NotAFederation) as no_code:
+        FederationClient(fed.w3, fed.outsiders[0].address, member)
+    assert f"no Federation contract at {fed.outsiders[0].address}" in str(no_code.value)
+    # Code that answers every call, but not as a Federation would: refused before any use.
+    stub = _deploy_runtime(fed, ANSWERS_32_ZERO_BYTES)
+    with pytest.raises(E.NotAFederation, match="no Federation contract at") as wrong:
+        FederationClient(fed.w3, stub, member)
+    assert isinstance(wrong.value, LedgerError) and "MAX_MEMBERS" in str(wrong.value)
+    # Code that answers nothing (a lone STOP) fails to decode, and is refused the same way.
+    silent = _deploy_runtime(fed, b"\x00")
+    with pytest.raises(E.NotAFederation, match="no Federation contract at"):
+        FederationClient(fed.w3, silent, member)
+    # The real contract passes the same check.
+    assert FederationClient(fed.w3, fed.address, member).member_count() == 3
 
 
 def test_two_clients_sharing_a_key_resync_their_nonce(fed: Fed) -> None:
@@ -30,7 +63,7 @@ def test_two_clients_sharing_a_key_resync_their_nonce(fed: Fed) -> None:
     twin = fed.client(original.account)
     pid = twin.propose(ProposalKind.ADMIT, fed.outsiders[1].address, "12D3KooWTwin")
     # The original's counter is stale (the twin used that nonce); its next send recovers.
-    second = original.create_task(cid_of(b"s2"), cid_of(b"m2"), 1, HOUR, HOUR, 1)
+    second = original.create_task(cid_of(b"s2"), cid_of(b"m2"), 2, HOUR, HOUR, 1, MAX_SAMPLES)
     assert (task, second) == (1, 2)
     assert original.proposal(pid).proposer == original.account.address
 

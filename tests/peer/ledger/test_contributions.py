@@ -87,7 +87,10 @@ def test_dissent_before_finalization_is_reported_by_anyone(fed: Fed) -> None:
     assert c.attestation_of(task, 1, c.account.address) == (fed.aggregate_cid(task, 1)[4:], root)
 
     observer = fed.client(fed.outsiders[0])
+    assert not observer.dissent_reported(task, 1, a.account.address)
     ev = observer.report_dissent(task, 1, a.account.address).event(DissentRecorded)
+    assert observer.dissent_reported(task, 1, a.account.address)
+    assert not observer.dissent_reported(task, 1, b.account.address)
     assert (ev.member, ev.aggregate_digest, ev.scores_digest) == (a.account.address, bad[4:], root)
     with pytest.raises(E.DissentAlreadyReported):
         observer.report_dissent(task, 1, a.account.address)
@@ -112,6 +115,7 @@ def test_late_attestations_are_compared_with_the_agreed_pair(fed: Fed) -> None:
         c.account.address,
         fed.aggregate_cid(task, 1, "late and wrong")[4:],
     )
+    assert a.dissent_reported(task, 1, c.account.address), "a late dissent is on record at once"
     with pytest.raises(E.DissentAlreadyReported):
         a.report_dissent(task, 1, c.account.address)
     with pytest.raises(E.AlreadyAttested):

@@ -139,7 +139,7 @@ def test_removed_member_can_no_longer_act(fed: Fed) -> None:
         lambda: c.propose(ProposalKind.ADMIT, fed.outsiders[0].address, "12D3KooWX"),
         lambda: c.approve(pid),
         lambda: c.close_updates(task, 1),
-        lambda: c.create_task(b"", b"", 1, 1, 1, 1),
+        lambda: c.create_task(b"", b"", 2, 1, 1, 1, 1),
     ):
         with pytest.raises(E.NotMember):
             action()

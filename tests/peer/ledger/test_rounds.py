@@ -16,7 +16,7 @@ from peer.ledger.events import (
     UpdateSubmitted,
 )
 from peer.ledger.types import RoundStatus, TaskStatus
-from tests.peer.ledger.conftest import HOUR, Fed, cid_of
+from tests.peer.ledger.conftest import HOUR, MAX_SAMPLES, Fed, cid_of
 
 
 def test_full_round_closes_finalizes_and_opens_the_next(fed: Fed) -> None:
@@ -25,7 +25,13 @@ def test_full_round_closes_finalizes_and_opens_the_next(fed: Fed) -> None:
     created = a.last_result
     assert created is not None
     tc = created.event(TaskCreated)
-    assert (tc.task_id, tc.creator, tc.quorum, tc.num_rounds) == (task, a.account.address, 3, 2)
+    assert (tc.task_id, tc.creator, tc.quorum, tc.num_rounds, tc.max_samples) == (
+        task,
+        a.account.address,
+        3,
+        2,
+        MAX_SAMPLES,
+    )
     assert tc.spec_cid == cid_of(b"spec") and tc.spec_digest == cid_of(b"spec")[4:]
     opened = created.event(RoundOpened)
     assert (opened.round, opened.model_digest, opened.eligible) == (
@@ -38,7 +44,7 @@ def test_full_round_closes_finalizes_and_opens_the_next(fed: Fed) -> None:
     assert info.status is RoundStatus.COLLECTING
     assert info.model_digest == cid_of(b"initial model")[4:]
     assert info.attest_deadline - info.submit_deadline == HOUR
-    assert (info.eligible, info.submissions) == (3, 0)
+    assert (info.eligible, info.need, info.submissions) == (3, 3, 0)
 
     r1 = a.submit_update(task, 1, fed.update_cid(task, 1, 0), 100)
     ev = r1.event(UpdateSubmitted)
@@ -268,15 +274,16 @@ def test_a_disagreeing_pair_can_still_win(fed: Fed) -> None:
 def test_task_creation_rules(fed: Fed) -> None:
     a = fed.members[0]
     with pytest.raises(E.NotMember):
-        fed.client(fed.outsiders[0]).create_task(cid_of(b"s"), cid_of(b"m"), 1, 10, 10, 1)
+        fed.client(fed.outsiders[0]).create_task(cid_of(b"s"), cid_of(b"m"), 2, 10, 10, 1, 10)
     with pytest.raises(E.InvalidCid):
-        a.create_task(b"not a cid", cid_of(b"m"), 1, 10, 10, 1)
+        a.create_task(b"not a cid", cid_of(b"m"), 2, 10, 10, 1, 10)
     for args, reason in (
-        ((0, 10, 10, 1), "quorum"),
-        ((1, 0, 10, 1), "roundDuration"),
-        ((1, 10, 2**32, 1), "attestDuration"),
-        ((1, 10, 10, 0), "numRounds"),
-        ((1, 10, 10, 2**16), "numRounds"),
+        ((0, 10, 10, 1, 10), "quorum"),
+        ((2, 0, 10, 1, 10), "roundDuration"),
+        ((2, 10, 2**32, 1, 10), "attestDuration"),
+        ((2, 10, 10, 0, 10), "numRounds"),
+        ((2, 10, 10, 2**16, 10), "numRounds"),
+        ((2, 10, 10, 1, 0), "maxSamples"),
     ):
         with pytest.raises(E.InvalidConfig) as exc:
             a.create_task(cid_of(b"s"), cid_of(b"m"), *args)

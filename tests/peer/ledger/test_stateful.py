@@ -33,6 +33,8 @@ HOUR = 3600
 JUMP = HOUR + 600
 """A time jump lands well inside the next window (deadlines are 1 h and 2 h after opening)."""
 QUORUM = 2
+MAX_SAMPLES = 30
+"""The task's cap: the submit rule may claim exactly it; everyone_submits first tries one more."""
 WHO = st.sampled_from([0, 1, 2, 0, 1, 2, 3])
 """Members 0..2 and, less often, the outsider (3)."""
 MEMBERS = 3
@@ -84,7 +86,7 @@ class LedgerMachine(RuleBasedStateMachine):
         ] + [FederationClient(w3, dep.address, accounts[-1], artifact=env.artifact)]
         self.reader = dep
         self.task = self.clients[0].create_task(
-            cid_of(b"spec"), cid_of(b"m0"), QUORUM, HOUR, HOUR, 1000
+            cid_of(b"spec"), cid_of(b"m0"), QUORUM, HOUR, HOUR, 1000, MAX_SAMPLES
         )
         assert self.clients[0].last_result is not None
         self.round = RoundModel(1, self._block_time(self.clients[0].last_result))
@@ -112,7 +114,8 @@ class LedgerMachine(RuleBasedStateMachine):
         return self.round.opened_at + 2 * HOUR
 
     def _need(self) -> int:
-        return min(QUORUM, MEMBERS)
+        """The contract's rule: a strict majority of the eligible, at least the quorum."""
+        return min(max(QUORUM, MEMBERS // 2 + 1), MEMBERS)
 
     def _expect(
         self, label: str, expected: type[E.ContractRevert] | None, action: object
@@ -154,6 +157,8 @@ class LedgerMachine(RuleBasedStateMachine):
             expected = E.AlreadySubmitted
         elif samples == 0:
             expected = E.ZeroSamples
+        elif samples > MAX_SAMPLES:
+            expected = E.SamplesAboveCap
         cid = cid_of(f"u{self.task}/{given}/{who}".encode())
         if self._expect(
             "submit",
@@ -262,6 +267,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule()
     def everyone_submits(self) -> None:
         for who in range(MEMBERS):
+            self.submit(who, 0, MAX_SAMPLES + 1)  # refused: changes nothing the model tracks
             self.submit(who, 0, 10 + who)
 
     @rule(dissenter=st.integers(-1, MEMBERS - 1))
@@ -293,6 +299,7 @@ class LedgerMachine(RuleBasedStateMachine):
         info = self.reader.round_info(self.task, self.round.number)
         assert info.status is (RoundStatus.CLOSED if self.round.closed else RoundStatus.COLLECTING)
         assert info.submissions == len(self.round.submitted) <= info.eligible
+        assert info.need == self._need()
         assert info.submit_deadline == self._submit_deadline()
 
     @invariant()
@@ -345,5 +352,6 @@ def test_random_rounds_follow_the_rules(env: Env) -> None:
         "AlreadyAttested",
         "RoundNotFinalized",
         "InvalidProof",
+        "SamplesAboveCap",
     ):
         assert OUTCOMES[outcome] > 0, f"no {outcome} step in {dict(OUTCOMES)}"
