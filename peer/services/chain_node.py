@@ -163,6 +163,11 @@ class DevChain(ABC):
                 proc.stop(timeout=5.0)
                 self._proc, self._port = None, None
                 continue
+            except BaseException:
+                # Interrupted while waiting: no caller's ``with`` holds this chain yet.
+                proc.stop(timeout=5.0)
+                self._proc, self._port = None, None
+                raise
             return self
         assert last_error is not None
         raise last_error
