@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from fedchain.errors import FedchainError
@@ -192,8 +191,8 @@ def audit(
 def main() -> None:
     """Run the CLI; the exit code is decided here, so interrupts always end with 130.
 
-    Click's standalone mode would turn an interrupt into "Aborted!" (exit 1) or an
-    ordinary return; it is off, and click's own errors are shown here instead.
+    Typer's standalone mode decides exit codes itself (an interrupt could end as
+    "Aborted!", exit 1); it is off, and usage errors are shown here instead.
     """
     interrupt_on_signals()
     try:
@@ -203,10 +202,14 @@ def main() -> None:
             typer.echo(f"fedchain: error: {exc}", err=True)
             sys.exit(EXIT_ERROR)
         code = EXIT_INTERRUPTED
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, typer.Abort):
         code = EXIT_INTERRUPTED
-    except click.exceptions.ClickException as exc:
-        exc.show()
+    except typer.TyperException as exc:  # usage errors: what typer's standalone mode shows
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            typer.echo(f"fedchain: error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     if received_signal() is not None or code == EXIT_INTERRUPTED:
         typer.echo("fedchain: interrupted; everything this command started was stopped", err=True)
