@@ -100,25 +100,13 @@ def test_demo_writes_the_record(tmp_path: Path) -> None:
     assert mode(out) == 0o700 and mode(fed) == 0o700
 
 
-def _ignore_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-@pytest.mark.parametrize(
-    "sigint_inherited",
-    [None, _ignore_sigint],
-    ids=["from-a-terminal", "as-a-background-job-with-sigint-ignored"],
-)
-def test_ctrl_c_stops_everything(
-    tmp_path: Path, sigint_inherited: Callable[[], None] | None
-) -> None:
+def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
     out = tmp_path / "run"
     proc = subprocess.Popen(
         [FEDCHAIN, "demo", "--peers", "2", "--rounds", "50", "--out", str(out)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        preexec_fn=sigint_inherited,
     )
     logs = out / "federation" / "logs"
 
@@ -138,13 +126,25 @@ def test_ctrl_c_stops_everything(
     assert_nothing_left(read_process_record(out / "processes.json"), output)
 
 
-def test_sigterm_during_start_up_ends_cleanly(tmp_path: Path) -> None:
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize(
+    ("stop_signal", "inherited"),
+    [(signal.SIGTERM, None), (signal.SIGINT, _ignore_sigint)],
+    ids=["sigterm", "ctrl-c-in-a-background-job-that-inherited-sigint-ignored"],
+)
+def test_a_stop_during_start_up_ends_cleanly(
+    tmp_path: Path, stop_signal: signal.Signals, inherited: Callable[[], None] | None
+) -> None:
     out = tmp_path / "run"
     proc = subprocess.Popen(
         [FEDCHAIN, "demo", "--peers", "4", "--rounds", "2", "--out", str(out)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=inherited,
     )
 
     def a_kubo_started() -> bool:
@@ -152,7 +152,7 @@ def test_sigterm_during_start_up_ends_cleanly(tmp_path: Path) -> None:
         return any(e["name"].startswith("kubo") for e in record)
 
     wait_for(a_kubo_started, proc, "the first Kubo daemon started")
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(stop_signal)
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode == EXIT_INTERRUPTED, output
     assert "Traceback" not in output, output
