@@ -59,6 +59,19 @@ def wait_for(check: Callable[[], bool], proc: subprocess.Popen[str], what: str) 
         time.sleep(0.2)
 
 
+def start_demo(
+    out: Path, *, peers: int, rounds: int, preexec_fn: Callable[[], None] | None = None
+) -> subprocess.Popen[str]:
+    """The demo as a child process, its output (stderr included) on a pipe."""
+    return subprocess.Popen(
+        [FEDCHAIN, "demo", "--peers", str(peers), "--rounds", str(rounds), "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=preexec_fn,
+    )
+
+
 def test_demo_writes_the_record(tmp_path: Path) -> None:
     out = tmp_path / "run"
     proc = subprocess.run(
@@ -102,12 +115,7 @@ def test_demo_writes_the_record(tmp_path: Path) -> None:
 
 def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    proc = subprocess.Popen(
-        [FEDCHAIN, "demo", "--peers", "2", "--rounds", "50", "--out", str(out)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start_demo(out, peers=2, rounds=50)
     logs = out / "federation" / "logs"
 
     def peers_joined() -> bool:
@@ -139,13 +147,7 @@ def test_a_stop_during_start_up_ends_cleanly(
     tmp_path: Path, stop_signal: signal.Signals, inherited: Callable[[], None] | None
 ) -> None:
     out = tmp_path / "run"
-    proc = subprocess.Popen(
-        [FEDCHAIN, "demo", "--peers", "4", "--rounds", "2", "--out", str(out)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        preexec_fn=inherited,
-    )
+    proc = start_demo(out, peers=4, rounds=2, preexec_fn=inherited)
 
     def a_kubo_started() -> bool:
         record = read_process_record(out / "processes.json")
