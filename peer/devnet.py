@@ -296,8 +296,11 @@ class LocalFederation:
                 "data": {"partition": h.name},
             }
             h.config_path = h.home / "config.toml"
+            private_dir(h.home / "keys")
             private_dir(h.home)
             write_private_text(h.config_path, tomli_w.dumps(cfg))
+        for folder in ("hospitals", "logs"):
+            private_dir(self.root / folder)
 
     # -- a devnet kept on disk ---------------------------------------------------
 

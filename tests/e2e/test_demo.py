@@ -109,8 +109,10 @@ def test_demo_writes_the_record(tmp_path: Path) -> None:
     for private in (out / "record.json", out / "processes.json", fed / "password"):
         assert mode(private) == 0o600, private
     for home in (fed / "hospitals" / "cleveland", fed / "hospitals" / "hungary"):
-        assert mode(home) == 0o700 and mode(home / "config.toml") == 0o600, home
-    assert mode(out) == 0o700 and mode(fed) == 0o700
+        assert mode(home) == mode(home / "keys") == 0o700, home
+        assert mode(home / "config.toml") == 0o600, home
+    for folder in (out, fed, fed / "hospitals", fed / "logs"):
+        assert mode(folder) == 0o700, folder
 
 
 def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
