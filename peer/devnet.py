@@ -10,7 +10,6 @@ config per hospital.  Everything started here is stopped by :meth:`close`.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import secrets
@@ -33,6 +32,7 @@ from consensus.task_spec import TaskSpec
 from fedchain.errors import ConfigError, ToolchainError
 from peer.content.cid import cid_to_bytes
 from peer.content.kubo import KuboContentStore
+from peer.devnet_manifest import CHAIN_STATE, MANIFEST, DevnetManifest, SavedHospital
 from peer.gossip.identity import peer_id_from_seed
 from peer.identity import Identity, create_identity, load_identity
 from peer.keystore import new_secret, read_keystore
@@ -48,10 +48,6 @@ log = logging.getLogger("fedchain.devnet")
 
 DEMO_SCRYPT_N = 2**14  # throw-away demo keys: fast to decrypt; real keys use the default
 FUNDING_WEI = Web3.to_wei(100, "ether")
-MANIFEST = "devnet.json"
-"""What a resumed devnet needs beyond its configs: chain kind and port, contract, Kubo ports."""
-CHAIN_STATE = {"anvil": "chain-state.json", "ganache": "chain-db"}
-"""Where a persistent devnet keeps its chain, inside its folder."""
 
 
 def default_quorum(members: int) -> int:
@@ -177,12 +173,12 @@ class LocalFederation:
     def resume(self) -> LocalFederation:
         """Reopen the devnet saved in ``root``: the same chain state, contract, task, configs and
         Kubo repos, on the same ports (the configs name them)."""
-        manifest = self._read_manifest()
+        manifest = DevnetManifest.read_resumable(self.root, self.chain_kind)
         try:
             self._open_root()
             self.password = (self.root / "password").read_text(encoding="utf-8").strip()
-            self._start_chain(port=int(manifest["chain_port"]))
-            self._resume_kubos(manifest["hospitals"])
+            self._start_chain(port=manifest.chain_port)
+            self._resume_kubos(manifest.hospitals)
             self._record_kubo_ports()
             self._reconnect_contract(manifest)
         except BaseException:
@@ -305,63 +301,37 @@ class LocalFederation:
     # -- a devnet kept on disk ---------------------------------------------------
 
     def _write_manifest(self) -> None:
-        assert self.chain is not None and self.deployer is not None
-        manifest = {
-            "chain": self.chain_kind,
-            "chain_port": self.chain.port,
-            "persistent": self.chain_state is not None,
-            "contract": self.deployer.address,
-            "task_id": self.task_id,
-            "spec_cid": self.spec_cid,
-            "model_cid": self.model_cid,
-            "hospitals": [
-                {
-                    "name": h.name,
-                    "api_port": h.kubo.api_port,
-                    "swarm_port": h.kubo.swarm_port,
-                    "gossip_port": h.gossip_port,
-                }
+        assert self.chain is not None and self.chain.port is not None
+        assert self.deployer is not None
+        DevnetManifest(
+            chain=self.chain_kind,
+            chain_port=self.chain.port,
+            persistent=self.chain_state is not None,
+            contract=self.deployer.address,
+            task_id=self.task_id,
+            spec_cid=self.spec_cid,
+            model_cid=self.model_cid,
+            hospitals=[
+                SavedHospital(
+                    name=h.name,
+                    api_port=h.kubo.api_port,
+                    swarm_port=h.kubo.swarm_port,
+                    gossip_port=h.gossip_port,
+                )
                 for h in self.hospitals
             ],
-        }
-        write_private_text(self.root / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+        ).write(self.root)
 
-    def _read_manifest(self) -> dict[str, Any]:
-        path = self.root / MANIFEST
-        try:
-            manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(
-                f"cannot read {path} ({exc}); it is written by `fedchain devnet --state DIR`: "
-                "point --state at such a folder, or at an empty one to start a new devnet"
-            ) from exc
-        if not manifest.get("persistent"):
-            raise ConfigError(
-                f"the devnet in {self.root} was started without --state, so its chain is lost; "
-                "start a new one in an empty folder"
-            )
-        if manifest.get("chain") != self.chain_kind:
-            raise ConfigError(
-                f"the devnet in {self.root} runs on {manifest.get('chain')}, not "
-                f"{self.chain_kind}; resume it with --chain {manifest.get('chain')}"
-            )
-        if self.chain_state is None or not self.chain_state.exists():
-            raise ConfigError(
-                f"{self.root} has no saved chain state ({CHAIN_STATE[self.chain_kind]}); "
-                "the federation cannot be resumed: start a new one in an empty folder"
-            )
-        return manifest
-
-    def _resume_kubos(self, saved: list[dict[str, Any]]) -> None:
+    def _resume_kubos(self, saved: list[SavedHospital]) -> None:
         ipfs = find_ipfs()
         for entry in saved:
-            home = self.root / "hospitals" / str(entry["name"])
+            home = self.root / "hospitals" / entry.name
             repo = home / "ipfs"
             kubo = KuboDaemon(
                 ipfs,
                 repo,
-                api_port=int(entry["api_port"]),
-                swarm_port=int(entry["swarm_port"]),
+                api_port=entry.api_port,
+                swarm_port=entry.swarm_port,
                 swarm_key=(repo / "swarm.key").read_bytes(),
             )
             kubo.init()
@@ -369,16 +339,9 @@ class LocalFederation:
             ident = load_identity(
                 home / "keys" / "eth.json", home / "keys" / "libp2p.json", self.password
             )
-            self.hospitals.append(
-                Hospital(
-                    str(entry["name"]),
-                    ident,
-                    kubo,
-                    home,
-                    int(entry["gossip_port"]),
-                    config_path=home / "config.toml",
-                )
-            )
+            hospital = Hospital(entry.name, ident, kubo, home, entry.gossip_port)
+            hospital.config_path = home / "config.toml"
+            self.hospitals.append(hospital)
         self.connect_kubos()
 
     def connect_kubos(self) -> None:
@@ -390,9 +353,9 @@ class LocalFederation:
                     store.connect(b.kubo.swarm_multiaddr)
             store.close()
 
-    def _reconnect_contract(self, manifest: dict[str, Any]) -> None:
+    def _reconnect_contract(self, manifest: DevnetManifest) -> None:
         assert self.chain is not None and self.w3 is not None
-        address = Web3.to_checksum_address(manifest["contract"])
+        address = Web3.to_checksum_address(manifest.contract)
         if not self.w3.eth.get_code(address):
             raise ConfigError(
                 f"the chain restored from {self.chain_state} has no contract at {address}; "
@@ -400,9 +363,9 @@ class LocalFederation:
             )
         dev = Account.from_key(self.chain.dev_private_keys(1)[0])
         self.deployer = FederationClient(self.w3, address, dev)
-        self.task_id = int(manifest["task_id"])
-        self.spec_cid = str(manifest["spec_cid"])
-        self.model_cid = str(manifest["model_cid"])
+        self.task_id = manifest.task_id
+        self.spec_cid = manifest.spec_cid
+        self.model_cid = manifest.model_cid
         log.info("resumed contract %s, task %d", address, self.task_id)
 
     def stopped_services(self) -> list[tuple[str, Path]]:
