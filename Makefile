@@ -9,10 +9,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP_PY := $(VENV)/.fedchain-installed
 STAMP_NPM := node_modules/.fedchain-installed
+STAMP_AUDIT := .venv-audit/.fedchain-installed
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint typecheck pytest audit clean
+.PHONY: setup demo test lint typecheck pytest audit audit-env clean
 
 setup: $(STAMP_PY) $(STAMP_NPM) .fedchain/ipfs-path
 
@@ -32,6 +33,13 @@ $(STAMP_NPM): package.json package-lock.json
 	scripts/install-kubo | tail -n 1 > $@.tmp && mv $@.tmp $@
 	@echo "Kubo: $$(cat $@)"
 
+# Slither's own venv (it needs web3 < 8), so that `make test` runs the Slither test too.
+audit-env: $(STAMP_AUDIT)
+
+$(STAMP_AUDIT): audit/requirements.txt $(STAMP_PY)
+	$(PY) -c 'import pathlib, peer.audit.slither as s; s.ensure_slither(pathlib.Path("."), print)'
+	@touch $@
+
 demo: setup
 	FEDCHAIN_IPFS="$$(cat .fedchain/ipfs-path)" $(VENV)/bin/fedchain demo $(DEMO_ARGS)
 
@@ -41,7 +49,7 @@ lint: $(STAMP_PY)
 typecheck: $(STAMP_PY)
 	$(VENV)/bin/mypy fedchain peer consensus models
 
-pytest: setup
+pytest: setup $(STAMP_AUDIT)
 	FEDCHAIN_IPFS="$$(cat .fedchain/ipfs-path)" $(PY) -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest

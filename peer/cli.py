@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from fedchain.errors import FedchainError
+from peer.services.interrupts import EXIT_INTERRUPTED, interrupt_on_signals, received_signal
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False
@@ -159,18 +160,54 @@ def create_task_cmd(
     typer.echo(create_task(rpc_url, contract, keystore, password, ipfs_api, req))
 
 
+ROUND_1_HELP = (
+    "Round 1's window opens when the task is created, before any peer runs: it must cover "
+    "starting every peer by hand (about 20 s per peer process on a 2-core machine) plus one "
+    "local training."
+)
+
+
 @app.command("devnet")
 def devnet_cmd(
     hospitals: Annotated[int, typer.Option(min=2, max=4)] = 4,
     rounds: Annotated[int, typer.Option(min=1)] = 5,
     chain: Annotated[str, typer.Option(help="anvil or ganache")] = "anvil",
-    out: Annotated[Path | None, typer.Option(help="Folder (default runs/devnet-<time>).")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Folder (default runs/devnet-<time>); not kept for reuse.")
+    ] = None,
+    quorum: Annotated[
+        int | None,
+        typer.Option(min=1, help="Updates a round needs (default: 2/3 of hospitals, rounded up)."),
+    ] = None,
+    round_duration: Annotated[
+        int, typer.Option(min=1, help="Seconds each round collects updates. " + ROUND_1_HELP)
+    ] = 600,
+    attest_duration: Annotated[
+        int, typer.Option(min=1, help="Seconds after a round's submission deadline to attest.")
+    ] = 600,
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            help="Keep the devnet (chain state, keys, configs, Kubo repos) in this folder; run "
+            "again with the same folder after a stop to resume the same federation."
+        ),
+    ] = None,
 ) -> None:
     """Start a chain and one Kubo per hospital, deploy, write peer configs; wait for Ctrl-C."""
     _setup_logging(False)
-    from peer.demo import run_devnet
+    from peer.demo import DevnetOptions, run_devnet
 
-    raise typer.Exit(run_devnet(hospitals=hospitals, rounds=rounds, chain=chain, out=out))
+    if out is not None and state is not None:
+        raise typer.BadParameter("give --out or --state, not both (--state is the folder)")
+    options = DevnetOptions(
+        hospitals=hospitals,
+        rounds=rounds,
+        chain=chain,
+        quorum=quorum,
+        round_duration=round_duration,
+        attest_duration=attest_duration,
+    )
+    raise typer.Exit(run_devnet(options, folder=state or out, persistent=state is not None))
 
 
 @app.command("demo")
@@ -200,11 +237,29 @@ def audit(
 
 
 def main() -> None:
+    """Run the CLI; the exit code is decided here, so interrupts always end with 130.
+
+    Typer's standalone mode decides exit codes itself (an interrupt could end as
+    "Aborted!", exit 1); it is off, and usage errors are shown here instead.
+    """
+    interrupt_on_signals()
     try:
-        app()
+        code = app(standalone_mode=False)
     except FedchainError as exc:
-        typer.echo(f"fedchain: error: {exc}", err=True)
-        sys.exit(EXIT_ERROR)
-    except KeyboardInterrupt:
+        if received_signal() is None:
+            typer.echo(f"fedchain: error: {exc}", err=True)
+            sys.exit(EXIT_ERROR)
+        code = EXIT_INTERRUPTED
+    except (KeyboardInterrupt, typer.Abort):
+        code = EXIT_INTERRUPTED
+    except typer.TyperException as exc:  # usage errors: what typer's standalone mode shows
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            typer.echo(f"fedchain: error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    if received_signal() is not None or code == EXIT_INTERRUPTED:
         typer.echo("fedchain: interrupted; everything this command started was stopped", err=True)
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -28,9 +28,10 @@ from fedchain.errors import FedchainError, ServiceUnavailableError
 from models.datasets.heart import HOSPITALS, TabularSplit, load_heart_hospital
 from peer.content.cid import cid_from_bytes
 from peer.content.kubo import KuboContentStore
-from peer.devnet import LocalFederation, TaskParams
+from peer.devnet import LocalFederation, TaskParams, check_quorum, default_quorum
 from peer.ledger.client import FederationClient
-from peer.startup import terminate_as_interrupt
+from peer.services.interrupts import raise_if_interrupted
+from peer.services.private_files import private_dir, write_private_text
 from peer.training import LocalTrainer, StateDict, evaluate, initial_weights
 
 log = logging.getLogger("fedchain.demo")
@@ -118,6 +119,7 @@ def _watch_round(
                 f"round {round_no} did not finish within {ROUND_TIMEOUT:.0f} s; "
                 f"see the peer logs under {fed.root / 'logs'}"
             )
+        raise_if_interrupted()
         time.sleep(0.05)
 
 
@@ -212,19 +214,22 @@ def _local_table(final: RoundResult | None, local: dict[str, Any]) -> Table:
 def run_demo(*, peers: int, rounds: int, chain: str, out: Path | None) -> int:
     console = Console(stderr=False)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    out_dir = out if out is not None else Path("runs") / stamp
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = private_dir(out if out is not None else Path("runs") / stamp)
     names = list(HOSPITALS[:peers])
     pooled = Pooled({n: load_heart_hospital(n) for n in names})
     started = time.monotonic()
     results: list[RoundResult] = []
-    with (
-        terminate_as_interrupt(),
-        LocalFederation(out_dir / "federation", names, chain=chain) as fed,
-    ):
-        console.print(f"[bold]fedchain demo[/]: {peers} hospitals, {rounds} rounds on {chain}")
+    quorum = default_quorum(peers)
+    with LocalFederation(
+        out_dir / "federation", names, chain=chain, process_record=out_dir / "processes.json"
+    ) as fed:
+        console.print(
+            f"[bold]fedchain demo[/]: {peers} hospitals (quorum {quorum}), {rounds} rounds on "
+            f"{chain}; PIDs and ports in {out_dir / 'processes.json'}",
+            soft_wrap=True,
+        )
         with console.status("starting chain, Kubo daemons, deploying the contract…"):
-            fed.start(TaskParams(spec=HEART_SPEC, rounds=rounds, quorum=peers))
+            fed.start(TaskParams(spec=HEART_SPEC, rounds=rounds, quorum=quorum))
         assert fed.deployer is not None
         client = fed.deployer
         store = KuboContentStore(fed.hospitals[0].kubo.api_multiaddr)
@@ -263,7 +268,7 @@ def run_demo(*, peers: int, rounds: int, chain: str, out: Path | None) -> int:
         "local_only": local,
         "wall_seconds": round(time.monotonic() - started, 2),
     }
-    (out_dir / "record.json").write_text(json.dumps(record, indent=2), encoding="utf-8")
+    write_private_text(out_dir / "record.json", json.dumps(record, indent=2))
     console.print(_table(results, local))
     console.print(_local_table(results[-1] if results else None, local))
     console.print(f"record written to {out_dir / 'record.json'}")
@@ -272,26 +277,68 @@ def run_demo(*, peers: int, rounds: int, chain: str, out: Path | None) -> int:
     return 0
 
 
-def run_devnet(*, hospitals: int, rounds: int, chain: str, out: Path | None) -> int:
-    """Bring up the federation's infrastructure and let the operator start the peers by hand."""
-    console = Console()
+@dataclass(frozen=True)
+class DevnetOptions:
+    """What ``fedchain devnet`` creates when it starts a new federation."""
+
+    hospitals: int
+    rounds: int
+    chain: str
+    quorum: int | None = None
+    round_duration: int = 600
+    attest_duration: int = 600
+
+    def task(self) -> TaskParams:
+        quorum = self.quorum if self.quorum is not None else default_quorum(self.hospitals)
+        return TaskParams(
+            spec=HEART_SPEC,
+            rounds=self.rounds,
+            quorum=check_quorum(quorum, self.hospitals),
+            round_duration=self.round_duration,
+            attest_duration=self.attest_duration,
+        )
+
+
+def run_devnet(options: DevnetOptions, *, folder: Path | None, persistent: bool) -> int:
+    """Bring up the federation's infrastructure and let the operator start the peers by hand.
+
+    With ``persistent`` the chain is kept in ``folder``, and a folder that already holds a
+    devnet is resumed (same contract, task, keys and configs) instead of replaced.
+    """
+    console = Console(soft_wrap=True)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    out_dir = out if out is not None else Path("runs") / f"devnet-{stamp}"
-    names = list(HOSPITALS[:hospitals])
-    with terminate_as_interrupt(), LocalFederation(out_dir, names, chain=chain) as fed:
+    out_dir = folder if folder is not None else Path("runs") / f"devnet-{stamp}"
+    resume = persistent and LocalFederation.exists_in(out_dir)
+    task = None if resume else options.task()  # a bad --quorum fails before anything starts
+    names = list(HOSPITALS[: options.hospitals])
+    with LocalFederation(out_dir, names, chain=options.chain, persist_chain=persistent) as fed:
         with console.status("starting chain, Kubo daemons, deploying the contract…"):
-            fed.start(TaskParams(spec=HEART_SPEC, rounds=rounds, quorum=hospitals))
+            if task is None:
+                fed.resume()
+            else:
+                fed.start(task)
         assert fed.chain is not None and fed.deployer is not None
+        if resume:
+            console.print(f"resumed the devnet saved in {out_dir} (its own hospitals and task)")
         console.print(f"chain      {fed.chain.rpc_url} (id {fed.deployer.chain_id})")
         console.print(f"contract   {fed.deployer.address}, task {fed.task_id}")
         console.print(f"password   in {out_dir / 'password'} (demo keys only)")
+        console.print(f"processes  PIDs and ports in {fed.processes.path}")
         console.print("start each hospital's peer in its own terminal:")
         for h in fed.hospitals:
             console.print(f"  fedchain peer run --config {h.config_path}")
         console.print("Ctrl-C stops the chain and the Kubo daemons.")
-        try:
-            while True:
-                time.sleep(1)
-        except KeyboardInterrupt:
-            console.print("stopping…")
+        _watch_services(fed, console)
     return 0
+
+
+def _watch_services(fed: LocalFederation, console: Console) -> None:
+    """Until interrupted: say once, naming its log, when a service this devnet started dies."""
+    reported: set[str] = set()
+    while True:
+        raise_if_interrupted()
+        for name, log_path in fed.stopped_services():
+            if name not in reported:
+                reported.add(name)
+                console.print(f"[red]{name} stopped unexpectedly[/]; its log: {log_path}")
+        time.sleep(1)

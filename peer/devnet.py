@@ -29,22 +29,43 @@ from web3 import Web3
 
 from consensus.serialization import weights_to_bytes
 from consensus.task_spec import TaskSpec
-from fedchain.errors import ToolchainError
+from fedchain.errors import ConfigError, ToolchainError
 from peer.content.cid import cid_to_bytes
 from peer.content.kubo import KuboContentStore
+from peer.devnet_manifest import CHAIN_STATE, MANIFEST, DevnetManifest, SavedHospital
 from peer.gossip.identity import peer_id_from_seed
-from peer.identity import Identity, create_identity
+from peer.identity import Identity, create_identity, load_identity
 from peer.keystore import new_secret, read_keystore
 from peer.ledger.client import FederationClient, connect, deploy
 from peer.services.chain_node import AnvilNode, DevChain, GanacheNode
 from peer.services.kubo_daemon import KuboDaemon, generate_swarm_key
-from peer.services.procs import ManagedProcess, free_port
+from peer.services.private_files import private_dir, write_private_text
+from peer.services.process_record import ProcessRecord
+from peer.services.procs import ManagedProcess, free_port, on_process_start
 from peer.training import initial_weights
 
 log = logging.getLogger("fedchain.devnet")
 
 DEMO_SCRYPT_N = 2**14  # throw-away demo keys: fast to decrypt; real keys use the default
 FUNDING_WEI = Web3.to_wei(100, "ether")
+
+
+def default_quorum(members: int) -> int:
+    """⌈2n/3⌉ of n members: a strict majority that still finalizes rounds with one member lost
+    (for n >= 3; two members need both)."""
+    if members < 1:
+        raise ConfigError(f"a federation needs at least one member, got {members}")
+    return -(-2 * members // 3)
+
+
+def check_quorum(quorum: int, members: int) -> int:
+    """``quorum`` if a task of ``members`` members can reach it, else one clear ConfigError."""
+    if not 1 <= quorum <= members:
+        raise ConfigError(
+            f"quorum {quorum} is impossible with {members} members; choose 1..{members} "
+            f"(default {default_quorum(members)}, i.e. 2/3 rounded up)"
+        )
+    return quorum
 
 
 def find_ipfs() -> Path:
@@ -99,7 +120,12 @@ class LocalFederation:
         chain: str = "anvil",
         extra_members: int = 0,
         fetch_timeout: float = 30.0,
+        persist_chain: bool = False,
+        process_record: Path | None = None,
     ) -> None:
+        """``persist_chain`` keeps the chain's state in ``root`` so :meth:`resume` can reopen it;
+        ``process_record`` is where each started process's PID and ports are written
+        (default ``root/processes.json``)."""
         if chain not in ("anvil", "ganache"):
             raise ToolchainError(f"unknown chain {chain!r}; use anvil or ganache")
         self.root = root
@@ -119,6 +145,8 @@ class LocalFederation:
         self.model_cid = ""
         self.peers: dict[str, ManagedProcess] = {}
         self.isolated: set[str] = set()
+        self.chain_state = root / CHAIN_STATE[chain] if persist_chain else None
+        self.processes = ProcessRecord(process_record or root / "processes.json", root)
 
     # -- start-up ---------------------------------------------------------------
 
@@ -126,21 +154,57 @@ class LocalFederation:
         """Bring everything up; hospitals in ``gossip_isolated`` get no gossip links at all."""
         self.isolated = set(gossip_isolated)
         try:
+            self._open_root()
             self._start_chain()
             self._start_kubos()
+            self._record_kubo_ports()
             self._deploy(task)
             self._write_configs()
+            self._write_manifest()
         except BaseException:
             self.close()
             raise
         return self
 
-    def _start_chain(self) -> None:
+    @staticmethod
+    def exists_in(root: Path) -> bool:
+        """True if ``root`` holds a devnet that :meth:`resume` can reopen."""
+        return (root / MANIFEST).is_file()
+
+    def resume(self) -> LocalFederation:
+        """Reopen the devnet saved in ``root``: the same chain state, contract, task, configs and
+        Kubo repos, on the same ports (the configs name them)."""
+        manifest = DevnetManifest.read_resumable(self.root, self.chain_kind)
+        try:
+            self._open_root()
+            self.password = (self.root / "password").read_text(encoding="utf-8").strip()
+            self._start_chain(port=manifest.chain_port)
+            self._resume_kubos(manifest.hospitals)
+            self._record_kubo_ports()
+            self._reconnect_contract(manifest)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _open_root(self) -> None:
+        private_dir(self.root)
+        self._stack.enter_context(on_process_start(self.processes.started))
+
+    def _start_chain(self, port: int | None = None) -> None:
         node_cls: type[DevChain] = AnvilNode if self.chain_kind == "anvil" else GanacheNode
-        chain = self._stack.enter_context(node_cls(log_path=self.root / "logs" / "chain.log"))
+        node = node_cls(
+            log_path=self.root / "logs" / "chain.log", port=port, state_path=self.chain_state
+        )
+        chain = self._stack.enter_context(node)
+        self.processes.add_ports(chain.pid, *([chain.port] if chain.port else []))
         self.chain = chain
         self.w3 = connect(chain.rpc_url)
         log.info("%s chain on %s", self.chain_kind, chain.rpc_url)
+
+    def _record_kubo_ports(self) -> None:
+        for h in self.hospitals:
+            self.processes.add_ports(h.kubo.pid, h.kubo.api_port, h.kubo.swarm_port)
 
     def _start_kubos(self) -> None:
         ipfs = find_ipfs()
@@ -239,7 +303,94 @@ class LocalFederation:
                 "data": {"partition": h.name},
             }
             h.config_path = h.home / "config.toml"
-            h.config_path.write_text(tomli_w.dumps(cfg), encoding="utf-8")
+            private_dir(h.home / "keys")
+            private_dir(h.home)
+            write_private_text(h.config_path, tomli_w.dumps(cfg))
+        for folder in ("hospitals", "logs"):
+            private_dir(self.root / folder)
+
+    # -- a devnet kept on disk ---------------------------------------------------
+
+    def _write_manifest(self) -> None:
+        assert self.chain is not None and self.chain.port is not None
+        assert self.deployer is not None
+        DevnetManifest(
+            chain=self.chain_kind,
+            chain_port=self.chain.port,
+            persistent=self.chain_state is not None,
+            contract=self.deployer.address,
+            task_id=self.task_id,
+            spec_cid=self.spec_cid,
+            model_cid=self.model_cid,
+            hospitals=[
+                SavedHospital(
+                    name=h.name,
+                    api_port=h.kubo.api_port,
+                    swarm_port=h.kubo.swarm_port,
+                    gossip_port=h.gossip_port,
+                )
+                for h in self.hospitals
+            ],
+        ).write(self.root)
+
+    def _resume_kubos(self, saved: list[SavedHospital]) -> None:
+        ipfs = find_ipfs()
+        for entry in saved:
+            home = self.root / "hospitals" / entry.name
+            repo = home / "ipfs"
+            kubo = KuboDaemon(
+                ipfs,
+                repo,
+                api_port=entry.api_port,
+                swarm_port=entry.swarm_port,
+                swarm_key=(repo / "swarm.key").read_bytes(),
+            )
+            kubo.init()
+            self._stack.enter_context(kubo)
+            ident = load_identity(
+                home / "keys" / "eth.json", home / "keys" / "libp2p.json", self.password
+            )
+            hospital = Hospital(entry.name, ident, kubo, home, entry.gossip_port)
+            hospital.config_path = home / "config.toml"
+            self.hospitals.append(hospital)
+        self.connect_kubos()
+
+    def connect_kubos(self) -> None:
+        """Connect every hospital's Kubo to every other one (the private swarm has no bootstrap)."""
+        for a in self.hospitals:
+            store = KuboContentStore(a.kubo.api_multiaddr)
+            for b in self.hospitals:
+                if b is not a:
+                    store.connect(b.kubo.swarm_multiaddr)
+            store.close()
+
+    def _reconnect_contract(self, manifest: DevnetManifest) -> None:
+        assert self.chain is not None and self.w3 is not None
+        address = Web3.to_checksum_address(manifest.contract)
+        if not self.w3.eth.get_code(address):
+            raise ConfigError(
+                f"the chain restored from {self.chain_state} has no contract at {address}; "
+                "the saved state is older than the devnet: start a new one in an empty folder"
+            )
+        dev = Account.from_key(self.chain.dev_private_keys(1)[0])
+        self.deployer = FederationClient(self.w3, address, dev)
+        self.task_id = manifest.task_id
+        self.spec_cid = manifest.spec_cid
+        self.model_cid = manifest.model_cid
+        log.info("resumed contract %s, task %d", address, self.task_id)
+
+    def stopped_services(self) -> list[tuple[str, Path]]:
+        """Services this federation started that are no longer running, with their log files."""
+        stopped: list[tuple[str, Path]] = []
+        if self.chain is not None and not self.chain.is_running():
+            assert self.chain.log_path is not None
+            stopped.append((f"the chain ({self.chain_kind})", self.chain.log_path))
+        stopped += [
+            (f"the Kubo daemon of {h.name}", h.kubo.log_path)
+            for h in self.hospitals
+            if not h.kubo.is_running()
+        ]
+        return stopped
 
     # -- peers ------------------------------------------------------------------
 
@@ -259,7 +410,8 @@ class LocalFederation:
             name=f"peer-{name}",
             env=env,
         )
-        proc.start()
+        proc.start()  # recorded in processes.json by the listener start()/resume() set up
+        self.processes.add_ports(proc.pid, h.gossip_port)
         self.peers[name] = proc
         return proc
 

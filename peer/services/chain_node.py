@@ -39,6 +39,8 @@ START_TIMEOUT = 30.0
 START_ATTEMPTS = 3
 """A free port can be taken between choosing it and the chain binding it; retry on a new one."""
 HD_PATH = "m/44'/60'/0'/0/{index}"
+STATE_DUMP_INTERVAL = 1
+"""Seconds between Anvil's state dumps, so a chain killed without SIGTERM loses at most this."""
 
 Account.enable_unaudited_hdwallet_features()
 
@@ -91,7 +93,9 @@ class DevChain(ABC):
         port: int | None = None,
         gas_limit: int = DEFAULT_GAS_LIMIT,
         start_timeout: float = START_TIMEOUT,
+        state_path: Path | None = None,
     ) -> None:
+        """``state_path`` keeps the chain on disk: a later chain given the same path resumes it."""
         if accounts < 1:
             raise ValueError(
                 f"a dev chain needs at least one funded account, got accounts={accounts}"
@@ -100,6 +104,7 @@ class DevChain(ABC):
         self.gas_limit = gas_limit
         self.start_timeout = start_timeout
         self.log_path = log_path
+        self.state_path = state_path
         self._fixed_port = port
         self._port: int | None = None
         self._proc: ManagedProcess | None = None
@@ -124,8 +129,13 @@ class DevChain(ABC):
 
     @property
     def pid(self) -> int | None:
-        """The chain process's id while it runs (to watch it, or to pause it in tests)."""
+        """The chain's process id while it runs (it is also its process group id)."""
         return self._proc.pid if self._proc is not None else None
+
+    @property
+    def port(self) -> int | None:
+        """The loopback port the RPC listens on while the chain runs."""
+        return self._port
 
     def start(self) -> Self:
         """Start the chain and return once its RPC answers ``eth_chainId``."""
@@ -153,6 +163,11 @@ class DevChain(ABC):
                 proc.stop(timeout=5.0)
                 self._proc, self._port = None, None
                 continue
+            except BaseException:
+                # Interrupted while waiting: no caller's ``with`` holds this chain yet.
+                proc.stop(timeout=5.0)
+                self._proc, self._port = None, None
+                raise
             return self
         assert last_error is not None
         raise last_error
@@ -238,7 +253,15 @@ class AnvilNode(DevChain):
             self.mnemonic,
             "--gas-limit",
             str(self.gas_limit),
+            *self._state_args(),
         ]
+
+    def _state_args(self) -> list[str]:
+        if self.state_path is None:
+            return []
+        # --state loads the file if it exists and dumps to it on exit; the interval bounds the loss
+        # when the chain dies without a chance to dump.
+        return ["--state", str(self.state_path), "--state-interval", str(STATE_DUMP_INTERVAL)]
 
 
 class GanacheNode(DevChain):
@@ -265,7 +288,15 @@ class GanacheNode(DevChain):
             "--miner.blockGasLimit",
             str(self.gas_limit),
             "--logging.quiet",
+            *self._state_args(),
         ]
+
+    def _state_args(self) -> list[str]:
+        if self.state_path is None:
+            return []
+        # Ganache writes every block to this database folder as it goes.
+        self.state_path.mkdir(parents=True, exist_ok=True)
+        return ["--database.dbPath", str(self.state_path)]
 
 
 CHAINS: dict[str, type[DevChain]] = {"anvil": AnvilNode, "ganache": GanacheNode}

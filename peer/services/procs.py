@@ -17,7 +17,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -30,6 +30,23 @@ GROUP_EXIT_WAIT = 2.0
 
 _live: set[ManagedProcess] = set()
 _live_lock = threading.Lock()
+_start_listeners: list[Callable[[ManagedProcess], None]] = []
+
+
+@contextlib.contextmanager
+def on_process_start(listener: Callable[[ManagedProcess], None]) -> Iterator[None]:
+    """Call ``listener`` with every ManagedProcess started inside the block, right after it starts.
+
+    Launchers (the demo, the devnet) use it to record each child's PID the moment it
+    exists, whichever helper started it, so that an interrupted start-up can be audited.
+    """
+    with _live_lock:
+        _start_listeners.append(listener)
+    try:
+        yield
+    finally:
+        with _live_lock:
+            _start_listeners.remove(listener)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -156,6 +173,9 @@ class ManagedProcess:
                 ) from exc
         with _live_lock:
             _live.add(self)
+            listeners = list(_start_listeners)
+        for listener in listeners:
+            listener(self)
 
     def raise_if_exited(self, what: str) -> None:
         """Raise ServiceUnavailableError, quoting the log, if the process ended."""

@@ -92,3 +92,21 @@ def test_a_chain_that_dies_at_start_is_reported_with_its_log(tmp_path: Path) -> 
 
     with pytest.raises(ServiceUnavailableError, match="no-such-flag"):
         Broken(log_path=tmp_path / "broken.log", start_timeout=10).start()
+
+
+@pytest.mark.parametrize("kind", ["anvil", "ganache"])
+def test_a_chain_kept_on_disk_resumes_where_it_stopped(kind: str, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    receiver = Account.create().address
+    first = CHAINS[kind](accounts=2, log_path=tmp_path / "first.log", state_path=state)
+    with first:
+        sender = Account.from_key(first.dev_private_keys(1)[0]).address
+        tx = {"from": sender, "to": receiver, "value": hex(12345), "gas": hex(21_000)}
+        first.rpc("eth_sendTransaction", [tx])
+        first.rpc("evm_mine")
+        height = int(first.rpc("eth_blockNumber"), 16)
+    with CHAINS[kind](accounts=2, log_path=tmp_path / "second.log", state_path=state) as second:
+        assert int(second.rpc("eth_getBalance", [receiver, "latest"]), 16) == 12345
+        assert int(second.rpc("eth_blockNumber"), 16) >= height
+    with CHAINS[kind](accounts=2, log_path=tmp_path / "fresh.log") as fresh:
+        assert int(fresh.rpc("eth_getBalance", [receiver, "latest"]), 16) == 0

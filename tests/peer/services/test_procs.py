@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 
 from fedchain.errors import ServiceUnavailableError, ToolchainError
-from peer.services.procs import ManagedProcess, free_port, port_is_open, wait_until
+from peer.services.procs import (
+    ManagedProcess,
+    free_port,
+    on_process_start,
+    port_is_open,
+    wait_until,
+)
 
 
 def _alive(pid: int) -> bool:
@@ -77,18 +83,32 @@ def test_stop_terminates_the_whole_process_group(tmp_path: Path):
 
 
 def test_stop_escalates_to_sigkill_when_sigterm_is_ignored(tmp_path: Path):
+    # Left alone, the child would print "slept out" and exit 0 after 60 s: a SIGKILL status
+    # and no such line prove that stop() escalated instead of waiting for it.
     script = (
         "import signal, time, sys; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-        "print('ready', flush=True); time.sleep(60)"
+        "print('ready', flush=True); time.sleep(60); print('slept out', flush=True)"
     )
     log = tmp_path / "stubborn.log"
     proc = ManagedProcess([sys.executable, "-c", script], log_path=log, name="stubborn")
     proc.start()
     proc.wait_until(lambda: "ready" in log.read_text(), 10, "stubborn to ignore SIGTERM")
-    started = time.monotonic()
     assert proc.stop(timeout=0.5) == -signal.SIGKILL
-    assert time.monotonic() - started < 10
     assert proc.pid is not None and not _alive(proc.pid)
+    assert "slept out" not in log.read_text()
+
+
+def test_start_listeners_see_each_process_once_and_only_inside_their_block(tmp_path: Path):
+    seen: list[int | None] = []
+    argv = [sys.executable, "-c", "pass"]
+    with on_process_start(lambda p: seen.append(p.pid)):
+        with ManagedProcess(argv, log_path=tmp_path / "a.log") as first:
+            pass
+        with ManagedProcess(argv, log_path=tmp_path / "b.log") as second:
+            pass
+    with ManagedProcess(argv, log_path=tmp_path / "c.log"):
+        pass
+    assert seen == [first.pid, second.pid]
 
 
 def test_early_exit_is_reported_with_status_and_log_tail(tmp_path: Path):
