@@ -117,9 +117,11 @@ def run_node(args: argparse.Namespace) -> None:
             emit("published", count=command["count"])
         elif name == "publish_hex":
             started = time.monotonic()
+            sent = []
             for payload in command["payloads"]:
                 gossip.publish(bytes.fromhex(payload))
-            emit("published", count=len(command["payloads"]), seconds=time.monotonic() - started)
+                sent.append(time.time())
+            emit("published", sent=sent, seconds=time.monotonic() - started)
         elif name == "stats":
             emit("stats", **stats_event(gossip))
         elif name == "collect":
