@@ -89,6 +89,7 @@ VALIDATION_TIMEOUT_SECONDS: Final = 30.0  # libp2p default 5 s refused valid mes
 CONCURRENT_VALIDATIONS: Final = 64  # messages past the size check waiting for a thread
 MAX_PENDING_RESULTS: Final = 4096  # validated, not yet delivered (normally 0 or 1)
 TOO_LARGE: Final = "too large"
+TIMED_OUT: Final = "validation timeout"
 
 Validator = Callable[[str, bytes], object]
 """``(sender peer ID, data) -> result``; raising or returning False refuses the message."""
@@ -421,6 +422,10 @@ class Libp2pGossip(Gossip):
             return True
         try:
             result = await _in_thread(threads, self._validator, sender, bytes(msg.data))
+        except trio.Cancelled:  # libp2p's validation timeout, or our shutdown
+            if not self._closed:
+                self._reject(sender, forwarder, TIMED_OUT, "validation took too long")
+            raise
         except Exception as error:
             reason = str(getattr(error, "reason", "") or type(error).__name__)
             self._reject(sender, forwarder, reason, str(error))
