@@ -127,8 +127,12 @@ def sign_update(
     )
 
 
-def parse_announcement(data: bytes, domain: Domain) -> UpdateAnnouncement:
-    """Parse untrusted bytes and check the signature; raise RejectedAnnouncement if wrong."""
+def parse_announcement(data: bytes, domain: Domain, *, verify: bool = True) -> UpdateAnnouncement:
+    """Parse untrusted bytes and check the signature; raise RejectedAnnouncement if wrong.
+
+    ``verify=False`` only parses, for callers that run cheaper checks first and
+    call :func:`check_signature` themselves.
+    """
     if len(data) > MAX_ANNOUNCEMENT_BYTES:
         raise RejectedAnnouncement(
             RejectReason.TOO_LARGE,
@@ -141,6 +145,13 @@ def parse_announcement(data: bytes, domain: Domain) -> UpdateAnnouncement:
         raise RejectedAnnouncement(
             RejectReason.MALFORMED, f"malformed announcement: {str(exc).splitlines()[0]}"
         ) from None
+    if verify:
+        check_signature(ann, domain)
+    return ann
+
+
+def check_signature(ann: UpdateAnnouncement, domain: Domain) -> None:
+    """Raise RejectedAnnouncement unless ``ann.member`` signed ``ann`` for ``domain``."""
     try:
         signer = ann.signer(domain)
     except Exception as exc:  # eth_account raises several types on bad signatures
@@ -151,4 +162,3 @@ def parse_announcement(data: bytes, domain: Domain) -> UpdateAnnouncement:
         raise RejectedAnnouncement(
             RejectReason.BAD_SIGNATURE, f"announcement for {ann.member} was signed by {signer}"
         )
-    return ann

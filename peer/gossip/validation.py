@@ -24,6 +24,7 @@ from peer.announcements import (
     RejectedAnnouncement,
     RejectReason,
     UpdateAnnouncement,
+    check_signature,
     parse_announcement,
 )
 
@@ -83,6 +84,15 @@ class BlockCachedMembership:
             found = self._registrations[key] = _Registration(is_member, peer_id)
             return found
 
+    def known(self, address: str) -> _Registration | None:
+        """The cached registration of ``address`` if the cache is current; never asks the view."""
+        with self._lock:
+            if self._block is None:
+                return None
+            if self._clock() - self._block_read_at >= self._block_refresh_seconds:
+                return None
+            return self._registrations.get(address.lower())
+
     def _refresh_block(self) -> None:
         now = self._clock()
         if self._block is not None and now - self._block_read_at < self._block_refresh_seconds:
@@ -116,12 +126,18 @@ class AnnouncementValidator:
         )
 
     def __call__(self, sender_peer_id: str, data: bytes) -> UpdateAnnouncement:
-        ann = parse_announcement(data, self._domain)
+        ann = parse_announcement(data, self._domain, verify=False)
         if ann.task_id != self._task_id:
             raise RejectedAnnouncement(
                 RejectReason.WRONG_TASK,
                 f"announcement is for task {ann.task_id}, this topic carries task {self._task_id}",
             )
+        # Cheap checks first: a repeated non-member or wrong-host sender is refused from
+        # the cache, without the signature check that costs most of the time.
+        known = self._membership.known(ann.member)
+        if known is not None:
+            _check_registration(ann, known, sender_peer_id)
+        check_signature(ann, self._domain)
         try:
             registration = self._membership.registration(ann.member)
         except Exception as exc:  # web3, requests or FedchainError: the service failed
@@ -130,17 +146,23 @@ class AnnouncementValidator:
             raise RejectedAnnouncement(
                 RejectReason.LOOKUP_FAILED, f"cannot check membership of {ann.member}: {exc}"
             ) from None
-        if not registration.is_member:
-            raise RejectedAnnouncement(
-                RejectReason.NON_MEMBER, f"announcement from non-member {ann.member}"
-            )
-        if registration.peer_id != sender_peer_id:
-            raise RejectedAnnouncement(
-                RejectReason.WRONG_PEER_ID,
-                f"announcement for {ann.member} came from peer {sender_peer_id}, "
-                f"not the peer ID registered on-chain ({registration.peer_id})",
-            )
+        _check_registration(ann, registration, sender_peer_id)
         return ann
+
+
+def _check_registration(
+    ann: UpdateAnnouncement, registration: _Registration, sender_peer_id: str
+) -> None:
+    if not registration.is_member:
+        raise RejectedAnnouncement(
+            RejectReason.NON_MEMBER, f"announcement from non-member {ann.member}"
+        )
+    if registration.peer_id != sender_peer_id:
+        raise RejectedAnnouncement(
+            RejectReason.WRONG_PEER_ID,
+            f"announcement for {ann.member} came from peer {sender_peer_id}, "
+            f"not the peer ID registered on-chain ({registration.peer_id})",
+        )
 
 
 class ChainMembership:

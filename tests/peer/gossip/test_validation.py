@@ -159,6 +159,35 @@ def test_a_removed_member_is_refused_from_the_next_block_on(
     assert refused.value.reason is RejectReason.NON_MEMBER
 
 
+def test_a_known_non_member_or_wrong_host_is_refused_before_the_signature_is_checked(
+    member: LocalAccount, member_peer: str, view: CountingMembership
+) -> None:
+    validator = AnnouncementValidator(DOMAIN, TASK, view)
+    outsider = Account.create()
+    other_peer = peer_id_from_seed(generate_ed25519_seed())
+    with pytest.raises(RejectedAnnouncement):  # the first time, looked up and cached
+        validator(member_peer, signed(outsider))
+    validator(member_peer, signed(member))
+    garbage_signature = "0x" + "ab" * 65
+    repeats = {
+        RejectReason.NON_MEMBER: (member_peer, outsider),
+        RejectReason.WRONG_PEER_ID: (other_peer, member),
+    }
+    for reason, (sender, account) in repeats.items():
+        ann = json.loads(signed(account))
+        ann["signature"] = garbage_signature
+        with pytest.raises(RejectedAnnouncement) as refused:
+            validator(sender, json.dumps(ann).encode())
+        # A signature check would have said "bad signature": the cache answered first.
+        assert refused.value.reason is reason
+    # From the member's own host, the same garbage signature is checked and refused.
+    ann = json.loads(signed(member))
+    ann["signature"] = garbage_signature
+    with pytest.raises(RejectedAnnouncement) as refused:
+        validator(member_peer, json.dumps(ann).encode())
+    assert refused.value.reason is RejectReason.BAD_SIGNATURE
+
+
 def test_block_number_is_read_at_most_once_per_refresh_interval(
     member: LocalAccount, view: CountingMembership
 ) -> None:
@@ -195,7 +224,12 @@ def test_validator_throughput(
         "valid": [(member_peer, data) for data in valid],
         **{
             str(reason): [bad_inputs(member, member_peer)[reason]] * count
-            for reason in (RejectReason.MALFORMED, RejectReason.BAD_SIGNATURE)
+            for reason in (
+                RejectReason.MALFORMED,
+                RejectReason.BAD_SIGNATURE,
+                RejectReason.NON_MEMBER,
+                RejectReason.WRONG_PEER_ID,
+            )
         },
     }
     rates: dict[str, float] = {}
