@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from eth_account import Account
@@ -22,6 +23,27 @@ from fedchain.errors import ProtocolError
 from peer.content.cid import cid_to_bytes
 
 MAX_ANNOUNCEMENT_BYTES = 4096
+
+
+class RejectReason(StrEnum):
+    """Why an announcement was refused; the gossip counters group rejections by it."""
+
+    TOO_LARGE = "too large"
+    MALFORMED = "malformed"
+    BAD_SIGNATURE = "bad signature"  # includes a signature made for another chain/contract
+    WRONG_TASK = "wrong task"
+    NON_MEMBER = "non-member"
+    WRONG_PEER_ID = "wrong peer ID"
+    LOOKUP_FAILED = "membership lookup failed"
+
+
+class RejectedAnnouncement(ProtocolError):
+    """An announcement that must be neither acted on nor relayed; ``reason`` says why."""
+
+    def __init__(self, reason: RejectReason, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
 
 _TYPES = {
     "UpdateAnnouncement": [
@@ -105,19 +127,38 @@ def sign_update(
     )
 
 
-def parse_announcement(data: bytes, domain: Domain) -> UpdateAnnouncement:
-    """Parse untrusted bytes and check the signature; raise ProtocolError on anything wrong."""
+def parse_announcement(data: bytes, domain: Domain, *, verify: bool = True) -> UpdateAnnouncement:
+    """Parse untrusted bytes and check the signature; raise RejectedAnnouncement if wrong.
+
+    ``verify=False`` only parses, for callers that run cheaper checks first and
+    call :func:`check_signature` themselves.
+    """
     if len(data) > MAX_ANNOUNCEMENT_BYTES:
-        raise ProtocolError(f"announcement of {len(data)} bytes exceeds {MAX_ANNOUNCEMENT_BYTES}")
+        raise RejectedAnnouncement(
+            RejectReason.TOO_LARGE,
+            f"announcement of {len(data)} bytes exceeds {MAX_ANNOUNCEMENT_BYTES}",
+        )
     try:
         ann = UpdateAnnouncement.model_validate(json.loads(data))
         cid_to_bytes(ann.cid)
     except (ValidationError, json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
-        raise ProtocolError(f"malformed announcement: {str(exc).splitlines()[0]}") from None
+        raise RejectedAnnouncement(
+            RejectReason.MALFORMED, f"malformed announcement: {str(exc).splitlines()[0]}"
+        ) from None
+    if verify:
+        check_signature(ann, domain)
+    return ann
+
+
+def check_signature(ann: UpdateAnnouncement, domain: Domain) -> None:
+    """Raise RejectedAnnouncement unless ``ann.member`` signed ``ann`` for ``domain``."""
     try:
         signer = ann.signer(domain)
     except Exception as exc:  # eth_account raises several types on bad signatures
-        raise ProtocolError(f"announcement signature cannot be checked: {exc}") from None
+        raise RejectedAnnouncement(
+            RejectReason.BAD_SIGNATURE, f"announcement signature cannot be checked: {exc}"
+        ) from None
     if signer.lower() != ann.member.lower():
-        raise ProtocolError(f"announcement for {ann.member} was signed by {signer}")
-    return ann
+        raise RejectedAnnouncement(
+            RejectReason.BAD_SIGNATURE, f"announcement for {ann.member} was signed by {signer}"
+        )

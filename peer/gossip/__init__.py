@@ -7,5 +7,12 @@ identity helpers should not pay for it.
 
 from peer.gossip.abc import Gossip, GossipMessage
 from peer.gossip.identity import generate_ed25519_seed, peer_id_from_seed
+from peer.gossip.stats import GossipStats
 
-__all__ = ["Gossip", "GossipMessage", "generate_ed25519_seed", "peer_id_from_seed"]
+__all__ = [
+    "Gossip",
+    "GossipMessage",
+    "GossipStats",
+    "generate_ed25519_seed",
+    "peer_id_from_seed",
+]

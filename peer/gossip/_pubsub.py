@@ -8,10 +8,11 @@ Three defaults of libp2p 0.8.1 are unsafe or lossy for us:
 * received messages go through a 32-slot subscription channel fed with
   ``send_nowait``, which drops silently when a burst arrives faster than it is
   read;
-* each peer's outbound queue holds 32 RPCs and drops on overflow.
+* each peer's outbound queue holds 32 RPCs and drops on overflow, silently.
 
 This subclass contains errors per message / per stream, hands received
-messages straight to a callback, and gives every peer a larger outbound queue.
+messages straight to a callback, and gives every peer a larger outbound queue
+whose overflow is reported to a callback (so drops can be counted).
 """
 
 from __future__ import annotations
@@ -31,6 +32,20 @@ logger = logging.getLogger(__name__)
 MessageSink = Callable[[rpc_pb2.Message], None]
 
 
+class CountingRpcQueue(RpcQueue):
+    """An outbound queue that reports each RPC it refuses because it is full."""
+
+    def __init__(self, *, max_size: int, max_message_size: int, on_drop: Callable[[], None]):
+        super().__init__(max_size=max_size, max_message_size=max_message_size)
+        self._on_drop = on_drop
+
+    def push(self, rpc: rpc_pb2.RPC, priority: bool = False) -> bool:
+        queued = super().push(rpc, priority)
+        if not queued and not self.closed:
+            self._on_drop()
+        return queued
+
+
 class GuardedPubsub(Pubsub):
     """Pubsub that survives malformed input and never drops deliveries silently."""
 
@@ -41,11 +56,13 @@ class GuardedPubsub(Pubsub):
         *,
         deliver: MessageSink,
         outbound_queue_size: int,
+        on_outbound_drop: Callable[[], None],
         **pubsub_options: Any,
     ) -> None:
         # Set before the base constructor: it registers our stream handler.
         self._deliver = deliver
         self._outbound_queue_size = outbound_queue_size
+        self._on_outbound_drop = on_outbound_drop
         super().__init__(host, router, **pubsub_options)
 
     def notify_subscriptions(self, publish_message: rpc_pb2.Message) -> None:
@@ -100,11 +117,12 @@ class GuardedPubsub(Pubsub):
     async def handle_sending_messages(
         self, peer_id: ID, stream: INetStream, queue: RpcQueue
     ) -> None:
-        """Swap the peer's default 32-slot queue for a larger one, then send as usual."""
+        """Swap the peer's default 32-slot queue for a larger, counting one, then send."""
         if self.peer_queues.get(peer_id) is queue and not queue.closed:
-            larger = RpcQueue(
+            larger = CountingRpcQueue(
                 max_size=self._outbound_queue_size,
                 max_message_size=queue.max_message_size,
+                on_drop=self._on_outbound_drop,
             )
             # pop() returns without yielding while items are queued, so nothing can
             # be pushed to the old queue between draining it and the swap.

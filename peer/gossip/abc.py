@@ -11,6 +11,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from types import TracebackType
 
+from peer.gossip.stats import GossipStats
+
 
 @dataclass(frozen=True)
 class GossipMessage:
@@ -18,11 +20,14 @@ class GossipMessage:
 
     ``sender_peer_id`` is the original publisher taken from the signed pubsub
     envelope, so it is authenticated even when the message was relayed.
+    ``validated`` is what the gossip validator returned for it (e.g. the parsed
+    announcement), so the receiver need not parse and check it again.
     """
 
     data: bytes
     sender_peer_id: str
     topic: str
+    validated: object = None
 
 
 class Gossip(ABC):
@@ -53,6 +58,10 @@ class Gossip(ABC):
     @abstractmethod
     def connected_peers(self) -> list[str]:
         """Peer IDs currently connected and subscribed to the topic."""
+
+    @abstractmethod
+    def stats(self) -> GossipStats:
+        """Messages accepted, rejected (by reason) and dropped since the host was created."""
 
     @abstractmethod
     def close(self) -> None:

@@ -12,7 +12,12 @@ Settings that differ from py-libp2p 0.8.1 defaults, and why:
   the heartbeat of a healthy mesh to 60 s), spam protection off (it caps every
   peer, ourselves included, at 10 msg/s per topic and silently drops the rest);
 * strict signing on: the publisher's peer ID is authenticated by libp2p;
-* larger queues, error containment: see ``peer.gossip._pubsub``.
+* larger queues, error containment: see ``peer.gossip._pubsub``;
+* validation before relay: the size limit and the optional ``validator`` run as
+  py-libp2p's topic validator, so a message they refuse is neither delivered
+  nor forwarded to anyone.  The validator runs in a worker thread (it may ask
+  the chain), never on the trio loop; a message taking longer than
+  ``VALIDATION_TIMEOUT_SECONDS`` (queueing included) is refused.
 
 Behaviour worth knowing:
 
@@ -23,7 +28,8 @@ Behaviour worth knowing:
 * Bootstrap peers are redialled every 1-10 s (backing off) whenever they are not
   connected, so peers may start in any order and survive restarts of others.
 * Messages wait for ``receive()`` in a queue of ``INBOX_CAPACITY``; overflow is
-  dropped with a warning.
+  dropped.  Rejections and drops are counted (``stats()``), logged at DEBUG one
+  by one, and summarised at INFO at most once per ``stats_log_interval``.
 * ``import libp2p`` sets the ``libp2p`` logger to WARNING with propagate=False
   (unless LIBP2P_DEBUG is set), so its records bypass the application's handlers.
 """
@@ -31,12 +37,14 @@ Behaviour worth knowing:
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import queue
 import socket
 import threading
-from collections.abc import Sequence
-from typing import Final
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Final
 
 import multiaddr
 import trio
@@ -59,6 +67,7 @@ from fedchain.errors import ConfigError, ProtocolError, ServiceUnavailableError
 from peer.gossip._pubsub import GuardedPubsub
 from peer.gossip.abc import Gossip, GossipMessage
 from peer.gossip.identity import check_seed, peer_id_from_seed
+from peer.gossip.stats import GossipCounters, GossipStats
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +84,15 @@ REDIAL_MAX_SECONDS: Final = 10.0
 START_TIMEOUT_SECONDS: Final = 60.0
 CLOSE_TIMEOUT_SECONDS: Final = 15.0
 HOST_CLOSE_TIMEOUT_SECONDS: Final = 5.0
+VALIDATOR_THREADS: Final = 2  # signature checks hold the GIL; more threads do not help
+VALIDATION_TIMEOUT_SECONDS: Final = 30.0  # libp2p default 5 s refused valid messages in floods
+CONCURRENT_VALIDATIONS: Final = 64  # messages past the size check waiting for a thread
+MAX_PENDING_RESULTS: Final = 4096  # validated, not yet delivered (normally 0 or 1)
+TOO_LARGE: Final = "too large"
+TIMED_OUT: Final = "validation timeout"
+
+Validator = Callable[[str, bytes], object]
+"""``(sender peer ID, data) -> result``; raising or returning False refuses the message."""
 
 
 class Libp2pGossip(Gossip):
@@ -89,6 +107,8 @@ class Libp2pGossip(Gossip):
         listen_port: int = 0,
         bootstrap: Sequence[str] = (),
         max_message_bytes: int = 64 * 1024,
+        validator: Validator | None = None,
+        stats_log_interval: float = 60.0,
     ) -> None:
         self._seed = check_seed(private_key)
         if not topic:
@@ -98,6 +118,8 @@ class Libp2pGossip(Gossip):
                 f"max_message_bytes={max_message_bytes} is out of range; use 1..{MAX_PAYLOAD_BYTES}"
                 " (libp2p pubsub frames are capped at 1 MiB)"
             )
+        if not stats_log_interval > 0:
+            raise ConfigError(f"stats_log_interval={stats_log_interval} must be > 0 seconds")
         if not 0 <= listen_port <= 65535:
             raise ConfigError(f"listen_port={listen_port} is not a TCP port (0 picks a free one)")
         self._topic = topic
@@ -111,6 +133,11 @@ class Libp2pGossip(Gossip):
             if info.peer_id.to_base58() != self._peer_id
         ]
 
+        self._validator = validator
+        self._stats_log_interval = stats_log_interval
+        self._counters = GossipCounters()
+        # Validator results waiting for delivery, by (publisher, seqno); trio thread only.
+        self._results: dict[tuple[bytes, bytes], object] = {}
         self._inbox: queue.Queue[GossipMessage] = queue.Queue(maxsize=INBOX_CAPACITY)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -198,6 +225,9 @@ class Libp2pGossip(Gossip):
         except trio.RunFinishedError:
             return []
 
+    def stats(self) -> GossipStats:
+        return self._counters.snapshot()
+
     def close(self) -> None:
         with self._lock:
             already_closing, self._closed = self._closed, True
@@ -281,10 +311,15 @@ class Libp2pGossip(Gossip):
             router,
             deliver=self._deliver,
             outbound_queue_size=OUTBOUND_QUEUE_SIZE,
+            on_outbound_drop=self._counters.outbound_dropped,
             strict_signing=True,
+            validation_timeout=VALIDATION_TIMEOUT_SECONDS,
+            max_concurrent_validator_count=CONCURRENT_VALIDATIONS,
         )
         if host.get_id().to_base58() != self._peer_id:  # identity.py must agree with libp2p
             raise RuntimeError(f"host peer ID {host.get_id()} != derived {self._peer_id}")
+        # Our own threads rather than trio's thread cache, so close() leaves none behind.
+        validator_threads = ThreadPoolExecutor(VALIDATOR_THREADS, "gossip-validator")
         try:
             async with (
                 host.run(listen_addrs=[self._listen_maddr]),
@@ -293,12 +328,14 @@ class Libp2pGossip(Gossip):
                 trio.open_nursery() as nursery,
             ):
                 await pubsub.wait_until_ready()
-                pubsub.set_topic_validator(self._topic, self._accept_size, False)
+                validate = functools.partial(self._validate, host.get_id(), validator_threads)
+                pubsub.set_topic_validator(self._topic, validate, True)
                 await pubsub.subscribe(self._topic)
                 self._host, self._pubsub = host, pubsub
                 await self._first_bootstrap_round(host, stop_event)
                 for info in self._bootstrap:
                     nursery.start_soon(self._keep_connected, host, info)
+                nursery.start_soon(self._report_periodically)
                 self._listen_addrs = [str(addr) for addr in host.get_addrs()]
                 self._ready.set()
                 logger.info("gossip %s listening on %s", self._peer_id, self._listen_addrs)
@@ -307,6 +344,7 @@ class Libp2pGossip(Gossip):
         finally:
             # The seen-message cache runs its own sweeper thread that pubsub never stops.
             pubsub.seen_messages.stop()
+            validator_threads.shutdown(wait=True, cancel_futures=True)
 
     async def _first_bootstrap_round(self, host: IHost, stop_event: trio.Event) -> None:
         """Dial every bootstrap peer once, concurrently; close() cuts it short."""
@@ -369,37 +407,93 @@ class Libp2pGossip(Gossip):
         in_topic = pubsub.peer_topics.get(self._topic, set())
         return sorted(p.to_base58() for p in host.get_connected_peers() if p in in_topic)
 
-    def _accept_size(self, forwarder: ID, msg: rpc_pb2.Message) -> bool:
-        """Topic validator: refuse (and do not relay) payloads over the size limit."""
-        if len(msg.data) <= self._max_message_bytes:
+    async def _validate(
+        self, own_id: ID, threads: ThreadPoolExecutor, forwarder: ID, msg: rpc_pb2.Message
+    ) -> bool:
+        """Topic validator: True lets libp2p deliver and relay ``msg``; runs per message."""
+        if forwarder == own_id:
+            return True  # our own publish
+        sender = _peer_label(msg.from_id)
+        if len(msg.data) > self._max_message_bytes:
+            self._reject(sender, forwarder, TOO_LARGE, f"{len(msg.data)} bytes")
+            return False
+        if self._validator is None:
+            self._counters.accepted()
             return True
-        logger.warning(
-            "dropped a %d-byte gossip message from %s (forwarded by %s): over max_message_bytes=%d",
-            len(msg.data),
-            _peer_label(msg.from_id),
+        try:
+            result = await _in_thread(threads, self._validator, sender, bytes(msg.data))
+        except trio.Cancelled:  # libp2p's validation timeout, or our shutdown
+            if not self._closed:
+                self._reject(sender, forwarder, TIMED_OUT, "validation took too long")
+            raise
+        except Exception as error:
+            reason = str(getattr(error, "reason", "") or type(error).__name__)
+            self._reject(sender, forwarder, reason, str(error))
+            return False
+        if result is False:
+            self._reject(sender, forwarder, "refused", "validator returned False")
+            return False
+        if len(self._results) >= MAX_PENDING_RESULTS:  # only if libp2p skipped deliveries
+            self._results.clear()
+        self._results[(msg.from_id, msg.seqno)] = result
+        self._counters.accepted()
+        return True
+
+    def _reject(self, sender: str, forwarder: ID, reason: str, detail: str) -> None:
+        self._counters.rejected(reason)
+        logger.debug(
+            "refused a gossip message from %s (forwarded by %s): %s: %s",
+            sender,
             forwarder,
-            self._max_message_bytes,
+            reason,
+            detail,
         )
-        return False
+
+    async def _report_periodically(self) -> None:
+        """Log one INFO line per window in which something was rejected or dropped."""
+        while True:
+            await trio.sleep(self._stats_log_interval)
+            line = self._counters.summary(self._stats_log_interval)
+            if line is not None:
+                logger.info("%s", line)
 
     def _deliver(self, msg: rpc_pb2.Message) -> None:
         """Pubsub sink, runs in the trio thread: queue another peer's message for receive()."""
+        validated = self._results.pop((msg.from_id, msg.seqno), None)
         if msg.from_id == self._own_id_bytes:
             return
         if len(msg.data) > self._max_message_bytes:  # validators are per-topic; stay safe
             return
         message = GossipMessage(
-            data=bytes(msg.data), sender_peer_id=ID(msg.from_id).to_base58(), topic=self._topic
+            data=bytes(msg.data),
+            sender_peer_id=ID(msg.from_id).to_base58(),
+            topic=self._topic,
+            validated=validated,
         )
         try:
             self._inbox.put_nowait(message)
         except queue.Full:
-            logger.warning(
-                "gossip inbox full (%d messages): dropped a message from %s; call "
-                "receive() more often",
+            self._counters.inbox_dropped()
+            logger.debug(
+                "gossip inbox full (%d messages): dropped a message from %s",
                 INBOX_CAPACITY,
                 message.sender_peer_id,
             )
+
+
+async def _in_thread(threads: ThreadPoolExecutor, validator: Validator, *args: Any) -> object:
+    """Run ``validator`` in one of ``threads`` without blocking the trio loop."""
+    token = trio.lowlevel.current_trio_token()
+    done = trio.Event()
+
+    def wake(_: Future[object]) -> None:
+        with contextlib.suppress(trio.RunFinishedError):  # the host stopped meanwhile
+            token.run_sync_soon(done.set)
+
+    future = threads.submit(validator, *args)
+    future.add_done_callback(wake)
+    await done.wait()
+    return future.result()
 
 
 def _tcp_multiaddr(host: str, port: int) -> multiaddr.Multiaddr:

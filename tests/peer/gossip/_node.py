@@ -2,8 +2,11 @@
 
 Modes:
   node     -- a Libp2pGossip driven by JSON-line commands on stdin, answering on stdout;
+              with ``--members FILE`` it validates announcements against that static
+              membership table (see ``StaticMembership``);
   hostile  -- a raw py-libp2p peer that sends malformed, forged and oversized pubsub
-              input to a target, then a few well-formed messages;
+              input to a target, then a few well-formed messages; every frame it could
+              not write is reported in its ``attacked`` event;
   dial     -- tries to connect to a target with a given security transport only.
 
 Every mode exits when its stdin closes, so a crashed test leaves no orphan.
@@ -13,10 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
+import resource
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 STARTED_AT = time.monotonic()
@@ -29,8 +35,50 @@ def emit(event: str, **fields: Any) -> None:
 # ----------------------------------------------------------------------- node
 
 
+class StaticMembership:
+    """A fixed membership table standing in for the chain: one block that never changes."""
+
+    def __init__(self, peer_ids: dict[str, str]) -> None:
+        self._peer_ids = {address.lower(): peer_id for address, peer_id in peer_ids.items()}
+
+    def is_member(self, address: str) -> bool:
+        return address.lower() in self._peer_ids
+
+    def peer_id_of(self, address: str) -> str:
+        return self._peer_ids.get(address.lower(), "")
+
+    def block_number(self) -> int:
+        return 1
+
+
+def announcement_validator(members_file: str) -> Any:
+    """Validator for the federation described in ``members_file`` (JSON)."""
+    from peer.announcements import Domain
+    from peer.gossip.validation import AnnouncementValidator
+
+    table = json.loads(Path(members_file).read_text())
+    domain = Domain(chain_id=table["chain_id"], contract=table["contract"])
+    return AnnouncementValidator(domain, table["task_id"], StaticMembership(table["members"]))
+
+
+def stats_event(gossip: Any) -> dict[str, Any]:
+    stats = gossip.stats()
+    with Path("/proc/self/status").open() as status:
+        rss_kb = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+    return {
+        "accepted": stats.accepted,
+        "rejected": dict(stats.rejected),
+        "inbox_dropped": stats.inbox_dropped,
+        "outbound_dropped": stats.outbound_dropped,
+        "rss_mb": rss_kb / 1024,
+        "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
 def run_node(args: argparse.Namespace) -> None:
     from peer.gossip.libp2p_gossip import Libp2pGossip
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr)
 
     imported_at = time.monotonic()
     gossip = Libp2pGossip(
@@ -39,6 +87,8 @@ def run_node(args: argparse.Namespace) -> None:
         listen_port=args.port,
         bootstrap=args.bootstrap,
         max_message_bytes=args.max_bytes,
+        validator=announcement_validator(args.members) if args.members else None,
+        stats_log_interval=args.stats_interval,
     )
     gossip.start()
     emit(
@@ -65,6 +115,15 @@ def run_node(args: argparse.Namespace) -> None:
                 gossip.publish(json.dumps(payload).encode())
                 time.sleep(command.get("interval", 0))
             emit("published", count=command["count"])
+        elif name == "publish_hex":
+            started = time.monotonic()
+            sent = []
+            for payload in command["payloads"]:
+                gossip.publish(bytes.fromhex(payload))
+                sent.append(time.time())
+            emit("published", sent=sent, seconds=time.monotonic() - started)
+        elif name == "stats":
+            emit("stats", **stats_event(gossip))
         elif name == "collect":
             emit("received", messages=inbox.take(command["count"], command["timeout"]))
         elif name == "close":
@@ -94,6 +153,7 @@ class Inbox:
             if message is None:
                 continue
             record = {
+                "validated": type(message.validated).__name__,
                 "sender": message.sender_peer_id,
                 "topic": message.topic,
                 "data_hex": message.data.hex(),
@@ -179,16 +239,27 @@ async def hostile_main(args: argparse.Namespace) -> None:
             msg.key = key_pair.public_key.serialize()
         return msg
 
-    async def send_raw(frame: bytes) -> None:
-        """Write one frame on a fresh pubsub stream; the target may reset it."""
+    send_errors: list[str] = []
+
+    async def send_raw(name: str, frame: bytes) -> None:
+        """Write one frame on a fresh pubsub stream and record any failure to do so.
+
+        The target may reset the stream once it has read the frame, so an error on
+        closing is expected; failing to open or write means the attack never
+        reached the target, which the test must see.
+        """
         try:
             with trio.fail_after(5):
                 stream = await host.new_stream(target.peer_id, [PROTOCOL_ID_V11])
                 await stream.write(frame)
-                await trio.sleep(0.3)
-                await stream.close()
         except Exception as error:
-            print(f"raw frame refused: {error!r}", file=sys.stderr)
+            send_errors.append(f"{name}: {error!r}")
+            return
+        await trio.sleep(0.3)
+        try:
+            await stream.close()
+        except Exception as error:
+            print(f"{name}: stream closed by the target: {error!r}", file=sys.stderr)
 
     def rpc_frame(*messages: Any) -> bytes:
         return encode_varint_prefixed(rpc_pb2.RPC(publish=list(messages)).SerializeToString())
@@ -197,18 +268,18 @@ async def hostile_main(args: argparse.Namespace) -> None:
     bad_key_message = message(b"BAD-KEY", b"\x01\x02not-a-peer-id", sign=False)
     bad_key_message.key = b"\xde\xad\xbe\xef"
     bad_key_message.signature = b"\x00" * 64
-    attacks = [
+    attacks = {
         # signing key does not match the claimed publisher
-        rpc_frame(message(b"FORGED", impersonated, sign=True)),
+        "forged": rpc_frame(message(b"FORGED", impersonated, sign=True)),
         # no signature at all
-        rpc_frame(message(b"UNSIGNED", my_id.to_bytes(), sign=False)),
+        "unsigned": rpc_frame(message(b"UNSIGNED", my_id.to_bytes(), sign=False)),
         # undecodable public key and peer ID
-        rpc_frame(bad_key_message),
+        "bad key": rpc_frame(bad_key_message),
         # not protobuf: a field claiming more bytes than the frame holds
-        encode_varint_prefixed(b"\x0a\xff\xff\xff\x0f" + os.urandom(32)),
+        "not protobuf": encode_varint_prefixed(b"\x0a\xff\xff\xff\x0f" + os.urandom(32)),
         # length prefix above the 1 MiB pubsub frame limit
-        encode_uvarint(2 * 1024 * 1024) + os.urandom(1024),
-    ]
+        "oversized frame": encode_uvarint(2 * 1024 * 1024) + os.urandom(1024),
+    }
 
     async with (
         host.run(listen_addrs=[multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]),
@@ -223,15 +294,21 @@ async def hostile_main(args: argparse.Namespace) -> None:
         await router.wait_for_mesh(target.peer_id, args.topic, timeout=15)
         # properly signed but larger than the target accepts
         await pubsub.publish(args.topic, b"O" * (args.max_bytes + 1))
-        for frame in attacks:
-            await send_raw(frame)
+        for name, frame in attacks.items():
+            await send_raw(name, frame)
         await trio.sleep(2)  # let both sides re-register the pubsub streams
         await pubsub.wait_for_peer(target.peer_id, timeout=15)
         good = [b"GOOD-1", bytes(range(256)) * 4, b"M" * args.max_bytes, b"GOOD-2"]
         for payload in good:
             await pubsub.publish(args.topic, payload)
             await trio.sleep(0.2)
-        emit("attacked", peer_id=my_id.to_base58(), good_hex=[p.hex() for p in good])
+        emit(
+            "attacked",
+            peer_id=my_id.to_base58(),
+            good_hex=[p.hex() for p in good],
+            attacks=sorted(attacks),
+            send_errors=send_errors,
+        )
         await trio.to_thread.run_sync(sys.stdin.read)  # until the test closes stdin
 
 
@@ -287,6 +364,8 @@ def main() -> None:
     node.add_argument("--port", type=int, default=0)
     node.add_argument("--bootstrap", action="append", default=[])
     node.add_argument("--max-bytes", type=int, default=64 * 1024)
+    node.add_argument("--members", help="JSON membership table; validates announcements")
+    node.add_argument("--stats-interval", type=float, default=60.0)
     hostile = modes.add_parser("hostile")
     hostile.add_argument("--target", required=True)
     hostile.add_argument("--topic", required=True)

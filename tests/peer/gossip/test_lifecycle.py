@@ -34,6 +34,7 @@ def wait_for_peers(gossip: Libp2pGossip, count: int, timeout: float = 20) -> lis
         ({"max_message_bytes": 0}, "max_message_bytes"),
         ({"max_message_bytes": 2 * 1024 * 1024}, "max_message_bytes"),
         ({"listen_port": 70000}, "listen_port"),
+        ({"stats_log_interval": 0}, "stats_log_interval"),
         ({"listen_host": "not-an-ip"}, "listen_host"),
         ({"bootstrap": ["/ip4/127.0.0.1/tcp/4001"]}, "/p2p/"),
         ({"bootstrap": ["nonsense"]}, "nonsense"),
