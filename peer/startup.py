@@ -15,10 +15,12 @@ from types import FrameType
 
 from consensus.task_spec import MAX_SPEC_BYTES, TaskSpec
 from fedchain.errors import ContentError, FedchainError, LedgerError
+from peer.announcements import Domain
 from peer.config import PeerConfig
 from peer.content.abc import ContentStore
 from peer.content.kubo import KuboContentStore
 from peer.content.unixfs import file_cid
+from peer.gossip.validation import AnnouncementValidator, ChainMembership
 from peer.identity import Identity, load_identity
 from peer.keystore import resolve_password
 from peer.ledger.client import FederationClient, connect
@@ -74,6 +76,20 @@ def terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _announcement_validator(
+    cfg: PeerConfig, ident: Identity, ledger: FederationClient
+) -> AnnouncementValidator:
+    """Checks run by gossip before delivery or relay, on a chain connection of their own."""
+    reader = FederationClient(
+        connect(cfg.chain.rpc_url, timeout=cfg.chain.rpc_timeout),
+        cfg.chain.contract,
+        ident.account,
+        artifact=ledger.artifact,
+    )
+    domain = Domain(chain_id=ledger.chain_id, contract=ledger.address)
+    return AnnouncementValidator(domain, cfg.chain.task_id, ChainMembership(reader))
+
+
 def open_ledger(cfg: PeerConfig) -> tuple[Identity, FederationClient]:
     """Decrypt the keys, reach the chain and check this institution's membership."""
     password = resolve_password(cfg.keys.password_env, cfg.keys.password_file)
@@ -112,6 +128,7 @@ def run_peer(cfg: PeerConfig) -> int:
                 listen_host=cfg.gossip.listen_host,
                 listen_port=cfg.gossip.listen_port,
                 bootstrap=cfg.gossip.bootstrap,
+                validator=_announcement_validator(cfg, ident, ledger),
             )
             stack.callback(gossip.close)
         node = PeerNode(
