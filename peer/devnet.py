@@ -38,6 +38,7 @@ from peer.identity import Identity, create_identity, load_identity
 from peer.keystore import new_secret, read_keystore
 from peer.ledger.client import FederationClient, connect, deploy
 from peer.services.chain_node import AnvilNode, DevChain, GanacheNode
+from peer.services.interrupts import raise_if_interrupted
 from peer.services.kubo_daemon import KuboDaemon, generate_swarm_key
 from peer.services.private_files import private_dir, write_private_text
 from peer.services.process_record import ProcessRecord
@@ -419,6 +420,7 @@ class LocalFederation:
         """Wait for peers to leave by themselves (task complete, credit claimed); their codes."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and any(p.is_running() for p in self.peers.values()):
+            raise_if_interrupted()
             time.sleep(0.1)
         return {name: proc.returncode for name, proc in self.peers.items()}
 
