@@ -236,12 +236,7 @@ class LocalFederation:
             ident = create_identity(home / "keys", self.password, scrypt_n=DEMO_SCRYPT_N)
             self.hospitals.append(Hospital(name, ident, kubo, home, free_port()))
         # Connect now rather than wait for peering's first (delayed) dial.
-        for a in self.hospitals:
-            store = KuboContentStore(a.kubo.api_multiaddr)
-            for b in self.hospitals:
-                if b is not a:
-                    store.connect(b.kubo.swarm_multiaddr)
-            store.close()
+        self.connect_kubos()
 
     def _deploy(self, task: TaskParams) -> None:
         assert self.chain is not None and self.w3 is not None
