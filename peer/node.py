@@ -425,7 +425,6 @@ class PeerNode:
         status = RoundStatus(info.status)
         if status not in (RoundStatus.FINALIZED, RoundStatus.FAILED):
             return
-        self._finished.add(round_no)
         rec = self._record(round_no)
         rec.status = status.name.lower()
         if rec.started:
@@ -451,6 +450,9 @@ class PeerNode:
                 except (ContentError, ProtocolError) as exc:
                     entry["not_evaluated"] = f"the agreed model could not be fetched: {exc}"
         rec.global_model = None
+        # Marked only now: an outage above makes the next pass do it all again (each step is
+        # idempotent: claims and dissent reports check the chain first).
+        self._finished.add(round_no)
         self._pending.append(self._background.submit(self._write_entry, entry, weights))
 
     def _write_entry(self, entry: dict[str, Any], weights: StateDict | None) -> None:
