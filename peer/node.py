@@ -154,7 +154,7 @@ class PeerNode:
             submit_deadline=info.submit_deadline,
             attest_deadline=info.attest_deadline,
             submissions=info.submissions,
-            quorum=effective_quorum(task.quorum, info.eligible),
+            quorum=info.need or effective_quorum(task.quorum, info.eligible),
             eligible=round_no not in self._ineligible,
             submitted=self._has_submitted(round_no),
             attested=round_no in self._attested,
