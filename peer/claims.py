@@ -84,22 +84,26 @@ class ClaimBook:
 
     def rebuild(self, accepted_after_fetch: AcceptedFn) -> int:
         """Claim every finalized round this member submitted to and has not claimed; count them."""
-        made = 0
         mine = self._ledger.events(UpdateSubmitted, self._task_id, None, self._member)
-        for round_no in sorted({e.round for e in mine}):
-            if self._ledger.has_claimed(self._task_id, round_no, self._member):
-                continue
-            info = self._ledger.round_info(self._task_id, round_no)
-            if RoundStatus(info.status) is not RoundStatus.FINALIZED:
-                continue
-            subs = self._ledger.submissions(self._task_id, round_no)
-            claim = self._from_chain(round_no, subs, info.model_digest)
-            if claim is None or claim.root != info.scores_digest:
-                accepted = accepted_after_fetch(round_no, subs, info.model_digest)
-                claim = claim_for(self._task_id, round_no, self._member, accepted)
-            if claim is not None and self.settle(claim):
-                made += 1
-        return made
+        return sum(
+            self.settle_round(r, accepted_after_fetch) for r in sorted({e.round for e in mine})
+        )
+
+    def settle_round(self, round_no: int, accepted_after_fetch: AcceptedFn) -> bool:
+        """Claim ``round_no`` from the chain's record (a round not aggregated by this peer)."""
+        if self._ledger.has_claimed(self._task_id, round_no, self._member):
+            return False
+        info = self._ledger.round_info(self._task_id, round_no)
+        if RoundStatus(info.status) is not RoundStatus.FINALIZED:
+            return False
+        subs = self._ledger.submissions(self._task_id, round_no)
+        if not any(s.member.lower() == self._member.lower() for s in subs):
+            return False
+        claim = self._from_chain(round_no, subs, info.model_digest)
+        if claim is None or claim.root != info.scores_digest:
+            accepted = accepted_after_fetch(round_no, subs, info.model_digest)
+            claim = claim_for(self._task_id, round_no, self._member, accepted)
+        return claim is not None and self.settle(claim)
 
     def _from_chain(
         self, round_no: int, subs: list[Submission], model_digest: bytes

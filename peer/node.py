@@ -433,6 +433,14 @@ class PeerNode:
         entry = rec.entry()
         if missed:
             entry["missed"] = True
+        if self.gossip is not None:
+            stats = self.gossip.stats()  # totals since start: a flood shows up in the record
+            entry["gossip"] = {
+                "accepted": stats.accepted,
+                "rejected": dict(stats.rejected),
+                "inbox_dropped": stats.inbox_dropped,
+                "outbound_dropped": stats.outbound_dropped,
+            }
         weights: StateDict | None = None
         if status is RoundStatus.FINALIZED:
             agreed_digest = info.aggregate_digest
@@ -440,8 +448,10 @@ class PeerNode:
                 agreed_digest
             )
             entry["agreed"] = rec.agreed
-            if rec.claim is not None and not missed:
-                entry["claimed"] = self._claims.settle(rec.claim)
+            if not (rec.claim is not None and self._claims.settle(rec.claim)):
+                # Not aggregated here, or our scores lost: rebuild the claim from the chain.
+                self._claims.settle_round(round_no, self._accepted_after_fetch)
+            entry["claimed"] = self.ledger.has_claimed(self._task_id, round_no, self._me)
             entry["dissent"] = self._report_dissent(round_no, agreed_digest, info.scores_digest)
             weights = rec.global_model if rec.agreed else None
             if weights is None and not missed:

@@ -19,10 +19,13 @@ import pytest
 
 from consensus.protocol import RoundStatus
 from consensus.scoring import sample_scores, scores_tree
+from peer.announcements import Domain, sign_update
 from peer.content.cid import cid_from_bytes, cid_to_bytes
+from peer.gossip.identity import generate_ed25519_seed
 from peer.ledger.client import FederationClient
 from peer.ledger.errors import SamplesAboveCap
 from peer.ledger.events import DissentRecorded
+from peer.startup import gossip_topic
 from tests.e2e.conftest import SPEC, wait_peers_exit, wait_task_done
 from tests.e2e.hostile import (
     HostileContent,
@@ -31,12 +34,14 @@ from tests.e2e.hostile import (
     wait_round_status,
 )
 from tests.e2e.test_rounds import audit_rounds
+from tests.peer.gossip.conftest import PeerProcess
 
 pytestmark = pytest.mark.e2e
 
 CAP = 200
 OVERSIZE = 128 * 1024 * 1024
 ROUNDS = 5
+FLOOD = 150  # of each kind: garbage, and announcements from a host not registered for the signer
 
 # What each hostile member submits per round, and a phrase of the reason honest peers record.
 EXPECTED = {
@@ -48,7 +53,47 @@ EXPECTED = {
 }
 
 
-def test_hostile_members_are_left_out_and_cannot_finalize(federation_factory) -> None:
+def start_flooder(fed, tmp_path) -> PeerProcess:
+    """A gossip host on the task's topic, connected to the first hospital's peer only."""
+    assert fed.deployer is not None
+    topic = gossip_topic(fed.deployer.chain_id, fed.deployer.address, fed.task_id)
+    flooder = PeerProcess(
+        [
+            "node",
+            "--seed",
+            generate_ed25519_seed().hex(),
+            "--topic",
+            topic,
+            "--bootstrap",
+            fed.hospitals[0].gossip_addr,
+        ],
+        tmp_path / "flooder.stderr",
+    )
+    flooder.expect("ready", 120)
+    peers = flooder.request("peers", 90, cmd="wait_peers", n=1, timeout=60)["peers"]
+    assert peers, f"the flooder never joined the topic\n{flooder.stderr_tail()}"
+    return flooder
+
+
+def flood_payloads(fed) -> list[str]:
+    assert fed.deployer is not None
+    domain = Domain(chain_id=fed.deployer.chain_id, contract=fed.deployer.address)
+    forged = [
+        sign_update(
+            fed.outsiders[0],
+            domain,
+            task_id=fed.task_id,
+            round_no=2,
+            cid=fed.model_cid,
+            num_samples=i + 1,
+        ).to_bytes()
+        for i in range(FLOOD)
+    ]
+    garbage = [b"{not json " + secrets.token_bytes(32) for _ in range(FLOOD)]
+    return [p.hex() for pair in zip(garbage, forged, strict=True) for p in pair]
+
+
+def test_hostile_members_are_left_out_and_cannot_finalize(federation_factory, tmp_path) -> None:
     names = ["cleveland", "hungary", "va"]
     fed = federation_factory(
         names, rounds=ROUNDS, quorum=3, extra_members=2, fetch_timeout=4.0, max_samples=CAP
@@ -59,10 +104,13 @@ def test_hostile_members_are_left_out_and_cannot_finalize(federation_factory) ->
     content = HostileContent(SPEC, fed.hospitals[0].kubo.api_multiaddr)
     for name in names:
         fed.spawn_peer(name)
+    flooder = start_flooder(fed, tmp_path)
     rss_growth_kib: dict[str, int] = {}
     try:
         for round_no, ((kind_a, _), (kind_b, _)) in EXPECTED.items():
             wait_round_status(a, task_id, round_no, RoundStatus.COLLECTING)
+            if round_no == 2:
+                flooder.request("published", 120, cmd="publish_hex", payloads=flood_payloads(fed))
             if round_no == 1:
                 with pytest.raises(SamplesAboveCap):
                     a.submit_update(task_id, 1, content.all_zero(), CAP + 1)
@@ -99,6 +147,7 @@ def test_hostile_members_are_left_out_and_cannot_finalize(federation_factory) ->
         wait_task_done(fed, rounds=ROUNDS)
     finally:
         content.close()
+        flooder.stop()
 
     honest = {h.identity.address.lower() for h in fed.hospitals}
     audit_rounds(fed, ROUNDS, honest=honest)
@@ -134,6 +183,15 @@ def test_hostile_members_are_left_out_and_cannot_finalize(federation_factory) ->
             if s.member == h.identity.address
         ]
         assert client.contribution_of(h.identity.address) == sum(mine)
+    # The flood reached the first hospital only and was refused there, before relay.
+    last = {
+        h.name: json.loads((h.home / "state" / "history.jsonl").read_text().splitlines()[-1])
+        for h in fed.hospitals
+    }
+    first, *others = (h.name for h in fed.hospitals)
+    assert sum(last[first]["gossip"]["rejected"].values()) == 2 * FLOOD, last[first]["gossip"]
+    for name in others:
+        assert last[name]["gossip"]["rejected"] == {}, (name, last[name]["gossip"])
     # The 128 MiB object was refused before download: no honest peer's peak memory grew by half.
     assert rss_growth_kib, "the oversize round was not measured"
     for name, growth in rss_growth_kib.items():
