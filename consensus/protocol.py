@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum, IntEnum
 
+from fedchain.errors import ConfigError
+
 
 class RoundStatus(IntEnum):
     """Matches the contract's ``RoundStatus`` enum order."""
@@ -44,6 +46,14 @@ class RoundView:
     submitted: bool
     attested: bool
     task_complete: bool
+
+
+def default_quorum(members: int) -> int:
+    """ceil(2n/3) of ``members``: always a strict majority (the contract's rule), and it
+    tolerates a third of the members being down (n=2 -> 2, 3 -> 2, 4 -> 3, 10 -> 7)."""
+    if members < 1:
+        raise ConfigError(f"a federation needs at least one member, got {members}")
+    return -(-2 * members // 3)
 
 
 def effective_quorum(quorum: int, eligible: int) -> int:

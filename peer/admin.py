@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from consensus.protocol import default_quorum
 from consensus.task_spec import TaskSpec
 from fedchain.errors import ConfigError
 from peer.content.cid import cid_to_bytes
@@ -76,12 +77,6 @@ class TaskRequest:
     round_duration: int
     attest_duration: int
     max_samples: int
-
-
-def default_quorum(members: int) -> int:
-    """ceil(2n/3) of ``members``: always a strict majority (the contract's rule), and it
-    tolerates a third of the members being down (n=2 -> 2, 3 -> 2, 4 -> 3, 10 -> 7)."""
-    return -(-2 * members // 3)
 
 
 def create_task(

@@ -27,6 +27,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
+from consensus.protocol import default_quorum
 from consensus.serialization import weights_to_bytes
 from consensus.task_spec import TaskSpec
 from fedchain.errors import ConfigError, ToolchainError
@@ -49,14 +50,6 @@ log = logging.getLogger("fedchain.devnet")
 
 DEMO_SCRYPT_N = 2**14  # throw-away demo keys: fast to decrypt; real keys use the default
 FUNDING_WEI = Web3.to_wei(100, "ether")
-
-
-def default_quorum(members: int) -> int:
-    """⌈2n/3⌉ of n members: a strict majority that still finalizes rounds with one member lost
-    (for n >= 3; two members need both)."""
-    if members < 1:
-        raise ConfigError(f"a federation needs at least one member, got {members}")
-    return -(-2 * members // 3)
 
 
 def check_quorum(quorum: int, members: int) -> int:

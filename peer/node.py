@@ -47,7 +47,7 @@ from peer.ledger.errors import AlreadyAttested, NotEligible, NotMember
 from peer.ledger.types import Submission
 from peer.records import History
 from peer.resilience import OutageGuard
-from peer.round_updates import collect_updates
+from peer.round_updates import RoundUpdates, collect_updates
 from peer.training import LocalTrainer, StateDict, evaluate, reference_weights
 from peer.updates import UpdateFetcher
 
@@ -285,9 +285,10 @@ class PeerNode:
         except FedchainError as exc:
             log.warning("round %d: gossip announcement not sent: %s", round_no, exc)
 
-    def _accepted_after_fetch(
+    def _collect(
         self, round_no: int, submissions: list[Submission], model_digest: bytes
-    ) -> list[tuple[str, int]]:
+    ) -> RoundUpdates:
+        """The round's checked updates; an own-Kubo outage is raised, never held against others."""
         collected = collect_updates(
             submissions,
             model_digest,
@@ -297,6 +298,12 @@ class PeerNode:
             max_abs_weight=self.spec.max_abs_weight,
         )
         self._require_own_kubo_healthy(round_no, collected.unavailable)
+        return collected
+
+    def _accepted_after_fetch(
+        self, round_no: int, submissions: list[Submission], model_digest: bytes
+    ) -> list[tuple[str, int]]:
+        collected = self._collect(round_no, submissions, model_digest)
         return [(u.member, u.num_samples) for u in collected.accepted]
 
     def _ledger_cap(self) -> int:
@@ -308,15 +315,7 @@ class PeerNode:
         rec = self._record(round_no)
         t0 = time.perf_counter()
         submissions = self.ledger.submissions(self._task_id, round_no)
-        collected = collect_updates(
-            submissions,
-            model_digest,
-            self._fetcher,
-            self._reference,
-            max_samples=self._ledger_cap(),
-            max_abs_weight=self.spec.max_abs_weight,
-        )
-        self._require_own_kubo_healthy(round_no, collected.unavailable)
+        collected = self._collect(round_no, submissions, model_digest)
         rec.left_out = collected.left_out
         for member, reason in collected.left_out.items():
             log.warning("round %d: left out the update of %s: %s", round_no, member, reason)

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
+from consensus.protocol import default_quorum
 from consensus.task_spec import TaskSpec
-from peer.admin import default_quorum
 from peer.content.kubo import KuboContentStore
 from peer.devnet import DEMO_SCRYPT_N, find_ipfs, fund_account
 from peer.identity import create_identity

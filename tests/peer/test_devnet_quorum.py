@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from consensus.protocol import default_quorum
 from fedchain.errors import ConfigError
-from peer.devnet import check_quorum, default_quorum
+from peer.devnet import check_quorum
 
 
 @pytest.mark.parametrize(("members", "quorum"), [(1, 1), (2, 2), (3, 2), (4, 3), (5, 4), (6, 4)])

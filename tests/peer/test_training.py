@@ -1,4 +1,4 @@
-"""The peer's evaluation of an agreed model: a model with non-finite outputs is reported, not raised."""
+"""Evaluating an agreed model: non-finite outputs are named as such, not a crash."""
 
 from __future__ import annotations
 
