@@ -194,5 +194,6 @@ def test_hostile_members_are_left_out_and_cannot_finalize(federation_factory, tm
         assert last[name]["gossip"]["rejected"] == {}, (name, last[name]["gossip"])
     # The 128 MiB object was refused before download: no honest peer's peak memory grew by half.
     assert rss_growth_kib, "the oversize round was not measured"
+    print(f"peak RSS growth of honest peers in the oversize round, KiB: {rss_growth_kib}")
     for name, growth in rss_growth_kib.items():
         assert growth < OVERSIZE // 2 // 1024, f"{name} peak RSS grew {growth} KiB"
