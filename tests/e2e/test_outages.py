@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from consensus.protocol import RoundStatus
+from consensus.scoring import sample_scores, scores_tree
 from peer.devnet import LocalFederation
 from tests.e2e.conftest import wait_task_done
 
@@ -61,20 +62,30 @@ def history(fed: LocalFederation, name: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-def earned(fed: LocalFederation, address: str) -> int:
-    """What a member earned: its bounded samples in every finalized round it submitted to."""
+def agreed_scores(fed: LocalFederation, witness: str) -> dict[str, int]:
+    """Each member's total agreed score, from the chain and a peer that never crashed.
+
+    A round's accepted set is its submissions minus what ``witness`` left out (an update whose
+    sender's Kubo was down when it was fetched is left out, as designed); the set is checked
+    against the scores root the round finalized with, so the witness cannot be wrong about it.
+    """
     assert fed.deployer is not None
     client = fed.deployer
-    total = 0
+    left_out = {int(e["round"]): e["left_out"] for e in history(fed, witness)}
+    totals: dict[str, int] = {}
     for r in range(1, client.task(fed.task_id).current_round + 1):
-        if RoundStatus(client.round_info(fed.task_id, r).status) is not RoundStatus.FINALIZED:
+        info = client.round_info(fed.task_id, r)
+        if RoundStatus(info.status) is not RoundStatus.FINALIZED:
             continue
-        total += sum(
-            min(s.num_samples, CAP)
+        accepted = [
+            (s.member, min(s.num_samples, CAP))
             for s in client.submissions(fed.task_id, r)
-            if s.member == address
-        )
-    return total
+            if s.member not in left_out[r]
+        ]
+        assert scores_tree(fed.task_id, r, sample_scores(accepted)).root == info.scores_digest
+        for member, score in accepted:
+            totals[member] = totals.get(member, 0) + score
+    return totals
 
 
 def test_federation_rides_out_outages_and_a_lost_member(federation_factory) -> None:
@@ -135,7 +146,7 @@ def test_federation_rides_out_outages_and_a_lost_member(federation_factory) -> N
         timeout=180,
     )
     assert done.returncode == 0, done.stderr
+    expected = agreed_scores(fed, witness="cleveland")
     for h in fed.hospitals:
-        assert fed.deployer.contribution_of(h.identity.address) == earned(
-            fed, h.identity.address
-        ), h.name
+        got = fed.deployer.contribution_of(h.identity.address)
+        assert got == expected[h.identity.address], (h.name, got, expected)
