@@ -20,7 +20,7 @@ from consensus.scoring import Score, sample_scores, scores_tree
 from peer.ledger.client import FederationClient
 from peer.ledger.errors import AlreadyClaimed
 from peer.ledger.events import UpdateSubmitted
-from peer.ledger.types import Submission
+from peer.ledger.types import RoundInfo, Submission
 
 log = logging.getLogger("fedchain.peer")
 
@@ -64,12 +64,12 @@ class ClaimBook:
         self._member = member
         self.claimed: dict[int, int] = {}
 
-    def settle(self, claim: Claim) -> bool:
-        """Claim ``claim`` if its root is the agreed one and it is not claimed yet."""
-        info = self._ledger.round_info(self._task_id, claim.round)
-        if RoundStatus(info.status) is not RoundStatus.FINALIZED:
-            return False
-        if info.scores_digest != claim.root:
+    def settle(self, claim: Claim, agreed_root: bytes) -> bool:
+        """Claim ``claim`` if ``agreed_root`` (the finalized round's) is its root.
+
+        True when the round is claimed, now or before; False when our scores were not agreed.
+        """
+        if agreed_root != claim.root:
             log.info("round %d: the agreed scores differ from ours; nothing to claim", claim.round)
             return False
         if self._ledger.has_claimed(self._task_id, claim.round, self._member):
@@ -84,18 +84,22 @@ class ClaimBook:
 
     def rebuild(self, accepted_after_fetch: AcceptedFn) -> int:
         """Claim every finalized round this member submitted to and has not claimed; count them."""
+        before = len(self.claimed)
         mine = self._ledger.events(UpdateSubmitted, self._task_id, None, self._member)
-        return sum(
-            self.settle_round(r, accepted_after_fetch) for r in sorted({e.round for e in mine})
-        )
+        for round_no in sorted({e.round for e in mine}):
+            info = self._ledger.round_info(self._task_id, round_no)
+            if RoundStatus(info.status) is RoundStatus.FINALIZED:
+                self.settle_round(info, accepted_after_fetch)
+        return len(self.claimed) - before
 
-    def settle_round(self, round_no: int, accepted_after_fetch: AcceptedFn) -> bool:
-        """Claim ``round_no`` from the chain's record (a round not aggregated by this peer)."""
+    def settle_round(self, info: RoundInfo, accepted_after_fetch: AcceptedFn) -> bool:
+        """Claim a finalized round from the chain's record (one this peer did not aggregate).
+
+        True when the round is claimed, now or before.
+        """
+        round_no = info.round
         if self._ledger.has_claimed(self._task_id, round_no, self._member):
-            return False
-        info = self._ledger.round_info(self._task_id, round_no)
-        if RoundStatus(info.status) is not RoundStatus.FINALIZED:
-            return False
+            return True
         subs = self._ledger.submissions(self._task_id, round_no)
         if not any(s.member.lower() == self._member.lower() for s in subs):
             return False
@@ -103,7 +107,7 @@ class ClaimBook:
         if claim is None or claim.root != info.scores_digest:
             accepted = accepted_after_fetch(round_no, subs, info.model_digest)
             claim = claim_for(self._task_id, round_no, self._member, accepted)
-        return claim is not None and self.settle(claim)
+        return claim is not None and self.settle(claim, info.scores_digest)
 
     def _from_chain(
         self, round_no: int, subs: list[Submission], model_digest: bytes

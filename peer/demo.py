@@ -25,13 +25,13 @@ from consensus.protocol import RoundStatus, default_quorum
 from consensus.serialization import weights_from_bytes
 from consensus.task_spec import ModelSpec, TaskSpec, TrainingSpec
 from fedchain.errors import FedchainError, ServiceUnavailableError
+from fedchain.private_files import private_dir, write_private_text
 from models.datasets.heart import HOSPITALS, TabularSplit, load_heart_hospital
 from peer.content.cid import cid_from_bytes
 from peer.content.kubo import KuboContentStore
 from peer.devnet import LocalFederation, TaskParams, check_quorum
 from peer.ledger.client import FederationClient
 from peer.services.interrupts import raise_if_interrupted
-from peer.services.private_files import private_dir, write_private_text
 from peer.training import LocalTrainer, StateDict, evaluate, initial_weights
 
 log = logging.getLogger("fedchain.demo")

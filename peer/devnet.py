@@ -31,6 +31,7 @@ from consensus.protocol import default_quorum
 from consensus.serialization import weights_to_bytes
 from consensus.task_spec import TaskSpec
 from fedchain.errors import ConfigError, ToolchainError
+from fedchain.private_files import private_dir, write_private_text
 from peer.content.cid import cid_to_bytes
 from peer.content.kubo import KuboContentStore
 from peer.devnet_manifest import CHAIN_STATE, MANIFEST, DevnetManifest, SavedHospital
@@ -41,7 +42,6 @@ from peer.ledger.client import FederationClient, connect, deploy
 from peer.services.chain_node import AnvilNode, DevChain, GanacheNode
 from peer.services.interrupts import raise_if_interrupted
 from peer.services.kubo_daemon import KuboDaemon, generate_swarm_key
-from peer.services.private_files import private_dir, write_private_text
 from peer.services.process_record import ProcessRecord
 from peer.services.procs import ManagedProcess, free_port, on_process_start
 from peer.training import initial_weights
@@ -203,10 +203,7 @@ class LocalFederation:
     def _start_kubos(self) -> None:
         ipfs = find_ipfs()
         swarm_key = generate_swarm_key()
-        pw_file = self.root / "password"
-        pw_file.parent.mkdir(parents=True, exist_ok=True)
-        pw_file.write_text(self.password + "\n", encoding="utf-8")
-        os.chmod(pw_file, 0o600)
+        write_private_text(self.root / "password", self.password + "\n")
         homes = [self.root / "hospitals" / name for name in self.names]
         kubos = [
             KuboDaemon(

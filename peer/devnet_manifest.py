@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from fedchain.errors import ConfigError
-from peer.services.private_files import write_private_text
+from fedchain.private_files import write_private_text
 
 MANIFEST = "devnet.json"
 CHAIN_STATE = {"anvil": "chain-state.json", "ganache": "chain-db"}

@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import tempfile
 from pathlib import Path
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from fedchain.errors import KeystoreError
+from fedchain.private_files import write_private_text
 
 # secp256k1 group order: the envelope's address check needs a valid scalar.
 _SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -41,16 +41,7 @@ def write_keystore(
     if path.exists():
         raise KeystoreError(f"{path} already exists; not overwriting a key (move it away first)")
     envelope = Account.encrypt(secret, password, kdf="scrypt", iterations=scrypt_n)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".keystore-")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(envelope, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_private_text(path, json.dumps(envelope))
 
 
 def read_keystore(path: Path, password: str) -> bytes:

@@ -447,14 +447,12 @@ class PeerNode:
                 agreed_digest
             )
             entry["agreed"] = rec.agreed
-            if not (rec.claim is not None and self._claims.settle(rec.claim)):
-                # Not aggregated here, or our scores lost: rebuild the claim from the chain.
-                self._claims.settle_round(round_no, self._accepted_after_fetch)
-            entry["claimed"] = self.ledger.has_claimed(self._task_id, round_no, self._me)
+            claimed = rec.claim is not None and self._claims.settle(rec.claim, info.scores_digest)
+            if not claimed:  # not aggregated here, or our scores lost: rebuild from the chain
+                claimed = self._claims.settle_round(info, self._accepted_after_fetch)
+            entry["claimed"] = claimed
             if not missed:  # the contract takes dissent for the last finalized round only
-                entry["dissent"] = self._report_dissent(
-                    round_no, agreed_digest, info.scores_digest
-                )
+                entry["dissent"] = self._report_dissent(round_no, agreed_digest, info.scores_digest)
             weights = rec.global_model if rec.agreed else None
             if weights is None and not missed:
                 try:

@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from fedchain.errors import StateError
+from fedchain.private_files import PRIVATE_FILE, private_dir
 
 HISTORY_FILE = "history.jsonl"
-PRIVATE_DIR = 0o700
-PRIVATE_FILE = 0o600
 
 
 def _hint(path: Path, exc: OSError) -> str:
@@ -33,7 +32,7 @@ def prepare_state_dir(path: Path) -> Path:
     if path.exists() and not path.is_dir():
         raise StateError(f"state_dir {path} is a file, not a folder; point state_dir elsewhere")
     try:
-        path.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+        private_dir(path)
         fd, probe = tempfile.mkstemp(prefix=".write-check-", dir=path)
         os.close(fd)
         os.unlink(probe)

@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from peer.services.private_files import write_private_text
+from fedchain.private_files import write_private_text
 from peer.services.procs import ManagedProcess
 
 

@@ -6,7 +6,7 @@ import stat
 import sys
 from pathlib import Path
 
-from peer.services.private_files import private_dir, write_private_text
+from fedchain.private_files import private_dir, write_private_text
 from peer.services.process_record import ProcessRecord, read_process_record
 from peer.services.procs import ManagedProcess, on_process_start
 
