@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from consensus.checks import SubmittedDigest, chain_verdicts
 from consensus.protocol import RoundStatus
 from consensus.scoring import Score, sample_scores, scores_tree
-from peer.ledger.client import FederationClient
+from peer.ledger.abc import FederationLedger
 from peer.ledger.errors import AlreadyClaimed
-from peer.ledger.events import UpdateSubmitted
 from peer.ledger.types import RoundInfo, Submission
 
 log = logging.getLogger("fedchain.peer")
@@ -58,7 +57,7 @@ def claim_for(
 class ClaimBook:
     """Claims of one member in one task."""
 
-    def __init__(self, ledger: FederationClient, task_id: int, member: str) -> None:
+    def __init__(self, ledger: FederationLedger, task_id: int, member: str) -> None:
         self._ledger = ledger
         self._task_id = task_id
         self._member = member
@@ -85,11 +84,12 @@ class ClaimBook:
     def rebuild(self, accepted_after_fetch: AcceptedFn) -> int:
         """Claim every finalized round this member submitted to and has not claimed; count them."""
         before = len(self.claimed)
-        mine = self._ledger.events(UpdateSubmitted, self._task_id, None, self._member)
-        for round_no in sorted({e.round for e in mine}):
+        task = self._ledger.task(self._task_id)
+        for round_no in range(1, task.current_round + 1):
             info = self._ledger.round_info(self._task_id, round_no)
-            if RoundStatus(info.status) is RoundStatus.FINALIZED:
-                self.settle_round(info, accepted_after_fetch)
+            if info.status is not RoundStatus.FINALIZED:
+                continue
+            self.settle_round(info, accepted_after_fetch)  # not submitted to: nothing to claim
         return len(self.claimed) - before
 
     def settle_round(self, info: RoundInfo, accepted_after_fetch: AcceptedFn) -> bool:

@@ -1,4 +1,7 @@
-"""A round's update set, as every honest peer must see it: fetched, checked, in chain order.
+"""A round's update set, as every honest peer must see it: fetched and checked.
+
+``accepted`` keeps chain order (the scores and claims are built over it); the
+strategy gets :meth:`RoundUpdates.for_aggregation`, the canonical digest order.
 
 The same function serves the live round (aggregate and attest) and the rebuild
 of past rounds' scores (claims after a crash), so both reach the verdicts the
@@ -15,6 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from consensus.aggregation import canonical_order
 from consensus.checks import SubmittedDigest, all_zero, chain_verdicts, largest_magnitude
 from consensus.serialization import weights_from_bytes
 from consensus.strategies.abc import Update
@@ -34,9 +38,20 @@ class RoundUpdates:
     """What a peer accepted from one round, and why it left the others out."""
 
     accepted: list[Update] = field(default_factory=list)
+    """In chain order."""
+    digests: dict[str, bytes] = field(default_factory=dict)
+    """Update digest of each accepted member."""
     left_out: dict[str, str] = field(default_factory=dict)
     unavailable: list[str] = field(default_factory=list)
     """Members left out only because their content did not arrive (not a verdict on it)."""
+
+    def for_aggregation(self) -> list[Update]:
+        """The accepted updates in canonical (update digest) order, as strategies receive them."""
+        return canonical_order([(self.digests[u.member], u) for u in self.accepted])
+
+    def sample_counts(self) -> list[tuple[str, int]]:
+        """(member, bounded samples) of the accepted updates, in chain order (for the scores)."""
+        return [(u.member, u.num_samples) for u in self.accepted]
 
 
 def collect_updates(
@@ -81,4 +96,5 @@ def collect_updates(
             continue
         bounded = min(sub.num_samples, max_samples)
         out.accepted.append(Update(member=sub.member, weights=weights, num_samples=bounded))
+        out.digests[sub.member] = sub.digest
     return out

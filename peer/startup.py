@@ -138,7 +138,7 @@ def run_peer(cfg: PeerConfig) -> int:
             content=content,
             gossip=gossip,
             spec=spec,
-            trainer=LocalTrainer(spec, data),
+            learner=LocalTrainer(spec, data),
         )
         stack.callback(node.close)
         try:

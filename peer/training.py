@@ -60,6 +60,13 @@ class LocalTrainer:
     def num_samples(self) -> int:
         return int(self.data.x_train.shape[0])
 
+    def reference_weights(self) -> StateDict:
+        return reference_weights(self.spec)
+
+    def evaluate(self, weights: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        """Metrics of ``weights`` on this institution's test split."""
+        return evaluate(self.spec, weights, self.data.x_test, self.data.y_test)
+
     def train(self, global_weights: Mapping[str, torch.Tensor], round_no: int) -> StateDict:
         model = build_model(self.spec)
         model.load_state_dict(dict(global_weights))

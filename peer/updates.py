@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 
 from consensus.serialization import MAX_MODEL_BYTES
 from fedchain.errors import (
@@ -37,11 +37,17 @@ class UpdateFetcher:
         timeout: float,
         max_bytes: int = MAX_MODEL_BYTES,
         workers: int = 2,
+        executor: Executor | None = None,
     ) -> None:
+        """``executor`` runs the fetches (default: a pool of ``workers`` threads, closed with
+        this fetcher); an inline one makes every fetch happen at the call, deterministically."""
         self._store = store
         self._timeout = timeout
         self._max_bytes = max_bytes
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prefetch")
+        self._owned = executor is None
+        self._pool: Executor = executor or ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="prefetch"
+        )
         self._lock = threading.Lock()
         self._pending: dict[str, Future[bytes]] = {}
 
@@ -92,5 +98,6 @@ class UpdateFetcher:
             self._pending.clear()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._owned:
+            self._pool.shutdown(wait=False, cancel_futures=True)
         log.debug("update fetcher closed")
