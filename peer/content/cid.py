@@ -98,7 +98,10 @@ def _decode_text(cid: str) -> bytes:
         raw = base64.b32decode(body.upper() + "=" * (-len(body) % 8))
     except ValueError as exc:
         raise ContentError(f"CID {cid!r} is not valid base32: {exc}") from exc
-    _parse(raw)
+    try:
+        _parse(raw)
+    except ContentError as exc:
+        raise ContentError(f"CID {cid!r} is invalid: {exc}") from None
     return raw
 
 
