@@ -84,7 +84,7 @@ def create_task(
 ) -> int:
     """Publish the spec and initial model on the member's Kubo, then create the task on-chain."""
     from consensus.serialization import weights_from_bytes, weights_to_bytes
-    from peer.training import initial_weights, reference_weights
+    from models.tasks import initial_weights, reference_weights
 
     try:
         spec = TaskSpec.from_bytes(req.spec_path.read_bytes())

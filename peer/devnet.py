@@ -32,6 +32,7 @@ from consensus.serialization import weights_to_bytes
 from consensus.task_spec import TaskSpec
 from fedchain.errors import ConfigError, ToolchainError
 from fedchain.private_files import private_dir, write_private_text
+from models.tasks import initial_weights
 from peer.content.cid import cid_to_bytes
 from peer.content.kubo import KuboContentStore
 from peer.devnet_manifest import CHAIN_STATE, MANIFEST, DevnetManifest, SavedHospital
@@ -44,7 +45,6 @@ from peer.services.interrupts import raise_if_interrupted
 from peer.services.kubo_daemon import KuboDaemon, generate_swarm_key
 from peer.services.process_record import ProcessRecord
 from peer.services.procs import ManagedProcess, free_port, on_process_start
-from peer.training import initial_weights
 
 log = logging.getLogger("fedchain.devnet")
 

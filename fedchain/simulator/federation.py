@@ -33,9 +33,8 @@ from peer.content.cid import cid_to_bytes
 from peer.content.memory import MemoryContentNetwork, MemoryContentStore
 from peer.executor import InlineExecutor
 from peer.gossip.memory import MemoryGossip, MemoryGossipNetwork
-from peer.gossip.validation import AnnouncementValidator
+from peer.gossip.validation import AnnouncementValidator, ChainMembership
 from peer.identity import Identity
-from peer.ledger.abc import FederationLedger
 from peer.ledger.memory import MemoryChain, MemoryFederation
 from peer.ledger.types import ProposalKind
 from peer.node import LocalLearner, PeerNode, StepOutcome
@@ -55,23 +54,6 @@ def derived_identity(seed: int, name: str) -> Identity:
     eth = hashlib.sha256(f"fedchain-sim/eth/{seed}/{name}".encode()).digest()
     p2p = hashlib.sha256(f"fedchain-sim/libp2p/{seed}/{name}".encode()).digest()
     return Identity(Account.from_key(eth), p2p)
-
-
-class _LedgerMembership:
-    """The gossip validator's view of membership, read from the in-memory chain."""
-
-    def __init__(self, ledger: FederationLedger, chain: MemoryChain) -> None:
-        self._ledger = ledger
-        self._chain = chain
-
-    def is_member(self, address: str) -> bool:
-        return self._ledger.is_member(address)
-
-    def peer_id_of(self, address: str) -> str:
-        return self._ledger.peer_id_of(address)
-
-    def block_number(self) -> int:
-        return int(self._chain.block_number)
 
 
 @dataclass
@@ -122,7 +104,9 @@ class VirtualFederation:
         self.clock = VirtualClock(START_TIME)
         self.chain = MemoryChain(now=self.clock.now)
         self.content_net = MemoryContentNetwork()
-        self.gossip_net: MemoryGossipNetwork | None = MemoryGossipNetwork() if gossip else None
+        self.gossip_net: MemoryGossipNetwork | None = (
+            MemoryGossipNetwork(wall_clock=False) if gossip else None
+        )
         self._observers = observers
         self.deployer_identity = derived_identity(seed, "deployer")
         founders = {name: derived_identity(seed, name) for name in learners}
@@ -158,11 +142,15 @@ class VirtualFederation:
         gossip = None
         if self.gossip_net is not None:
             gossip = self.gossip_net.join(identity.peer_id, validator=self._validator(ledger))
+            gossip.start()
+        content = self.content_net.store(name)
+        for other in self.peers.values():  # a full mesh, as the members' Kubos swarm
+            content.connect(other.content.address)
         peer = VirtualPeer(
             name=name,
             identity=identity,
             ledger=ledger,
-            content=self.content_net.store(name),
+            content=content,
             gossip=gossip,
             learner=learner,
             state_dir=self.root / "peers" / name,
@@ -175,7 +163,7 @@ class VirtualFederation:
     def _validator(self, ledger: MemoryFederation) -> AnnouncementValidator:
         # Task 1 is the only task of a simulated federation.
         domain = Domain(chain_id=ledger.chain_id, contract=ledger.address)
-        return AnnouncementValidator(domain, 1, _LedgerMembership(ledger, self.chain))
+        return AnnouncementValidator(domain, 1, ChainMembership(ledger))
 
     def config(self, peer: VirtualPeer) -> PeerConfig:
         return PeerConfig.model_validate(
