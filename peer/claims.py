@@ -19,6 +19,7 @@ from consensus.protocol import RoundStatus
 from consensus.scoring import Score, sample_scores, scores_tree
 from peer.ledger.abc import FederationLedger
 from peer.ledger.errors import AlreadyClaimed
+from peer.ledger.events import UpdateSubmitted
 from peer.ledger.types import RoundInfo, Submission
 
 log = logging.getLogger("fedchain.peer")
@@ -84,12 +85,11 @@ class ClaimBook:
     def rebuild(self, accepted_after_fetch: AcceptedFn) -> int:
         """Claim every finalized round this member submitted to and has not claimed; count them."""
         before = len(self.claimed)
-        task = self._ledger.task(self._task_id)
-        for round_no in range(1, task.current_round + 1):
+        mine = self._ledger.events(UpdateSubmitted, self._task_id, None, self._member)
+        for round_no in sorted({e.round for e in mine}):
             info = self._ledger.round_info(self._task_id, round_no)
-            if info.status is not RoundStatus.FINALIZED:
-                continue
-            self.settle_round(info, accepted_after_fetch)  # not submitted to: nothing to claim
+            if info.status is RoundStatus.FINALIZED:
+                self.settle_round(info, accepted_after_fetch)
         return len(self.claimed) - before
 
     def settle_round(self, info: RoundInfo, accepted_after_fetch: AcceptedFn) -> bool:

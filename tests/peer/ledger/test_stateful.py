@@ -1,4 +1,4 @@
-"""Randomized rounds against a real Anvil, checked step by step against a small model of the rules.
+"""Randomized rounds on every ledger backend, checked step by step against a model of the rules.
 
 Hypothesis drives members (and an outsider) through random submits, closes,
 attestations (agreeing or not), failures, claims and jumps of block time.  For
@@ -11,7 +11,6 @@ only from finalized rounds).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -23,11 +22,8 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from consensus.merkle import MerkleTree
 from consensus.scoring import Score, scores_tree
 from peer.ledger import errors as E
-from peer.ledger.client import FederationClient, connect, deploy
-from peer.ledger.compiler import ContractArtifact, federation_artifact
 from peer.ledger.types import RoundStatus, TxResult
-from peer.services.chain_node import AnvilNode
-from tests.peer.ledger.conftest import cid_of
+from tests.peer.ledger.conftest import Backend, cid_of
 
 HOUR = 3600
 JUMP = HOUR + 600
@@ -39,14 +35,7 @@ WHO = st.sampled_from([0, 1, 2, 0, 1, 2, 3])
 """Members 0..2 and, less often, the outsider (3)."""
 MEMBERS = 3
 OUTCOMES: Counter[str] = Counter()
-"""What the runs did (rule + "ok" or error name), to check the exploration reached every path."""
-
-
-@dataclass
-class Env:
-    node: AnvilNode
-    artifact: ContractArtifact
-    keys: list[str]
+"""What the run did (rule + "ok" or error name), to check the exploration reached every path."""
 
 
 @dataclass
@@ -60,30 +49,21 @@ class RoundModel:
     attested: set[int] = field(default_factory=set)
 
 
-@pytest.fixture(scope="module")
-def env() -> Iterator[Env]:
-    with AnvilNode(accounts=MEMBERS + 2) as node:
-        yield Env(node, federation_artifact(), node.dev_private_keys(MEMBERS + 2))
-
-
 class LedgerMachine(RuleBasedStateMachine):
-    def __init__(self, env: Env) -> None:
+    def __init__(self, chain: Backend) -> None:
         super().__init__()
-        self.env = env
-        w3 = connect(env.node.rpc_url)
-        accounts = [Account.from_key(k) for k in env.keys]
+        self.chain = chain
+        accounts = [Account.from_key(k) for k in chain.dev_private_keys(MEMBERS + 2)]
         members = accounts[1 : 1 + MEMBERS]
-        dep = deploy(
-            w3,
+        dep = chain.deploy(
             accounts[0],
             [m.address for m in members],
             [f"12D3KooWState{i}" for i in range(MEMBERS)],
             5001,
-            artifact=env.artifact,
         )
-        self.clients = [
-            FederationClient(w3, dep.address, a, artifact=env.artifact) for a in members
-        ] + [FederationClient(w3, dep.address, accounts[-1], artifact=env.artifact)]
+        self.clients = [chain.client(dep.address, a) for a in members] + [
+            chain.client(dep.address, accounts[-1])
+        ]
         self.reader = dep
         self.task = self.clients[0].create_task(
             cid_of(b"spec"), cid_of(b"m0"), QUORUM, HOUR, HOUR, 1000, MAX_SAMPLES
@@ -99,10 +79,7 @@ class LedgerMachine(RuleBasedStateMachine):
     # -- helpers ---------------------------------------------------------------------------
 
     def _block_time(self, result: TxResult | None = None) -> int:
-        block = self.env.node.rpc(
-            "eth_getBlockByNumber", [hex(result.block_number) if result else "latest", False]
-        )
-        return int(block["timestamp"], 16)
+        return self.chain.block_time(result.block_number if result else None)
 
     def _now(self) -> int:
         return self._block_time()
@@ -287,7 +264,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule()
     def advance_time(self) -> None:
-        self.env.node.time_advance(JUMP)
+        self.chain.time_advance(JUMP)
 
     # -- invariants ------------------------------------------------------------------------------
 
@@ -322,10 +299,12 @@ class LedgerMachine(RuleBasedStateMachine):
         assert self.reader.credit_of(self.clients[MEMBERS].account.address) == 0
 
 
-def test_random_rounds_follow_the_rules(env: Env) -> None:
+def test_random_rounds_follow_the_rules(chain: Backend) -> None:
+    OUTCOMES.clear()
+
     class OnThisChain(LedgerMachine):
         def __init__(self) -> None:
-            super().__init__(env)
+            super().__init__(chain)
 
     run_state_machine_as_test(
         OnThisChain,
