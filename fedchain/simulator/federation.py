@@ -256,10 +256,11 @@ class VirtualFederation:
         return outcome
 
     def step_all(self) -> bool:
-        """Step every running node once, in a fixed order; True if any of them acted."""
+        """Step every running node once, in a fixed order; True if any of them acted (or
+        finished, or stopped): False means every node waits for time to pass."""
         acted = False
         for peer in self.running():
-            acted |= self.step_peer(peer.name) is StepOutcome.ACTED
+            acted |= self.step_peer(peer.name) is not StepOutcome.WAITING
         return acted
 
     def advance(self) -> None:

@@ -179,8 +179,8 @@ def simulate(
     stopped = {n: str(p.error) for n, p in fed.peers.items() if p.error is not None}
     if stopped:
         raise FedchainError(f"virtual peers stopped on errors: {stopped}")
-    results = []
-    cids = []
+    results: list[dict[str, Any]] = []
+    cids: list[str] = []
     for round_no in range(1, fed.deployer.task(fed.task_id).current_round + 1):
         info = fed.deployer.round_info(fed.task_id, round_no)
         if info.status is not RoundStatus.FINALIZED:

@@ -87,9 +87,11 @@ def test_rounds_finalize_with_one_agreed_aggregate(tmp_path: Path) -> None:
     for name in NAMES:
         h = history(fed, name)
         assert sorted(h) == [1, 2]
-        assert all(e["agreed"] is True and e["claimed"] is True for e in h.values())
-        assert all(not e["left_out"] and "local_test" in e for e in h.values())
-        assert [h[r]["aggregate_cid"] for r in (1, 2)] == aggregates(fed)
+        for r, agreed_cid in zip((1, 2), aggregates(fed), strict=True):
+            # A member whose attestation was not needed any more (quorum 3 of 4) records none.
+            assert h[r]["aggregate_cid"] in (agreed_cid, None)
+            assert h[r]["agreed"] is (h[r]["aggregate_cid"] is not None)
+            assert h[r]["claimed"] is True and not h[r]["left_out"] and "local_test" in h[r]
 
 
 def test_same_inputs_give_the_same_aggregates(tmp_path: Path) -> None:
@@ -162,7 +164,6 @@ def test_update_whose_bytes_do_not_match_its_digest_is_left_out(tmp_path: Path) 
     d = fed.peers["d"].identity.address
     for name in ("a", "b", "c"):
         entry = history(fed, name)[1]
-        assert entry["agreed"] is True
         assert d in entry["left_out"], entry
         assert "does not hash to it" in str(entry["left_out"][d])
 
@@ -177,7 +178,7 @@ def test_member_admitted_mid_task_joins_the_next_round(tmp_path: Path) -> None:
     members_of = {r: {s.member for s in fed.deployer.submissions(fed.task_id, r)} for r in (1, 2)}
     assert d not in members_of[1]
     assert d in members_of[2]
-    assert history(fed, "d")[2]["agreed"] is True
+    assert history(fed, "d")[2]["claimed"] is True
 
 
 def test_member_removed_mid_task_stops_with_a_clear_error(tmp_path: Path) -> None:
