@@ -23,11 +23,11 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from consensus.protocol import RoundStatus
-from consensus.task_spec import TaskSpec
 from fedchain.errors import ConfigError, FedchainError
 from fedchain.private_files import private_dir, write_private_text
 from fedchain.simulator.federation import TaskTiming, VirtualFederation
-from models.tasks import Learner, LocalData, Task, get_task
+from fedchain.simulator.partitions import population
+from models.tasks import Learner, get_task
 from models.tasks.determinism import use_deterministic_torch
 from peer.content.cid import cid_from_bytes
 from peer.records import RoundRecord
@@ -62,24 +62,6 @@ class SimulationResult:
     """The agreed aggregate of each finalized round, in round order."""
     record: dict[str, Any]
     wall_seconds: float
-
-
-def simulation_spec(task: Task, peers: int, seed: int) -> TaskSpec:
-    """The task's default spec for ``peers`` institutions, seeded by ``seed``."""
-    args = task.default_task_args()
-    task_args: dict[str, Any] = {}
-    if "n_institutions" in args:
-        task_args["n_institutions"] = peers
-    if "split_seed" in args:
-        task_args["split_seed"] = seed
-    spec = task.default_spec(task_args=task_args, training={"seed": seed})
-    available = len(task.builtin_institutions(spec))
-    if available < peers:
-        raise ConfigError(
-            f"task {task.name!r} has {available} built-in institutions; use --peers {available} "
-            "or fewer"
-        )
-    return spec
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -124,11 +106,11 @@ def simulate(
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     out_dir = private_dir(out if out is not None else Path("runs") / f"simulate-{stamp}")
     task = get_task(task_name)
-    spec = simulation_spec(task, peers, seed)
-    metric = task.primary_metric_for(spec)
-    names = task.builtin_institutions(spec)[:peers]
     with console.status(f"loading {peers} partitions of {task_name}…"):
-        learners = {n: Learner.from_local(task, spec, LocalData(partition=n), n) for n in names}
+        pop = population(task, peers, seed)
+    spec, learners = pop.spec, pop.learners
+    metric = task.primary_metric_for(spec)
+    names = list(learners)
     initial = next(iter(learners.values())).initial_weights()
     metrics = _Metrics()
     fed = VirtualFederation(
@@ -213,7 +195,13 @@ def simulate(
             alone = _local_only(learners, initial, rounds, metric)
     final = results[-1]["metrics"][metric] if results else {}
     record: dict[str, Any] = {
-        "simulation": {"task": task_name, "peers": peers, "rounds": rounds, "seed": seed},
+        "simulation": {
+            "task": task_name,
+            "peers": peers,
+            "rounds": rounds,
+            "seed": seed,
+            "partition": pop.partition,
+        },
         "chain_id": fed.deployer.chain_id,
         "contract": fed.deployer.address,
         "task_spec": spec.model_dump(),
