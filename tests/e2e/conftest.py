@@ -11,7 +11,7 @@ import pytest
 from consensus.protocol import RoundStatus
 from consensus.task_spec import ModelSpec, TaskSpec, TrainingSpec
 from fedchain.errors import ToolchainError
-from peer.devnet import LocalFederation, TaskParams, find_ipfs
+from fedchain.localnet.devnet import LocalFederation, TaskParams, find_ipfs
 
 SPEC = TaskSpec(
     name="heart-e2e",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from peer.services.kubo_daemon import generate_swarm_key
+from fedchain.localnet.kubo_daemon import generate_swarm_key
 from tests.peer.content.kubo_harness import KuboPeer, ipfs_binary, start_peer
 
 

@@ -19,9 +19,9 @@ from web3 import Web3
 
 from consensus.merkle import MerkleTree
 from consensus.scoring import Score, scores_tree
+from fedchain.localnet.chain_node import AnvilNode, DevChain, GanacheNode
+from peer.ledger.artifact import ContractArtifact, shipped_artifact
 from peer.ledger.client import FederationClient, connect, deploy
-from peer.ledger.compiler import ContractArtifact, federation_artifact
-from peer.services.chain_node import AnvilNode, DevChain, GanacheNode
 
 ACCOUNTS = 10
 """Funded dev accounts per chain: deployer, up to 6 members, outsiders."""
@@ -37,7 +37,7 @@ def cid_of(data: bytes, codec: int = 0x55) -> bytes:
 
 @pytest.fixture(scope="session")
 def artifact() -> ContractArtifact:
-    return federation_artifact()
+    return shipped_artifact()
 
 
 @pytest.fixture(scope="session", params=["anvil", "ganache"])

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 from web3 import Web3
 
+from fedchain.localnet.chain_node import DevChain
 from peer.ledger import errors as E
-from peer.ledger.compiler import ContractArtifact
+from peer.ledger.artifact import ContractArtifact
 from peer.ledger.events import RoundFinalized, TaskCreated
 from peer.ledger.types import ProposalKind, RoundStatus
-from peer.services.chain_node import DevChain
 from tests.peer.ledger.conftest import HOUR, Fed, make_fed
 
 

@@ -6,12 +6,12 @@ import pytest
 from eth_account import Account
 from web3 import Web3
 
+from fedchain.localnet.chain_node import DevChain
 from peer.ledger import errors as E
+from peer.ledger.artifact import ContractArtifact
 from peer.ledger.client import deploy
-from peer.ledger.compiler import ContractArtifact
 from peer.ledger.events import MemberAdmitted, MemberRemoved, ProposalApproved, ProposalCreated
 from peer.ledger.types import ProposalKind, RoundStatus
-from peer.services.chain_node import DevChain
 from tests.peer.ledger.conftest import Fed
 
 WEEK = 7 * 24 * 3600

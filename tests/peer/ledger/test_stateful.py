@@ -22,11 +22,11 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 
 from consensus.merkle import MerkleTree
 from consensus.scoring import Score, scores_tree
+from fedchain.localnet.chain_node import AnvilNode
 from peer.ledger import errors as E
+from peer.ledger.artifact import ContractArtifact, shipped_artifact
 from peer.ledger.client import FederationClient, connect, deploy
-from peer.ledger.compiler import ContractArtifact, federation_artifact
 from peer.ledger.types import RoundStatus, TxResult
-from peer.services.chain_node import AnvilNode
 from tests.peer.ledger.conftest import cid_of
 
 HOUR = 3600
@@ -63,7 +63,7 @@ class RoundModel:
 @pytest.fixture(scope="module")
 def env() -> Iterator[Env]:
     with AnvilNode(accounts=MEMBERS + 2) as node:
-        yield Env(node, federation_artifact(), node.dev_private_keys(MEMBERS + 2))
+        yield Env(node, shipped_artifact(), node.dev_private_keys(MEMBERS + 2))
 
 
 class LedgerMachine(RuleBasedStateMachine):
