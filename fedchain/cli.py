@@ -144,12 +144,10 @@ def create_task_cmd(
 ) -> None:
     """Publish a task spec and initial model to IPFS and open the task on-chain."""
     _setup_logging(False)
-    from fedchain.consortium import TaskRequest, create_task
+    from fedchain.consortium import TaskTerms, create_task
     from peer.keystore import resolve_password
 
-    req = TaskRequest(
-        spec_path=spec,
-        initial_model=initial_model,
+    terms = TaskTerms(
         quorum=quorum,
         rounds=rounds,
         round_duration=round_duration,
@@ -157,7 +155,9 @@ def create_task_cmd(
         max_samples=max_samples,
     )
     password = resolve_password(password_env, None)
-    typer.echo(create_task(rpc_url, contract, keystore, password, ipfs_api, req))
+    typer.echo(
+        create_task(rpc_url, contract, keystore, password, ipfs_api, spec, initial_model, terms)
+    )
 
 
 ROUND_1_HELP = (

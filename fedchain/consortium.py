@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from consensus.protocol import default_quorum
 from consensus.task_spec import TaskSpec
 from fedchain.errors import ConfigError
+from peer.content.abc import ContentStore
 from peer.content.cid import cid_to_bytes
 from peer.content.kubo import KuboContentStore
 from peer.keystore import load_eth_account
@@ -68,51 +71,51 @@ def deploy_federation(rpc_url: str, keystore: Path, password: str, founders: Pat
 
 
 @dataclass(frozen=True)
-class TaskRequest:
-    spec_path: Path
-    initial_model: Path | None
+class TaskTerms:
+    """What the members agree on-chain about a task besides its spec."""
+
+    rounds: int
     quorum: int | None
     """None: :func:`default_quorum` of the members when the task is created."""
-    rounds: int
-    round_duration: int
-    attest_duration: int
-    max_samples: int
+    round_duration: int = 600
+    attest_duration: int = 600
+    max_samples: int = 1000
 
 
-def create_task(
-    rpc_url: str, contract: str, keystore: Path, password: str, ipfs_api: str, req: TaskRequest
-) -> int:
-    """Publish the spec and initial model on the member's Kubo, then create the task on-chain."""
-    from consensus.serialization import weights_from_bytes, weights_to_bytes
-    from peer.training import initial_weights, reference_weights
+@dataclass(frozen=True)
+class PublishedTask:
+    task_id: int
+    spec_cid: str
+    model_cid: str
+    quorum: int
 
+
+def publish_task(
+    creator: FederationClient,
+    store: ContentStore,
+    spec: TaskSpec,
+    initial: Mapping[str, torch.Tensor],
+    terms: TaskTerms,
+) -> PublishedTask:
+    """Add the spec and initial model to the creator's content store, then create the task.
+
+    The one way a task is published (the CLI's ``create-task`` and the local devnet both call
+    it), so a spec always has the same CID and a bad quorum the same explanation.
+    """
+    from consensus.serialization import weights_to_bytes
+
+    spec_cid = store.add(spec.to_bytes())
+    model_cid = store.add(weights_to_bytes(dict(initial)))
+    quorum = terms.quorum if terms.quorum is not None else default_quorum(creator.member_count())
     try:
-        spec = TaskSpec.from_bytes(req.spec_path.read_bytes())
-    except FileNotFoundError:
-        raise ConfigError(f"task spec {req.spec_path} does not exist") from None
-    if req.initial_model is not None:
-        weights = weights_from_bytes(
-            req.initial_model.read_bytes(), reference=reference_weights(spec)
-        )
-    else:
-        weights = initial_weights(spec)
-    store = KuboContentStore(ipfs_api)
-    try:
-        spec_cid = store.add(spec.to_bytes())
-        model_cid = store.add(weights_to_bytes(weights))
-    finally:
-        store.close()
-    client = FederationClient(connect(rpc_url), contract, load_eth_account(keystore, password))
-    quorum = req.quorum if req.quorum is not None else default_quorum(client.member_count())
-    try:
-        task_id = client.create_task(
+        task_id = creator.create_task(
             cid_to_bytes(spec_cid),
             cid_to_bytes(model_cid),
             quorum,
-            req.round_duration,
-            req.attest_duration,
-            req.rounds,
-            req.max_samples,
+            terms.round_duration,
+            terms.attest_duration,
+            terms.rounds,
+            terms.max_samples,
         )
     except QuorumNotMajority as exc:
         members = int(exc.args_by_name.get("members", 0))
@@ -121,4 +124,31 @@ def create_task(
             f"use at least {members // 2 + 1}, or omit --quorum for {default_quorum(members)}"
         ) from None
     log.info("task %d: quorum %d, spec %s, initial model %s", task_id, quorum, spec_cid, model_cid)
-    return task_id
+    return PublishedTask(task_id, spec_cid, model_cid, quorum)
+
+
+def create_task(
+    rpc_url: str,
+    contract: str,
+    keystore: Path,
+    password: str,
+    ipfs_api: str,
+    spec_path: Path,
+    initial_model: Path | None,
+    terms: TaskTerms,
+) -> int:
+    """Read the spec (and an optional initial model) from files and publish the task."""
+    from consensus.serialization import weights_from_bytes
+    from peer.training import initial_weights, reference_weights
+
+    try:
+        spec = TaskSpec.from_bytes(spec_path.read_bytes())
+    except FileNotFoundError:
+        raise ConfigError(f"task spec {spec_path} does not exist") from None
+    if initial_model is not None:
+        weights = weights_from_bytes(initial_model.read_bytes(), reference=reference_weights(spec))
+    else:
+        weights = initial_weights(spec)
+    client = FederationClient(connect(rpc_url), contract, load_eth_account(keystore, password))
+    with KuboContentStore(ipfs_api) as store:
+        return publish_task(client, store, spec, weights, terms).task_id

@@ -28,9 +28,9 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from consensus.protocol import default_quorum
-from consensus.serialization import weights_to_bytes
 from consensus.task_spec import TaskSpec
 from fedchain.checkout import SOURCE_ROOT
+from fedchain.consortium import TaskTerms, publish_task
 from fedchain.errors import ConfigError, ToolchainError
 from fedchain.interrupts import raise_if_interrupted
 from fedchain.localnet.chain_node import AnvilNode, DevChain, GanacheNode
@@ -39,7 +39,6 @@ from fedchain.localnet.manifest import CHAIN_STATE, MANIFEST, DevnetManifest, Sa
 from fedchain.localnet.process_record import ProcessRecord
 from fedchain.localnet.procs import ManagedProcess, free_port, on_process_start
 from fedchain.private_files import private_dir, write_private_text
-from peer.content.cid import cid_to_bytes
 from peer.content.kubo import KuboContentStore
 from peer.gossip.identity import peer_id_from_seed
 from peer.identity import Identity, create_identity, load_identity
@@ -102,6 +101,16 @@ class TaskParams:
     round_duration: int = 600
     attest_duration: int = 600
     max_samples: int = 1000
+
+    @property
+    def terms(self) -> TaskTerms:
+        return TaskTerms(
+            rounds=self.rounds,
+            quorum=self.quorum,
+            round_duration=self.round_duration,
+            attest_duration=self.attest_duration,
+            max_samples=self.max_samples,
+        )
 
 
 class LocalFederation:
@@ -241,20 +250,13 @@ class LocalFederation:
             fund_account(self.w3, dev, acct.address)
         self.deployer = deploy(self.w3, dev, [m.address for m in members], peer_ids, 5001)
         first = self.hospitals[0]
-        store = KuboContentStore(first.kubo.api_multiaddr)
-        self.spec_cid = store.add(task.spec.to_bytes())
-        self.model_cid = store.add(weights_to_bytes(initial_weights(task.spec)))
-        store.close()
         creator = FederationClient(self.w3, self.deployer.address, first.identity.account)
-        self.task_id = creator.create_task(
-            cid_to_bytes(self.spec_cid),
-            cid_to_bytes(self.model_cid),
-            task.quorum,
-            task.round_duration,
-            task.attest_duration,
-            task.rounds,
-            task.max_samples,
-        )
+        with KuboContentStore(first.kubo.api_multiaddr) as store:
+            published = publish_task(
+                creator, store, task.spec, initial_weights(task.spec), task.terms
+            )
+        self.spec_cid, self.model_cid = published.spec_cid, published.model_cid
+        self.task_id = published.task_id
         log.info(
             "contract %s, task %d, spec %s", self.deployer.address, self.task_id, self.spec_cid
         )
