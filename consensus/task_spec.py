@@ -1,14 +1,15 @@
 """The task spec: what a federation agreed to train, stored on IPFS and named on-chain.
 
-Every peer reads the same spec by the CID recorded in the contract, so the model
-architecture, the aggregation rule and the training hyper-parameters are part of
-the federation's agreement rather than of each peer's local configuration.
+Every peer reads the same spec by the CID recorded in the contract, so the task (and its
+parameters), the model architecture, the aggregation rule and the training settings are part
+of the federation's agreement rather than of each peer's local configuration. Only where each
+institution's own records are stays local (``models.tasks.LocalData``, the peer's ``[data]``).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -26,21 +27,32 @@ class ModelSpec(_Frozen):
     kwargs: dict[str, Any] = Field(default_factory=dict)
 
 
-class TrainingSpec(_Frozen):
+class TrainingSettings(_Frozen):
+    """The one hyper-parameter type: what one call of ``models.training.train`` does.
+
+    ``seed`` is the federation's base seed (round-1 model, per-round training seeds); code that
+    runs several seeds (the learning bench) passes its own seed to ``train`` instead.
+    ``optimizer``: ``"adam"``, or ``"sgd"`` with momentum 0.9.
+    """
+
     epochs: int = Field(ge=1, le=10_000)
     lr: float = Field(gt=0)
     batch_size: int = Field(ge=1)
-    seed: int = Field(ge=0)
+    seed: int = Field(default=0, ge=0)
     weight_decay: float = Field(default=0.0, ge=0)
+    optimizer: Literal["adam", "sgd"] = "adam"
 
 
 class TaskSpec(_Frozen):
     version: int = Field(default=1, ge=1, le=1)
     name: str = Field(min_length=1, max_length=128)
-    dataset: str = Field(min_length=1)
+    task: str = Field(min_length=1)
+    """A registered task name (``models.tasks.get_task``): how each peer reads its own data."""
+    task_args: dict[str, Any] = Field(default_factory=dict)
+    """Federation-agreed task parameters: a CSV schema, an image size, the modalities, ..."""
     model: ModelSpec
     aggregation: str = "fedavg"
-    training: TrainingSpec
+    training: TrainingSettings
     max_abs_weight: float = Field(default=1e6, gt=0)
     """An update with any weight of larger magnitude is left out: huge but finite values would
     overflow the aggregate's outputs on every peer (a one-member denial of service)."""

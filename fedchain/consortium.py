@@ -139,7 +139,7 @@ def create_task(
 ) -> int:
     """Read the spec (and an optional initial model) from files and publish the task."""
     from consensus.serialization import weights_from_bytes
-    from peer.training import initial_weights, reference_weights
+    from models.tasks import initial_weights, reference_weights
 
     try:
         spec = TaskSpec.from_bytes(spec_path.read_bytes())

@@ -23,25 +23,24 @@ from rich.table import Table
 
 from consensus.protocol import RoundStatus, default_quorum
 from consensus.serialization import weights_from_bytes
-from consensus.task_spec import ModelSpec, TaskSpec, TrainingSpec
+from consensus.strategies.abc import StateDict
+from consensus.task_spec import TaskSpec, TrainingSettings
 from fedchain.errors import FedchainError, ServiceUnavailableError
 from fedchain.interrupts import raise_if_interrupted
 from fedchain.localnet.devnet import LocalFederation, TaskParams
 from fedchain.private_files import private_dir, write_private_text
 from models.datasets.heart import HOSPITALS, TabularSplit, load_heart_hospital
+from models.tasks import InstitutionData, Learner, Samples, get_task, initial_weights
+from models.tasks.learner import evaluate_weights
 from peer.content.cid import cid_from_bytes
 from peer.content.kubo import KuboContentStore
 from peer.ledger.client import FederationClient
-from peer.training import LocalTrainer, StateDict, evaluate, initial_weights
 
 log = logging.getLogger("fedchain.demo")
 
-HEART_SPEC = TaskSpec(
+HEART_SPEC = get_task("heart").default_spec(
     name="heart-disease-logreg",
-    dataset="heart",
-    model=ModelSpec(arch="logreg", kwargs={"in_features": 13}),
-    aggregation="fedavg",
-    training=TrainingSpec(epochs=5, lr=0.05, batch_size=16, seed=7, weight_decay=0.01),
+    training=TrainingSettings(epochs=5, lr=0.05, batch_size=16, seed=7, weight_decay=0.01),
 )
 ROUND_TIMEOUT = 300.0
 
@@ -70,8 +69,11 @@ class Pooled:
         self.y = np.concatenate([s.y_test for s in self.splits.values()])
 
     def metrics(self, spec: TaskSpec, weights: StateDict) -> dict[str, Any]:
-        pooled = evaluate(spec, weights, self.x, self.y)
-        per = {n: evaluate(spec, weights, s.x_test, s.y_test) for n, s in self.splits.items()}
+        pooled = evaluate_weights(spec, weights, Samples(self.x, self.y))
+        per = {
+            n: evaluate_weights(spec, weights, Samples(s.x_test, s.y_test))
+            for n, s in self.splits.items()
+        }
         return {
             "pooled_accuracy": pooled["accuracy"],
             "pooled": pooled,
@@ -87,9 +89,13 @@ def _local_only(spec: TaskSpec, pooled: Pooled, rounds: int) -> dict[str, Any]:
         update={"training": spec.training.model_copy(update={"epochs": epochs})}
     )
     for name, split in pooled.splits.items():
-        weights = LocalTrainer(local_spec, split).train(initial_weights(spec), round_no=0)
-        own = evaluate(spec, weights, split.x_test, split.y_test)
-        allx = evaluate(spec, weights, pooled.x, pooled.y)
+        data = InstitutionData(
+            Samples(split.x_train, split.y_train), Samples(split.x_test, split.y_test)
+        )
+        learner = Learner(get_task(spec.task), local_spec, data, name)
+        weights = learner.train(initial_weights(spec), round_no=0)
+        own = learner.evaluate(weights)
+        allx = evaluate_weights(spec, weights, Samples(pooled.x, pooled.y))
         out[name] = {"own_test_accuracy": own["accuracy"], "pooled_test_accuracy": allx["accuracy"]}
     return out
 

@@ -1,7 +1,8 @@
 """The two reference points a federation is judged against, trained by the same code.
 
 Pooled: all institutions' training data in one place (the ceiling a federation tries to reach).
-Local-only: each institution alone (what it gets without joining).
+Local-only: each institution alone (what it gets without joining) is ``models.training.train``
+on that institution's data.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from collections.abc import Sequence
 import numpy as np
 from torch import nn
 
-from models.metrics import classification_metrics
-from models.sites import LocalTraining, Site, concatenate
-from models.training import ModelInput, predict_proba, train_local
+from consensus.task_spec import TrainingSettings
+from models.sites import Site, concatenate
+from models.training import train
 
 
 def pool_sites(sites: Sequence[Site], name: str = "pooled") -> Site:
@@ -25,29 +26,9 @@ def pool_sites(sites: Sequence[Site], name: str = "pooled") -> Site:
     )
 
 
-def fit(model: nn.Module, site: Site, hp: LocalTraining, seed: int) -> nn.Module:
-    """Train ``model`` on one site's data (in place) and return it."""
-    train_local(
-        model,
-        site.x,
-        site.y,
-        epochs=hp.epochs,
-        lr=hp.lr,
-        batch_size=hp.batch_size,
-        seed=seed,
-        weight_decay=hp.weight_decay,
-        optimizer=hp.optimizer,
-    )
-    return model
-
-
 def train_pooled(
-    model: nn.Module, sites: Sequence[Site], hp: LocalTraining, seed: int
+    model: nn.Module, sites: Sequence[Site], settings: TrainingSettings, seed: int
 ) -> nn.Module:
-    """Centralised training on the union of the sites' data."""
-    return fit(model, pool_sites(sites), hp, seed)
-
-
-def evaluate(model: nn.Module, x: ModelInput, y: np.ndarray) -> dict[str, float]:
-    """The standard metrics of ``model`` on one test set."""
-    return classification_metrics(y, predict_proba(model, x))
+    """Centralised training on the union of the sites' data (in place); returns ``model``."""
+    train(model, pool_sites(sites).samples, settings, seed)
+    return model

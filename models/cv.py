@@ -12,10 +12,10 @@ import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from torch import nn
 
+from consensus.task_spec import TrainingSettings
 from fedchain.errors import ConfigError
-from models.baselines import evaluate, fit
-from models.sites import LocalTraining, Site, subset
-from models.training import ModelInput
+from models.sites import subset
+from models.training import ModelInput, Samples, evaluate, train
 
 
 def summarize(runs: Sequence[Mapping[str, float]]) -> dict[str, dict[str, float]]:
@@ -54,15 +54,15 @@ def cross_validate(
     y: np.ndarray,
     *,
     k: int,
-    hp: LocalTraining,
+    hp: TrainingSettings,
     seed: int,
     groups: np.ndarray | None = None,
 ) -> list[dict[str, float]]:
     """Metrics of each of ``k`` folds; ``make_model(seed)`` builds a fresh model per fold."""
     labels = np.asarray(y)
     results = []
-    for fold, (train, test) in enumerate(fold_indices(labels, k, seed, groups)):
+    for fold, (train_idx, test_idx) in enumerate(fold_indices(labels, k, seed, groups)):
         model = make_model(seed * 100 + fold)
-        fit(model, Site(f"fold{fold}", subset(x, train), labels[train]), hp, seed * 100 + fold)
-        results.append(evaluate(model, subset(x, test), labels[test]))
+        train(model, Samples(subset(x, train_idx), labels[train_idx]), hp, seed * 100 + fold)
+        results.append(evaluate(model, Samples(subset(x, test_idx), labels[test_idx])))
     return results

@@ -1,9 +1,10 @@
 """Federated averaging, in process, through the project's own aggregation code.
 
-Each round every site starts from the current global weights, trains locally with
-``train_local`` and hands back its state dict and sample count; the new global model is
-``consensus.aggregation.fedavg`` of those updates in site order — the same function the peers
-run after a networked round, so benchmark numbers describe the real aggregation.
+Each round every site starts from the current global weights, trains locally with the one
+trainer (``models.training.train`` with ``TrainingSettings``) and hands back its state dict and
+sample count; the new global model is ``consensus.aggregation.fedavg`` of those updates in site
+order — the same function the peers run after a networked round, so benchmark numbers describe
+the real aggregation.
 
 A site that lacks a modality returns that modality's encoder unchanged (it gets no gradient),
 exactly as it would over the network.
@@ -18,9 +19,10 @@ import torch
 from torch import nn
 
 from consensus.aggregation import fedavg
+from consensus.task_spec import TrainingSettings
 from fedchain.errors import ConfigError
-from models.sites import LocalTraining, Site
-from models.training import train_local
+from models.sites import Site
+from models.training import train
 
 RoundCallback = Callable[[int, nn.Module], None]
 
@@ -41,24 +43,14 @@ def float_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def fedavg_round(
-    model: nn.Module, sites: Sequence[Site], local: LocalTraining, seed: int, round_index: int
+    model: nn.Module, sites: Sequence[Site], local: TrainingSettings, seed: int, round_index: int
 ) -> float:
     """One round: local training at every site, then FedAvg into ``model``; mean site loss."""
     updates: list[tuple[dict[str, torch.Tensor], int]] = []
     losses: list[float] = []
     for index, site in enumerate(sites):
         replica = copy.deepcopy(model)
-        loss = train_local(
-            replica,
-            site.x,
-            site.y,
-            epochs=local.epochs,
-            lr=local.lr,
-            batch_size=local.batch_size,
-            seed=site_seed(seed, round_index, index),
-            weight_decay=local.weight_decay,
-            optimizer=local.optimizer,
-        )
+        loss = train(replica, site.samples, local, seed=site_seed(seed, round_index, index))
         updates.append((float_state(replica), site.size))
         losses.append(loss * site.size)
     model.load_state_dict(fedavg(updates))
@@ -70,7 +62,7 @@ def run_fedavg(
     sites: Sequence[Site],
     *,
     rounds: int,
-    local: LocalTraining,
+    local: TrainingSettings,
     seed: int,
     on_round: RoundCallback | None = None,
 ) -> list[float]:

@@ -1,4 +1,4 @@
-"""What one institution holds for training, and the hyper-parameters it trains with."""
+"""One simulated institution's training data in the in-process runs, and input helpers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fedchain.errors import ConfigError
-from models.training import ModelInput, num_samples
+from models.training import ModelInput, Samples, num_samples
 
 
 @dataclass(frozen=True)
@@ -28,16 +28,9 @@ class Site:
         """Modality names held (empty for a single-array site)."""
         return () if isinstance(self.x, np.ndarray) else tuple(sorted(self.x))
 
-
-@dataclass(frozen=True)
-class LocalTraining:
-    """Hyper-parameters of one call to ``train_local``."""
-
-    epochs: int
-    lr: float
-    batch_size: int
-    weight_decay: float = 0.0
-    optimizer: str = "adam"
+    @property
+    def samples(self) -> Samples:
+        return Samples(self.x, self.y)
 
 
 def subset(x: ModelInput, index: np.ndarray) -> ModelInput:

@@ -1,4 +1,4 @@
-"""Local training and inference, the same code for pooled, local-only and federated runs.
+"""The one trainer and the one evaluate: pooled, local-only, federated runs and peers use them.
 
 Determinism matters here: in a federation every peer must be able to re-run a training step and
 get the same weights, and benchmarks must be reproducible. On CPU, with a fixed seed, the same
@@ -12,12 +12,15 @@ name to array (multi-modal models). A mapping holds only the modalities a site a
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-from fedchain.errors import ConfigError, DataError
+from consensus.task_spec import TrainingSettings
+from fedchain.errors import ConfigError, DataError, ProtocolError
+from models.metrics import classification_metrics
 
 ModelInput = np.ndarray | Mapping[str, np.ndarray]
 TensorInput = torch.Tensor | dict[str, torch.Tensor]
@@ -35,6 +38,23 @@ def num_samples(x: ModelInput) -> int:
     if len(set(sizes.values())) != 1:
         raise DataError(f"modalities disagree on the number of samples: {sizes}")
     return next(iter(sizes.values()))
+
+
+@dataclass(frozen=True)
+class Samples:
+    """Inputs and labels: ``x`` one array (first axis = samples) or {modality: array}."""
+
+    x: ModelInput
+    y: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return num_samples(self.x)
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        """Modality names held (empty for a single-array input)."""
+        return () if isinstance(self.x, np.ndarray) else tuple(sorted(self.x))
 
 
 def _to_tensor(x: ModelInput, index: np.ndarray | slice) -> TensorInput:
@@ -70,46 +90,38 @@ def _make_optimizer(
     raise ConfigError(f"unknown optimizer {name!r}; use 'adam' or 'sgd'")
 
 
-def train_local(
-    model: nn.Module,
-    x: ModelInput,
-    y: np.ndarray,
-    *,
-    epochs: int,
-    lr: float,
-    batch_size: int,
-    seed: int,
-    weight_decay: float = 0.0,
-    optimizer: str = "adam",
-) -> float:
+def train(model: nn.Module, data: Samples, settings: TrainingSettings, seed: int) -> float:
     """Train ``model`` in place with cross-entropy; return the last epoch's mean loss.
 
-    ``optimizer`` is ``"adam"`` or ``"sgd"`` (momentum 0.9).
-    A fresh optimizer is made on every call (federated rounds start from the aggregate, with
-    no optimizer state carried over). Shuffling and any dropout inside the model draw from a
-    torch RNG seeded with ``seed`` inside a forked RNG context.
+    Uses ``settings``' epochs, lr, batch_size, weight_decay and optimizer (``"adam"``, or
+    ``"sgd"`` with momentum 0.9); ``seed`` (not ``settings.seed``) seeds this call, so callers
+    decide how seeds vary per round and institution. A fresh optimizer is made on every call
+    (federated rounds start from the aggregate, with no optimizer state carried over).
+    Shuffling and any dropout inside the model draw from a torch RNG seeded with ``seed``
+    inside a forked RNG context.
     """
-    _check_hyper(epochs, lr, batch_size)
+    _check_hyper(settings.epochs, settings.lr, settings.batch_size)
+    x = data.x
     n = num_samples(x)
     if n == 0:
         raise DataError("cannot train on zero samples")
-    labels = np.asarray(y)
+    labels = np.asarray(data.y)
     if labels.shape != (n,):
         raise DataError(f"labels have shape {labels.shape}, expected ({n},) to match the inputs")
     if labels.min() < 0:
         raise DataError(f"labels must be class indices >= 0, found {int(labels.min())}")
     targets = torch.from_numpy(labels.astype(np.int64))
-    opt = _make_optimizer(optimizer, model, lr, weight_decay)
+    opt = _make_optimizer(settings.optimizer, model, settings.lr, settings.weight_decay)
     loss_fn = nn.CrossEntropyLoss(reduction="sum")
     last_epoch_loss = float("nan")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         shuffler = torch.Generator().manual_seed(seed)
         model.train()
-        for _ in range(epochs):
+        for _ in range(settings.epochs):
             order = torch.randperm(n, generator=shuffler).numpy()
             total = 0.0
-            for batch in _batches(order, batch_size):
+            for batch in _batches(order, settings.batch_size):
                 opt.zero_grad(set_to_none=True)
                 logits = model(_to_tensor(x, batch))
                 loss = loss_fn(logits, targets[batch])
@@ -119,6 +131,21 @@ def train_local(
             last_epoch_loss = total / n
     model.eval()
     return last_epoch_loss
+
+
+def evaluate(model: nn.Module, data: Samples) -> dict[str, float]:
+    """``models.metrics.classification_metrics`` of ``model`` on ``data``.
+
+    Raises ProtocolError "... non-finite outputs on k of n local test samples" when the model's
+    outputs are not finite (a peer records that instead of crashing on an agreed model).
+    """
+    probs = predict_proba(model, data.x)
+    bad = int((~np.isfinite(probs.reshape(len(probs), -1)).all(axis=1)).sum())
+    if bad:
+        raise ProtocolError(
+            f"the model gives non-finite outputs on {bad} of {len(probs)} local test samples"
+        )
+    return classification_metrics(data.y, probs)
 
 
 @torch.no_grad()

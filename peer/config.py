@@ -14,6 +14,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from fedchain.errors import ConfigError
+from models.tasks.local_data import LocalData
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 
@@ -54,10 +55,8 @@ class GossipConfig(_Section):
     bootstrap: list[str] = Field(default_factory=list)
 
 
-class DataConfig(_Section):
-    """Where this institution's own records are; the data set itself is named by the task spec."""
-
-    partition: str = Field(min_length=1)
+DataConfig = LocalData
+"""``[data]``: where this institution's own records are (``models.tasks.LocalData``)."""
 
 
 class ProtocolConfig(_Section):
@@ -72,7 +71,7 @@ class PeerConfig(_Section):
     chain: ChainConfig
     ipfs: IpfsConfig
     gossip: GossipConfig = GossipConfig()
-    data: DataConfig
+    data: LocalData
     protocol: ProtocolConfig = ProtocolConfig()
     state_dir: Path
 
@@ -113,4 +112,10 @@ def load_config(path: Path) -> PeerConfig:
             "password_file": _resolve(base, cfg.keys.password_file),
         }
     )
-    return cfg.model_copy(update={"keys": keys, "state_dir": _resolve(base, cfg.state_dir)})
+    return cfg.model_copy(
+        update={
+            "keys": keys,
+            "data": cfg.data.resolved(base),
+            "state_dir": _resolve(base, cfg.state_dir),
+        }
+    )

@@ -27,6 +27,7 @@ import torch
 from consensus.aggregation import build_strategy
 from consensus.protocol import Action, RoundStatus, RoundView, effective_quorum, next_action
 from consensus.serialization import model_bytes_limit, weights_from_bytes, weights_to_bytes
+from consensus.strategies.abc import StateDict
 from consensus.task_spec import TaskSpec
 from fedchain.errors import (
     ContentError,
@@ -35,6 +36,7 @@ from fedchain.errors import (
     ProtocolError,
     ServiceUnavailableError,
 )
+from models.tasks import Learner, reference_weights
 from peer.announcements import Domain, UpdateAnnouncement, sign_update
 from peer.claims import Claim, ClaimBook, scores_root_and_claim
 from peer.config import PeerConfig
@@ -48,7 +50,6 @@ from peer.ledger.types import Submission
 from peer.records import History
 from peer.resilience import OutageGuard
 from peer.round_updates import RoundUpdates, collect_updates
-from peer.training import LocalTrainer, StateDict, evaluate, reference_weights
 from peer.updates import UpdateFetcher
 
 log = logging.getLogger("fedchain.peer")
@@ -90,7 +91,7 @@ class PeerNode:
     content: ContentStore
     gossip: Gossip | None
     spec: TaskSpec
-    trainer: LocalTrainer
+    trainer: Learner
     clock: Callable[[], float] = time.time
     _records: dict[int, RoundRecord] = field(default_factory=dict)
     _model_cids: dict[bytes, str] = field(default_factory=dict)
@@ -469,8 +470,7 @@ class PeerNode:
         """Evaluate the agreed model on the local test split (if any) and append the record."""
         if weights is not None:
             try:
-                data = self.trainer.data
-                entry["local_test"] = evaluate(self.spec, weights, data.x_test, data.y_test)
+                entry["local_test"] = self.trainer.evaluate(weights)
             except (FedchainError, ValueError, RuntimeError) as exc:
                 entry["not_evaluated"] = str(exc)
                 log.warning("round %d: agreed model not evaluated locally: %s", entry["round"], exc)

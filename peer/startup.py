@@ -115,11 +115,12 @@ def run_peer(cfg: PeerConfig) -> int:
                 log.warning("could not connect Kubo to %s (will rely on others): %s", addr, exc)
         spec = _read_spec(ledger, content, cfg.chain.task_id, cfg.ipfs.fetch_timeout)
         # Heavy imports (torch, libp2p) only once every cheap check has passed.
+        from models.tasks import Learner, get_task, use_deterministic_torch
         from peer.gossip.libp2p_gossip import Libp2pGossip
         from peer.node import PeerNode
-        from peer.training import LocalTrainer, load_partition
 
-        data = load_partition(spec.dataset, cfg.data.partition)
+        use_deterministic_torch()
+        learner = Learner.from_local(get_task(spec.task), spec, cfg.data, cfg.institution.name)
         gossip = None
         if cfg.gossip.enabled:
             gossip = Libp2pGossip(
@@ -138,7 +139,7 @@ def run_peer(cfg: PeerConfig) -> int:
             content=content,
             gossip=gossip,
             spec=spec,
-            trainer=LocalTrainer(spec, data),
+            trainer=learner,
         )
         stack.callback(node.close)
         try:
@@ -162,9 +163,9 @@ def claim_all(cfg: PeerConfig) -> list[tuple[int, int]]:
     with KuboContentStore(cfg.ipfs.api) as content:
         spec = _read_spec(ledger, content, cfg.chain.task_id, cfg.ipfs.fetch_timeout)
         from consensus.serialization import model_bytes_limit
+        from models.tasks import reference_weights
         from peer.claims import ClaimBook
         from peer.round_updates import collect_updates
-        from peer.training import reference_weights
         from peer.updates import UpdateFetcher
 
         reference = reference_weights(spec)

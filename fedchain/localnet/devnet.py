@@ -39,12 +39,12 @@ from fedchain.localnet.manifest import CHAIN_STATE, MANIFEST, DevnetManifest, Sa
 from fedchain.localnet.process_record import ProcessRecord
 from fedchain.localnet.procs import ManagedProcess, free_port, on_process_start
 from fedchain.private_files import private_dir, write_private_text
+from models.tasks import initial_weights
 from peer.content.kubo import KuboContentStore
 from peer.gossip.identity import peer_id_from_seed
 from peer.identity import Identity, create_identity, load_identity
 from peer.keystore import new_secret, read_keystore
 from peer.ledger.client import FederationClient, connect, deploy
-from peer.training import initial_weights
 
 log = logging.getLogger("fedchain.devnet")
 

@@ -1,8 +1,9 @@
 """The three experiments of ``scripts/bench/learning``: heart, hapt, breast.
 
-Each task runs, for one seed, pooled training, local-only training per institution and
+Each experiment runs, for one seed, pooled training, local-only training per institution and
 federated FedAvg (``models.federated``, which aggregates with ``consensus.aggregation.fedavg``),
-all with the same model code, and returns ``{method: metrics}``. Unless a method name says
+all with the one trainer (``models.training.train``) and the task layer's models, institutions
+and data (``models.tasks``), and returns ``{method: metrics}``. Unless a method name says
 otherwise (``@<institution>``), metrics are computed on the pooled test set.
 """
 
@@ -10,23 +11,25 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 from _learning_common import Summary, Target
+from torch import nn
 
-from models.baselines import evaluate, fit, pool_sites, train_pooled
+from consensus.task_spec import TaskSpec, TrainingSettings
+from models.baselines import pool_sites, train_pooled
 from models.cv import cross_validate
-from models.datasets.breast import load_breastmnist
-from models.datasets.hapt import HaptWindows, load_hapt_windows, subject_institutions
-from models.datasets.heart import HOSPITALS, load_heart_all
+from models.datasets.heart import HOSPITALS
 from models.federated import run_fedavg
 from models.metrics import METRIC_NAMES
-from models.partition import DirichletLabelPartitioner, modality_availability
+from models.partition import modality_availability
 from models.registry import init_model
-from models.sites import LocalTraining, Site, restrict
-from models.training import ModelInput
+from models.sites import Site, concatenate, restrict
+from models.tasks import InstitutionData, LocalData, get_task
+from models.tasks.hapt import packaged_windows, subject_groups
+from models.training import ModelInput, Samples, evaluate, train
 
 Metrics = dict[str, float]
 
@@ -44,10 +47,37 @@ def mean_of(summary: Summary, method: str, metric: str) -> float:
 class Budget:
     """Training lengths; ``quick`` shrinks them for smoke tests (numbers then mean little)."""
 
-    pooled: LocalTraining
-    local: LocalTraining
-    federated: LocalTraining
+    pooled: TrainingSettings
+    local: TrainingSettings
+    federated: TrainingSettings
     rounds: int
+
+
+def score(model: nn.Module, x: ModelInput, y: np.ndarray) -> Metrics:
+    """The standard metrics of ``model`` on one test set."""
+    return evaluate(model, Samples(x, y))
+
+
+def fit(model: nn.Module, site: Site, settings: TrainingSettings, seed: int) -> nn.Module:
+    train(model, site.samples, settings, seed)
+    return model
+
+
+def institutions(spec: TaskSpec) -> dict[str, InstitutionData]:
+    """Every built-in institution of the spec's task, loaded through the task layer."""
+    task = get_task(spec.task)
+    return {
+        name: task.load(spec, LocalData(partition=name)) for name in task.builtin_institutions(spec)
+    }
+
+
+def sites_of(data: Mapping[str, InstitutionData]) -> list[Site]:
+    return [Site(name, d.train.x, d.train.y) for name, d in data.items()]
+
+
+def pooled_test(data: Mapping[str, InstitutionData]) -> tuple[ModelInput, np.ndarray]:
+    tests = [d.test for d in data.values()]
+    return concatenate([t.x for t in tests]), np.concatenate([t.y for t in tests])
 
 
 class Task(ABC):
@@ -73,9 +103,9 @@ class Task(ABC):
             "dataset": self.name,
             "quick": self.quick,
             "cv_folds": self.cv_folds,
-            "pooled": asdict(budget.pooled),
-            "local": asdict(budget.local),
-            "federated": {**asdict(budget.federated), "rounds": budget.rounds},
+            "pooled": budget.pooled.model_dump(),
+            "local": budget.local.model_dump(),
+            "federated": {**budget.federated.model_dump(), "rounds": budget.rounds},
         }
 
     def _standard_methods(
@@ -91,14 +121,14 @@ class Task(ABC):
         out: dict[str, Metrics] = {}
         models: dict[str, Any] = {}
         pooled = train_pooled(init_model(spec, seed), sites, budget.pooled, seed)
-        out["pooled"], models["pooled"] = evaluate(pooled, x_test, y_test), pooled
+        out["pooled"], models["pooled"] = score(pooled, x_test, y_test), pooled
         for site in sites:
             local = fit(init_model(spec, seed), site, budget.local, seed)
-            out[f"local:{site.name}"] = evaluate(local, x_test, y_test)
+            out[f"local:{site.name}"] = score(local, x_test, y_test)
             models[f"local:{site.name}"] = local
         federated = init_model(spec, seed)
         run_fedavg(federated, sites, rounds=budget.rounds, local=budget.federated, seed=seed)
-        out["federated"], models["federated"] = evaluate(federated, x_test, y_test), federated
+        out["federated"], models["federated"] = score(federated, x_test, y_test), federated
         return out, models
 
     def _cv(
@@ -127,24 +157,27 @@ class HeartTask(Task):
 
     name = "heart"
     headline = ("accuracy", "auroc")
-    spec: ClassVar[dict[str, Any]] = {"arch": "logreg", "kwargs": {"in_features": 13}}
+
+    def __init__(self, quick: bool, cv_folds: int) -> None:
+        super().__init__(quick, cv_folds)
+        self.task_spec = get_task("heart").default_spec()
+        self.spec = self.task_spec.model.model_dump()
 
     def budget(self) -> Budget:
         epochs = 2 if self.quick else 50
-        hp = LocalTraining(epochs=epochs, lr=1e-3, batch_size=4)
-        return Budget(pooled=hp, local=hp, federated=LocalTraining(1, 1e-3, 4), rounds=epochs)
+        hp = TrainingSettings(epochs=epochs, lr=1e-3, batch_size=4)
+        return Budget(pooled=hp, local=hp, federated=self.task_spec.training, rounds=epochs)
 
     def run_seed(self, seed: int) -> dict[str, Metrics]:
-        splits = load_heart_all()
-        sites = [Site(h, splits[h].x_train, splits[h].y_train) for h in HOSPITALS]
-        x_test = np.concatenate([splits[h].x_test for h in HOSPITALS])
-        y_test = np.concatenate([splits[h].y_test for h in HOSPITALS])
+        data = institutions(self.task_spec)
+        sites = sites_of(data)
+        x_test, y_test = pooled_test(data)
         out, models = self._standard_methods(self.spec, sites, x_test, y_test, seed)
         for h in HOSPITALS:
-            own_x, own_y = splits[h].x_test, splits[h].y_test
-            out[f"pooled@{h}"] = evaluate(models["pooled"], own_x, own_y)
-            out[f"local:{h}@{h}"] = evaluate(models[f"local:{h}"], own_x, own_y)
-            out[f"federated@{h}"] = evaluate(models["federated"], own_x, own_y)
+            own_x, own_y = data[h].test.x, data[h].test.y
+            out[f"pooled@{h}"] = score(models["pooled"], own_x, own_y)
+            out[f"local:{h}@{h}"] = score(models[f"local:{h}"], own_x, own_y)
+            out[f"federated@{h}"] = score(models["federated"], own_x, own_y)
         pooled = pool_sites(sites)
         out.update(self._cv(self.spec, pooled.x, pooled.y, seed))
         return out
@@ -170,16 +203,11 @@ class HeartTask(Task):
 
 
 def _fusion_spec(modalities: Sequence[str]) -> dict[str, Any]:
-    encoder = {"kind": "signal", "in_channels": 3, "width": 32}
-    return {
-        "arch": "fusion",
-        "kwargs": {
-            "modalities": {m: dict(encoder) for m in modalities},
-            "num_classes": 6,
-            "embed_dim": 64,
-            "modality_dropout": 0.2 if len(modalities) > 1 else 0.0,
-        },
-    }
+    """The hapt task's fusion model restricted to ``modalities``."""
+    task = get_task("hapt")
+    shapes = task.default_task_args()["modalities"]
+    args = {"modalities": {m: shapes[m] for m in modalities}}
+    return task.default_spec(task_args=args).model.model_dump()
 
 
 class HaptTask(Task):
@@ -187,19 +215,20 @@ class HaptTask(Task):
 
     name = "hapt"
     headline = ("macro_f1", "accuracy")
-    institutions = tuple(f"inst{i}" for i in range(1, 7))
-    test_subjects = (5, 10, 15, 20, 25, 30)
+    task_spec = get_task("hapt").default_spec()
+    institutions = tuple(get_task("hapt").builtin_institutions(task_spec))
+    test_subjects = tuple(int(group[-1]) for group in subject_groups(len(institutions)))
     missing_gyro_fraction = 0.3
     availability_seed = 0
 
     def budget(self) -> Budget:
+        federated = self.task_spec.training
         if self.quick:
-            hp = LocalTraining(1, 1e-3, 64)
-            return Budget(pooled=hp, local=hp, federated=hp, rounds=1)
+            return Budget(pooled=federated, local=federated, federated=federated, rounds=1)
         return Budget(
-            pooled=LocalTraining(15, 1e-3, 64),
-            local=LocalTraining(20, 1e-3, 64),
-            federated=LocalTraining(1, 1e-3, 64),
+            pooled=federated.model_copy(update={"epochs": 15}),
+            local=federated.model_copy(update={"epochs": 20}),
+            federated=federated,
             rounds=20,
         )
 
@@ -220,53 +249,40 @@ class HaptTask(Task):
         )
         return tuple(i for i, mods in availability.items() if "gyro" not in mods)
 
-    def _sites(self, windows: HaptWindows, train: np.ndarray) -> list[Site]:
-        owner = subject_institutions(windows.subjects)
-        return [
-            Site(
-                name,
-                windows.modalities(np.flatnonzero(train & (owner == i))),
-                windows.labels[train & (owner == i)],
-            )
-            for i, name in enumerate(self.institutions)
-        ]
-
     def run_seed(self, seed: int) -> dict[str, Metrics]:
-        windows = load_hapt_windows()
-        test = np.isin(windows.subjects, self.test_subjects)
-        sites = self._sites(windows, ~test)
-        x_test, y_test = windows.modalities(np.flatnonzero(test)), windows.labels[test]
+        data = institutions(self.task_spec)
+        sites = sites_of(data)
+        x_test, y_test = pooled_test(data)
         both = _fusion_spec(["acc", "gyro"])
         out, models = self._standard_methods(both, sites, x_test, y_test, seed)
-        out["federated@acc_input"] = evaluate(
-            models["federated"], restrict(x_test, ["acc"]), y_test
-        )
+        out["federated@acc_input"] = score(models["federated"], restrict(x_test, ["acc"]), y_test)
         budget = self.budget()
         for modality in ("acc", "gyro"):
             spec = _fusion_spec([modality])
             unimodal = [Site(s.name, restrict(s.x, [modality]), s.y) for s in sites]
             model = train_pooled(init_model(spec, seed), unimodal, budget.pooled, seed)
-            out[f"pooled:{modality}_only"] = evaluate(model, restrict(x_test, [modality]), y_test)
+            out[f"pooled:{modality}_only"] = score(model, restrict(x_test, [modality]), y_test)
         lacking = self.lacking_gyro()
         partial = [
             Site(s.name, restrict(s.x, ["acc"]), s.y) if s.name in lacking else s for s in sites
         ]
         federated = init_model(both, seed)
         run_fedavg(federated, partial, rounds=budget.rounds, local=budget.federated, seed=seed)
-        out["federated:missing_gyro"] = evaluate(federated, x_test, y_test)
-        acc_view = evaluate(federated, restrict(x_test, ["acc"]), y_test)
+        out["federated:missing_gyro"] = score(federated, x_test, y_test)
+        acc_view = score(federated, restrict(x_test, ["acc"]), y_test)
         out["federated:missing_gyro@acc_input"] = acc_view
         for site in partial:
             if site.name not in lacking:
                 continue
             local = fit(init_model(_fusion_spec(["acc"]), seed), site, budget.local, seed)
-            local_metrics = evaluate(local, restrict(x_test, ["acc"]), y_test)
+            local_metrics = score(local, restrict(x_test, ["acc"]), y_test)
             out[f"local:{site.name}:acc_only"] = local_metrics
             out[f"gain:{site.name}"] = difference(acc_view, local_metrics)
+        windows = packaged_windows()
         groups = np.concatenate(
             [
-                windows.subjects[~test & (subject_institutions(windows.subjects) == i)]
-                for i in range(6)
+                windows.subjects[np.isin(windows.subjects, group[:-1])]
+                for group in subject_groups(len(self.institutions))
             ]
         )
         pooled = pool_sites(sites)
@@ -310,35 +326,34 @@ class BreastTask(Task):
 
     name = "breast"
     headline = ("auroc", "accuracy")
-    spec: ClassVar[dict[str, Any]] = {"arch": "image_cnn", "kwargs": {"num_classes": 2}}
-    alpha = 0.5
-    n_institutions = 3
-    min_size = 20
+    task_spec = get_task("breast").default_spec()
+    spec: ClassVar[dict[str, Any]] = task_spec.model.model_dump()
+    alpha = float(task_spec.task_args["alpha"])
+    n_institutions = int(task_spec.task_args["n_institutions"])
 
     def budget(self) -> Budget:
         if self.quick:
-            hp = LocalTraining(2, 1e-3, 16)
-            return Budget(pooled=hp, local=hp, federated=LocalTraining(1, 1e-3, 16), rounds=2)
-        hp = LocalTraining(40, 1e-3, 16)
+            hp = TrainingSettings(epochs=2, lr=1e-3, batch_size=16)
+            federated = TrainingSettings(epochs=1, lr=1e-3, batch_size=16)
+            return Budget(pooled=hp, local=hp, federated=federated, rounds=2)
+        hp = TrainingSettings(epochs=40, lr=1e-3, batch_size=16)
         # Federated: smaller steps, more of them. With Adam at 1e-3 and one local epoch FedAvg
         # plateaued near 0.87 AUROC under this label skew; 3 epochs at 3e-4 over 200 rounds
-        # reached about 0.88 (chosen on seeds 0-2; see models/README.md).
-        return Budget(pooled=hp, local=hp, federated=LocalTraining(3, 3e-4, 16), rounds=200)
+        # reached about 0.88 (chosen on seeds 0-2; see models/README.md). The breast task's
+        # default training settings are this federated setting.
+        return Budget(pooled=hp, local=hp, federated=self.task_spec.training, rounds=200)
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "alpha": self.alpha, "institutions": self.n_institutions}
 
     def run_seed(self, seed: int) -> dict[str, Metrics]:
-        data = load_breastmnist()
-        parts = DirichletLabelPartitioner(self.alpha, min_size=self.min_size).split(
-            data.y_train, self.n_institutions, seed
-        )
-        sites = [
-            Site(f"inst{i + 1}", data.x_train[part], data.y_train[part])
-            for i, part in enumerate(parts)
-        ]
-        out, _ = self._standard_methods(self.spec, sites, data.x_test, data.y_test, seed)
-        out.update(self._cv(self.spec, data.x_train, data.y_train, seed))
+        spec = get_task("breast").default_spec(task_args={"split_seed": seed})
+        data = institutions(spec)
+        sites = sites_of(data)
+        x_test, y_test = pooled_test(data)  # the official test split, shared IID
+        out, _ = self._standard_methods(self.spec, sites, x_test, y_test, seed)
+        pooled = pool_sites(sites)
+        out.update(self._cv(self.spec, pooled.x, pooled.y, seed))
         return out
 
     def targets(self, summary: Summary) -> list[Target]:

@@ -9,15 +9,13 @@ from pathlib import Path
 import pytest
 
 from consensus.protocol import RoundStatus
-from consensus.task_spec import ModelSpec, TaskSpec, TrainingSpec
+from consensus.task_spec import TrainingSettings
 from fedchain.errors import ToolchainError
 from fedchain.localnet.devnet import LocalFederation, TaskParams, find_ipfs
+from models.tasks import get_task
 
-SPEC = TaskSpec(
-    name="heart-e2e",
-    dataset="heart",
-    model=ModelSpec(arch="logreg", kwargs={"in_features": 13}),
-    training=TrainingSpec(epochs=1, lr=0.05, batch_size=32, seed=3),
+SPEC = get_task("heart").default_spec(
+    name="heart-e2e", training=TrainingSettings(epochs=1, lr=0.05, batch_size=32, seed=3)
 )
 
 

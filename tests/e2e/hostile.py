@@ -11,10 +11,10 @@ import torch
 from consensus.protocol import RoundStatus
 from consensus.serialization import weights_to_bytes
 from consensus.task_spec import TaskSpec
+from models.tasks import initial_weights
 from peer.content.cid import cid_from_bytes, cid_to_bytes
 from peer.content.kubo import KuboContentStore
 from peer.ledger.client import FederationClient
-from peer.training import initial_weights
 
 
 def wait_round_status(
