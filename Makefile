@@ -37,7 +37,7 @@ $(STAMP_NPM): package.json package-lock.json
 audit-env: $(STAMP_AUDIT)
 
 $(STAMP_AUDIT): audit/requirements.txt $(STAMP_PY)
-	$(PY) -c 'import pathlib, peer.audit.slither as s; s.ensure_slither(pathlib.Path("."), print)'
+	$(PY) -c 'import pathlib, fedchain.audit.slither as s; s.ensure_slither(pathlib.Path("."), print)'
 	@touch $@
 
 demo: setup

@@ -22,7 +22,7 @@ from web3 import HTTPProvider, Web3
 from fedchain.errors import LedgerError, ServiceUnavailableError
 from peer.ledger.abc import FederationLedger
 from peer.ledger.abi import ContractAbi
-from peer.ledger.compiler import ContractArtifact, federation_artifact
+from peer.ledger.artifact import ContractArtifact, shipped_artifact
 from peer.ledger.errors import NotAFederation, call_context, decode_revert
 from peer.ledger.events import (
     ContractEvent,
@@ -107,7 +107,7 @@ class FederationClient(FederationLedger):
         self.address = to_checksum_address(address)
         self.account = account
         self.gas_limit = gas_limit
-        self.artifact = artifact or federation_artifact()
+        self.artifact = artifact or shipped_artifact()
         self.abi = ContractAbi(self.artifact.abi)
         self.decoder = EventDecoder(self.abi)
         self.chain_id = int(rpc(w3, "eth_chainId", []), 16)
@@ -441,7 +441,7 @@ def deploy(
     The deployer gets no power over the contract; ``account`` need not be a founder.  The
     deployment's receipt and events are in the returned client's ``last_result``.
     """
-    artifact = artifact or federation_artifact()
+    artifact = artifact or shipped_artifact()
     abi = ContractAbi(artifact.abi)
     args = [[to_checksum_address(a) for a in founders], list(peer_ids), approval_bps]
     data = bytes.fromhex(artifact.bytecode[2:]) + abi.encode_constructor(args)

@@ -40,9 +40,9 @@ from dataclasses import dataclass, field  # noqa: E402
 from eth_account import Account  # noqa: E402
 
 from consensus.scoring import Score, scores_tree  # noqa: E402
+from fedchain.contract_build import federation_artifact  # noqa: E402
+from fedchain.localnet.chain_node import AnvilNode  # noqa: E402
 from peer.ledger.client import FederationClient, connect, deploy  # noqa: E402
-from peer.ledger.compiler import federation_artifact  # noqa: E402
-from peer.services.chain_node import AnvilNode  # noqa: E402
 
 BUDGET = {
     "submitUpdate": 60_000,

@@ -1,4 +1,4 @@
-"""peer.ledger.compiler: cached compiles, surfaced warnings, a clear error without a compiler."""
+"""fedchain.contract_build: cached compiles, surfaced warnings, a clear error without a compiler."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import solcx
 
+from fedchain import contract_build as compiler
 from fedchain.errors import ToolchainError
-from peer.ledger import compiler
 
 WARNS = """// SPDX-License-Identifier: MIT
 pragma solidity ^0.8.0;

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 
 import pytest
 
-from peer.ledger.compiler import CONTRACTS_DIR, WRAPPER, ContractArtifact, federation_artifact
+from fedchain.contract_build import CONTRACTS_DIR, WRAPPER, federation_artifact
+from peer.ledger.artifact import ARTIFACT_FILE, ContractArtifact, shipped_artifact
 
 EIP170_LIMIT = 24_576
 SPEC_ERRORS = {
@@ -128,3 +130,25 @@ def test_every_external_function_is_documented() -> None:
     documented = {sig.split("(")[0] for sig in contract["userdoc"]["methods"]}
     functions = {e["name"] for e in contract["abi"] if e["type"] == "function"}
     assert functions - documented == set()
+
+
+def test_shipped_artifact_matches_the_sources(artifact: ContractArtifact) -> None:
+    """Peers read the packaged artifact; it must be what ``contracts/`` compiles to today."""
+    shipped = shipped_artifact()
+    stale = "is stale; run `fedchain build-contract` and commit it"
+    assert shipped.source_hash == artifact.source_hash, f"{ARTIFACT_FILE} {stale}"
+    assert shipped.abi == artifact.abi, f"{ARTIFACT_FILE} {stale}"
+    assert shipped.bytecode == artifact.bytecode, f"{ARTIFACT_FILE} {stale}"
+    assert shipped.deployed_bytecode == artifact.deployed_bytecode, f"{ARTIFACT_FILE} {stale}"
+
+
+def test_a_peer_does_not_need_the_compiler() -> None:
+    """Importing and constructing the client side never loads the contract build tools."""
+    code = (
+        "import sys; import peer.ledger.client, peer.startup, peer.node; "
+        "from peer.ledger.artifact import shipped_artifact; shipped_artifact(); "
+        "bad = [m for m in ('solcx', 'fedchain.contract_build') if m in sys.modules]; "
+        "sys.exit(f'peer imported {bad}' if bad else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr + done.stdout

@@ -7,7 +7,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from peer.ledger.compiler import REPO_ROOT, WRAPPER
+from fedchain.contract_build import REPO_ROOT, WRAPPER
 
 SOLCX_VERSION_RE = r"(\d+\.\d+\.\d+)(?:-nightly.\d+.\d+.\d+|)(\+commit.\w+)"
 

@@ -11,8 +11,8 @@ import pytest
 from consensus.protocol import RoundStatus
 from consensus.task_spec import TrainingSettings
 from fedchain.errors import ToolchainError
+from fedchain.localnet.devnet import LocalFederation, TaskParams, find_ipfs
 from models.tasks import get_task
-from peer.devnet import LocalFederation, TaskParams, find_ipfs
 
 SPEC = get_task("heart").default_spec(
     name="heart-e2e", training=TrainingSettings(epochs=1, lr=0.05, batch_size=32, seed=3)

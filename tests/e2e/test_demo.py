@@ -19,9 +19,9 @@ from typing import Any
 import psutil
 import pytest
 
-from peer.services.interrupts import EXIT_INTERRUPTED
-from peer.services.process_record import read_process_record
-from peer.services.procs import port_is_open
+from fedchain.interrupts import EXIT_INTERRUPTED
+from fedchain.localnet.process_record import read_process_record
+from fedchain.localnet.procs import port_is_open
 
 pytestmark = pytest.mark.e2e
 

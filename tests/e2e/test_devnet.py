@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
+from fedchain.interrupts import EXIT_INTERRUPTED
+from fedchain.localnet.process_record import read_process_record
+from fedchain.localnet.procs import port_is_open
 from peer.ledger.client import FederationClient, connect
-from peer.services.interrupts import EXIT_INTERRUPTED
-from peer.services.process_record import read_process_record
-from peer.services.procs import port_is_open
 from tests.e2e.test_demo import assert_nothing_left
 
 pytestmark = pytest.mark.e2e

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from consensus.protocol import RoundStatus
-from peer.devnet import LocalFederation
+from fedchain.localnet.devnet import LocalFederation
 from peer.ledger.client import FederationClient
 from peer.ledger.types import ProposalKind
 from tests.e2e.conftest import wait_peers_exit, wait_task_done

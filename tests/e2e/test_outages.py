@@ -22,7 +22,7 @@ import pytest
 
 from consensus.protocol import RoundStatus
 from consensus.scoring import sample_scores, scores_tree
-from peer.devnet import LocalFederation
+from fedchain.localnet.devnet import LocalFederation
 from tests.e2e.conftest import wait_task_done
 
 pytestmark = pytest.mark.e2e

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from peer.devnet import LocalFederation, TaskParams
-from peer.services.procs import free_port
+from fedchain.localnet.devnet import LocalFederation, TaskParams
+from fedchain.localnet.procs import free_port
 from tests.e2e.conftest import SPEC
 from tests.factories import read_only
 

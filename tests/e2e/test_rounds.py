@@ -16,9 +16,9 @@ from safetensors.numpy import load as np_load
 from safetensors.numpy import save as np_save
 
 from consensus.protocol import RoundStatus
+from fedchain.localnet.devnet import LocalFederation
 from peer.content.cid import cid_from_bytes, digest_of_cid
 from peer.content.kubo import KuboContentStore
-from peer.devnet import LocalFederation
 from tests.e2e.conftest import round_status, wait_peers_exit, wait_task_done
 
 pytestmark = pytest.mark.e2e

@@ -52,7 +52,7 @@ def test_heart_quick(tmp_path):
 def test_breast_quick(tmp_path):
     done = _run(tmp_path, "--dataset", "breast", "--cv-folds", "0")
     assert done.returncode == 0, done.stderr
-    _check_shape(tmp_path / "learning-breast.json", ["pooled", "federated", "local:inst1"])
+    _check_shape(tmp_path / "learning-breast.json", ["pooled", "federated", "local:site-1"])
 
 
 def test_hapt_quick(tmp_path):

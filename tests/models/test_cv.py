@@ -7,13 +7,14 @@ import math
 import numpy as np
 import pytest
 
+from consensus.task_spec import TrainingSettings
 from fedchain.errors import ConfigError
 from models.baselines import pool_sites
 from models.cv import cross_validate, fold_indices, summarize
 from models.datasets.heart import HOSPITALS, load_heart_all
 from models.metrics import METRIC_NAMES
 from models.registry import init_model
-from models.sites import LocalTraining, Site
+from models.sites import Site
 
 LOGREG = {"arch": "logreg", "kwargs": {"in_features": 13}}
 
@@ -41,7 +42,7 @@ def test_kfold_on_heart(pooled_heart):
         pooled_heart.x,
         pooled_heart.y,
         k=4,
-        hp=LocalTraining(5, 0.01, 16),
+        hp=TrainingSettings(epochs=5, lr=0.01, batch_size=16),
         seed=0,
     )
     assert len(folds) == 4
@@ -53,7 +54,7 @@ def test_kfold_on_heart(pooled_heart):
         pooled_heart.x,
         pooled_heart.y,
         k=4,
-        hp=LocalTraining(5, 0.01, 16),
+        hp=TrainingSettings(epochs=5, lr=0.01, batch_size=16),
         seed=0,
     )
     assert again == folds
@@ -75,7 +76,7 @@ def test_folds_partition_the_samples_and_keep_groups_together(pooled_heart):
         pooled_heart.x,
         y,
         k=3,
-        hp=LocalTraining(2, 0.01, 32),
+        hp=TrainingSettings(epochs=2, lr=0.01, batch_size=32),
         seed=0,
         groups=np.arange(y.size) // 10,
     )
@@ -89,6 +90,6 @@ def test_k_must_be_at_least_two(pooled_heart):
             pooled_heart.x,
             pooled_heart.y,
             k=1,
-            hp=LocalTraining(1, 0.01, 32),
+            hp=TrainingSettings(epochs=1, lr=0.01, batch_size=32),
             seed=0,
         )

@@ -8,16 +8,22 @@ import numpy as np
 import pytest
 import torch
 
+from consensus.task_spec import TrainingSettings
 from fedchain.errors import ConfigError
-from models.baselines import evaluate, pool_sites, train_pooled
+from models.baselines import pool_sites, train_pooled
 from models.datasets.heart import HOSPITALS, load_heart_all
 from models.federated import fedavg_round, float_state, run_fedavg, site_seed
 from models.registry import build_model, init_model
-from models.sites import LocalTraining, Site
-from models.training import train_local
+from models.sites import Site
+from models.training import Samples, train
+from models.training import evaluate as evaluate_samples
 
 LOGREG = {"arch": "logreg", "kwargs": {"in_features": 13}}
-HP = LocalTraining(epochs=1, lr=0.01, batch_size=8)
+HP = TrainingSettings(epochs=1, lr=0.01, batch_size=8)
+
+
+def evaluate(model: torch.nn.Module, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    return evaluate_samples(model, Samples(x, y))
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +65,7 @@ def test_round_is_the_sample_weighted_mean_of_local_models(heart):
     total = sum(site.size for site in sites)
     for index, site in enumerate(sites):
         replica = copy.deepcopy(start)
-        train_local(
-            replica, site.x, site.y, epochs=1, lr=0.01, batch_size=8, seed=site_seed(7, 3, index)
-        )
+        train(replica, site.samples, HP, seed=site_seed(7, 3, index))
         for key, tensor in float_state(replica).items():
             term = tensor.double().numpy() * site.size
             expected[key] = expected.get(key, 0.0) + term
@@ -104,7 +108,12 @@ def test_sites_lacking_a_modality_leave_its_encoder_alone():
 
 def test_pooled_baseline_and_bad_arguments(heart):
     sites, x_test, y_test = heart
-    model = train_pooled(init_model(LOGREG, seed=0), sites, LocalTraining(5, 0.01, 16), seed=0)
+    model = train_pooled(
+        init_model(LOGREG, seed=0),
+        sites,
+        TrainingSettings(epochs=5, lr=0.01, batch_size=16),
+        seed=0,
+    )
     assert evaluate(model, x_test, y_test)["accuracy"] > 0.7
     with pytest.raises(ConfigError, match="rounds"):
         run_fedavg(model, sites, rounds=0, local=HP, seed=0)

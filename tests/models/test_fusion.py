@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 import torch
 
+from consensus.task_spec import TrainingSettings
 from fedchain.errors import ConfigError, DataError
 from models.datasets.hapt import load_hapt_windows
 from models.metrics import classification_metrics
 from models.nets.fusion import AttentionFusion
 from models.registry import build_model, init_model
-from models.training import predict_proba, train_local
+from models.training import Samples, predict_proba
+from models.training import train as train_model
 
 # Small widths keep these tests fast on two busy cores.
 MODALITIES = {
@@ -48,7 +50,7 @@ def _subsets() -> list[tuple[str, ...]]:
 def trained_with_dropout():
     x, y = _synthetic(400, seed=0)
     model = init_model({"arch": "fusion", "kwargs": {**SMALL, "modality_dropout": 0.5}}, seed=0)
-    train_local(model, x, y, epochs=10, lr=1e-2, batch_size=32, seed=0)
+    train_model(model, Samples(x, y), TrainingSettings(epochs=10, lr=1e-2, batch_size=32), 0)
     return model
 
 
@@ -66,9 +68,8 @@ def test_trains_on_every_subset(subset):
     x, y = _synthetic(64, seed=2)
     model = init_model({"arch": "fusion", "kwargs": SMALL}, seed=1)
     encoders_before = {k: v.clone() for k, v in model.state_dict().items()}
-    loss = train_local(
-        model, {m: x[m] for m in subset}, y, epochs=1, lr=3e-3, batch_size=32, seed=0
-    )
+    settings = TrainingSettings(epochs=1, lr=3e-3, batch_size=32)
+    loss = train_model(model, Samples({m: x[m] for m in subset}, y), settings, seed=0)
     assert np.isfinite(loss)
     after = model.state_dict()
     assert isinstance(model, AttentionFusion)
@@ -124,7 +125,7 @@ def test_real_hapt_windows_any_modality():
         "fusion", modalities={"acc": spec, "gyro": spec}, num_classes=6, modality_dropout=0.5
     )
     x, y = windows.modalities(train), windows.labels[train]
-    train_local(model, x, y, epochs=6, lr=3e-3, batch_size=64, seed=0)
+    train_model(model, Samples(x, y), TrainingSettings(epochs=6, lr=3e-3, batch_size=64), 0)
     accuracy = {}
     for subset in (("acc",), ("gyro",), ("acc", "gyro")):
         inputs = {m: windows.modalities(test)[m] for m in subset}

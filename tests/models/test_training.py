@@ -1,21 +1,28 @@
-"""Local training is deterministic and actually learns."""
+"""The one trainer and the one evaluate: deterministic, learning, strict about their inputs."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+from pydantic import ValidationError
 
-from fedchain.errors import ConfigError, DataError
+from consensus.task_spec import TrainingSettings
+from fedchain.errors import ConfigError, DataError, ProtocolError
 from models.datasets.heart import load_heart_hospital
-from models.metrics import classification_metrics
+from models.metrics import METRIC_NAMES
 from models.registry import build_model
-from models.training import predict_proba, train_local
+from models.training import Samples, evaluate, predict_proba, train
+
+
+def hp(epochs: int = 1, lr: float = 0.01, batch_size: int = 8, **kw) -> TrainingSettings:
+    return TrainingSettings(epochs=epochs, lr=lr, batch_size=batch_size, **kw)
 
 
 @pytest.fixture(scope="module")
 def cleveland():
-    return load_heart_hospital("cleveland")
+    split = load_heart_hospital("cleveland")
+    return Samples(split.x_train, split.y_train), Samples(split.x_test, split.y_test)
 
 
 def _fresh(seed: int = 0) -> torch.nn.Module:
@@ -24,15 +31,15 @@ def _fresh(seed: int = 0) -> torch.nn.Module:
 
 
 def test_same_seed_gives_bit_identical_weights(cleveland):
+    data, _ = cleveland
     a, b = _fresh(), _fresh()
-    x, y = cleveland.x_train, cleveland.y_train
-    loss_a = train_local(a, x, y, epochs=3, lr=0.01, batch_size=8, seed=11)
-    loss_b = train_local(b, x, y, epochs=3, lr=0.01, batch_size=8, seed=11)
+    loss_a = train(a, data, hp(3), seed=11)
+    loss_b = train(b, data, hp(3), seed=11)
     assert loss_a == loss_b
     for key, tensor in a.state_dict().items():
         assert torch.equal(tensor, b.state_dict()[key])
     c = _fresh()
-    train_local(c, x, y, epochs=3, lr=0.01, batch_size=8, seed=12)
+    train(c, data, hp(3), seed=12)
     assert not torch.equal(a.state_dict()["linear.weight"], c.state_dict()["linear.weight"])
 
 
@@ -41,67 +48,70 @@ def test_caller_rng_state_is_untouched(cleveland):
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    train_local(
-        model, cleveland.x_train, cleveland.y_train, epochs=1, lr=0.01, batch_size=32, seed=1
-    )
+    train(model, cleveland[0], hp(batch_size=32), seed=1)
     assert torch.equal(torch.rand(3), expected)
 
 
 def test_training_improves_on_the_initial_model(cleveland):
+    data, test = cleveland
     model = _fresh()
-    before = classification_metrics(cleveland.y_test, predict_proba(model, cleveland.x_test))
-    loss = train_local(
-        model, cleveland.x_train, cleveland.y_train, epochs=30, lr=0.01, batch_size=16, seed=0
-    )
-    after = classification_metrics(cleveland.y_test, predict_proba(model, cleveland.x_test))
+    before = evaluate(model, test)
+    loss = train(model, data, hp(30, batch_size=16), seed=0)
+    after = evaluate(model, test)
+    assert set(after) == set(METRIC_NAMES)
     assert loss < 0.6
     assert after["auroc"] > 0.8 and after["auroc"] > before["auroc"]
     assert after["accuracy"] > 0.7
 
 
+def test_evaluate_names_non_finite_outputs(cleveland):
+    model = _fresh()
+    with torch.no_grad():
+        model.state_dict()["linear.weight"].fill_(3.0e38)
+        model.state_dict()["linear.weight"].view(-1)[::2] = -3.0e38
+    with pytest.raises(ProtocolError, match=r"non-finite outputs on \d+ of 104 local test samples"):
+        evaluate(model, cleveland[1])
+
+
 def test_predict_proba_shapes(cleveland):
-    probs = predict_proba(_fresh(), cleveland.x_test)
-    assert probs.shape == (cleveland.x_test.shape[0],)
+    x = cleveland[1].x
+    probs = predict_proba(_fresh(), x)
+    assert probs.shape == (x.shape[0],)
     assert np.all((probs >= 0) & (probs <= 1))
     multi = build_model("logreg", in_features=13, num_classes=3)
-    probs3 = predict_proba(multi, cleveland.x_test)
-    assert probs3.shape == (cleveland.x_test.shape[0], 3)
+    probs3 = predict_proba(multi, x)
+    assert probs3.shape == (x.shape[0], 3)
     np.testing.assert_allclose(probs3.sum(axis=1), 1.0, atol=1e-9)
 
 
 def test_bad_arguments_are_rejected(cleveland):
-    x, y = cleveland.x_train, cleveland.y_train
-    with pytest.raises(ConfigError, match="batch_size"):
-        train_local(_fresh(), x, y, epochs=1, lr=0.1, batch_size=0, seed=0)
-    with pytest.raises(ConfigError, match="epochs"):
-        train_local(_fresh(), x, y, epochs=0, lr=0.1, batch_size=4, seed=0)
-    with pytest.raises(DataError, match="labels"):
-        train_local(_fresh(), x, y[:-1], epochs=1, lr=0.1, batch_size=4, seed=0)
-
-
-def test_sgd_also_learns_and_unknown_optimizers_are_refused(cleveland):
-    model = _fresh()
-    x, y = cleveland.x_train, cleveland.y_train
-    train_local(model, x, y, epochs=10, lr=0.01, batch_size=16, seed=0, optimizer="sgd")
-    assert (
-        classification_metrics(cleveland.y_test, predict_proba(model, cleveland.x_test))["auroc"]
-        > 0.8
+    data, _ = cleveland
+    for bad in ({"batch_size": 0}, {"epochs": 0}, {"optimizer": "rmsprop"}, {"lr": 0.0}):
+        with pytest.raises(ValidationError):
+            hp(**bad)
+    unchecked = TrainingSettings.model_construct(
+        epochs=1, lr=0.1, batch_size=0, seed=0, weight_decay=0.0, optimizer="adam"
     )
+    with pytest.raises(ConfigError, match="batch_size"):
+        train(_fresh(), data, unchecked, seed=0)
+    rmsprop = unchecked.model_copy(update={"batch_size": 4, "optimizer": "rmsprop"})
     with pytest.raises(ConfigError, match="rmsprop"):
-        train_local(_fresh(), x, y, epochs=1, lr=0.1, batch_size=4, seed=0, optimizer="rmsprop")
+        train(_fresh(), data, rmsprop, seed=0)
+    with pytest.raises(DataError, match="labels"):
+        train(_fresh(), Samples(data.x, data.y[:-1]), hp(), seed=0)
     with pytest.raises(DataError, match=">= 0"):
-        train_local(_fresh(), x, y - 1, epochs=1, lr=0.1, batch_size=4, seed=0)
+        train(_fresh(), Samples(data.x, data.y - 1), hp(), seed=0)
+
+
+def test_sgd_also_learns(cleveland):
+    data, test = cleveland
+    model = _fresh()
+    train(model, data, hp(10, batch_size=16, optimizer="sgd"), seed=0)
+    assert evaluate(model, test)["auroc"] > 0.8
 
 
 def test_multimodal_input_must_agree_on_sample_count():
     model = build_model("logreg", in_features=2)
+    x = {"a": np.zeros((3, 2), np.float32), "b": np.zeros((4, 2), np.float32)}
     with pytest.raises(DataError, match="disagree"):
-        train_local(
-            model,
-            {"a": np.zeros((3, 2), np.float32), "b": np.zeros((4, 2), np.float32)},
-            np.zeros(3, np.int64),
-            epochs=1,
-            lr=0.1,
-            batch_size=2,
-            seed=0,
-        )
+        train(model, Samples(x, np.zeros(3, np.int64)), hp(batch_size=2), seed=0)

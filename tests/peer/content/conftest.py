@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from fedchain.localnet.kubo_daemon import generate_swarm_key
 from peer.content.abc import ContentStore
 from peer.content.kubo import KuboContentStore
 from peer.content.memory import MemoryContentNetwork, MemoryContentStore
-from peer.services.kubo_daemon import generate_swarm_key
 from tests.peer.content.kubo_harness import KuboPeer, cli, ipfs_binary, start_peer
 
 BACKENDS = ["kubo", "memory"]

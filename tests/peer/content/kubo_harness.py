@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from fedchain.localnet.kubo_daemon import KuboDaemon
+from fedchain.localnet.procs import free_port
 from peer.content.kubo import KuboContentStore
-from peer.services.kubo_daemon import KuboDaemon
-from peer.services.procs import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 INSTALL_SCRIPT = REPO_ROOT / "scripts" / "install-kubo"

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from fedchain.errors import ConfigError, ContentError, ServiceUnavailableError
+from fedchain.localnet.kubo_daemon import generate_swarm_key
+from fedchain.localnet.procs import free_port
 from peer.content.cid import CODEC_DAG_PB, cid_from_digest, cid_to_bytes
 from peer.content.kubo import KuboContentStore
 from peer.content.unixfs import dag_pb_node, file_cid, unixfs_file_data
-from peer.services.kubo_daemon import generate_swarm_key
-from peer.services.procs import free_port
 from tests.peer.content.conformance import MiB
 from tests.peer.content.kubo_harness import REPO_ROOT, KuboPeer, cli, start_peer
 

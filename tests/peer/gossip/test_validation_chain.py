@@ -7,11 +7,11 @@ from collections.abc import Iterator
 import pytest
 from eth_account import Account
 
+from fedchain.localnet.chain_node import AnvilNode
 from peer.announcements import Domain, RejectedAnnouncement, RejectReason, sign_update
 from peer.gossip.identity import generate_ed25519_seed, peer_id_from_seed
 from peer.gossip.validation import AnnouncementValidator, ChainMembership
 from peer.ledger.client import FederationClient, connect, deploy
-from peer.services.chain_node import AnvilNode
 
 CID = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
 

@@ -28,11 +28,11 @@ from web3 import Web3
 
 from consensus.merkle import MerkleTree
 from consensus.scoring import Score, scores_tree
+from fedchain.localnet.chain_node import AnvilNode, DevChain, GanacheNode
 from peer.ledger.abc import FederationLedger
+from peer.ledger.artifact import ContractArtifact, shipped_artifact
 from peer.ledger.client import FederationClient, connect, deploy
-from peer.ledger.compiler import ContractArtifact, federation_artifact
 from peer.ledger.memory import MemoryChain
-from peer.services.chain_node import AnvilNode, DevChain, GanacheNode
 
 BACKENDS = ["anvil", "ganache", "memory"]
 ACCOUNTS = 10
@@ -174,7 +174,7 @@ class MemoryBackend(Backend):
 
 @pytest.fixture(scope="session")
 def artifact() -> ContractArtifact:
-    return federation_artifact()
+    return shipped_artifact()
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

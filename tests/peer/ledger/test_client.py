@@ -9,11 +9,11 @@ from __future__ import annotations
 import pytest
 
 from fedchain.errors import LedgerError, ServiceUnavailableError
+from fedchain.localnet.procs import free_port
 from peer.ledger import errors as E
 from peer.ledger.client import FederationClient, connect
 from peer.ledger.sender import TransactionSender
 from peer.ledger.types import ProposalKind
-from peer.services.procs import free_port
 from tests.peer.ledger.conftest import (
     HOUR,
     MAX_SAMPLES,

@@ -11,7 +11,7 @@ from web3 import Web3
 from peer.ledger import errors as E
 from peer.ledger import memory
 from peer.ledger.abi import ContractAbi
-from peer.ledger.compiler import ContractArtifact
+from peer.ledger.artifact import ContractArtifact
 from peer.ledger.events import EVENT_TYPES, EventDecoder, UpdateSubmitted, snake_case
 from tests.peer.ledger.conftest import cid_of
 

@@ -1,0 +1,275 @@
+"""The ``fedchain`` command line (typer).
+
+Every expected failure (bad config, wrong password, unreachable chain or Kubo)
+ends the process with a non-zero code and one line saying what is wrong and what
+to do; tracebacks are kept for bugs.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from fedchain.errors import FedchainError
+from fedchain.interrupts import EXIT_INTERRUPTED, interrupt_on_signals, received_signal
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False
+)
+peer_app = typer.Typer(no_args_is_help=True, help="Run this institution's peer node.")
+keys_app = typer.Typer(no_args_is_help=True, help="Create encrypted key files.")
+app.add_typer(peer_app, name="peer")
+app.add_typer(keys_app, name="keys")
+
+EXIT_ERROR = 2
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("libp2p", "multiaddr", "web3", "urllib3", "ipfshttpclient", "async_service"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@peer_app.command("run")
+def peer_run(
+    config: Annotated[Path, typer.Option("--config", "-c", help="The institution's TOML file.")],
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Join the federation and take part in rounds until the task completes."""
+    _setup_logging(verbose)
+    from peer.config import load_config
+
+    cfg = load_config(config)
+    from peer.startup import run_peer
+
+    raise typer.Exit(run_peer(cfg))
+
+
+@app.command("claim")
+def peer_claim(
+    config: Annotated[Path, typer.Option("--config", "-c", help="The institution's TOML file.")],
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Claim every contribution this institution earned in its task and has not claimed yet."""
+    _setup_logging(verbose)
+    from peer.config import load_config
+    from peer.startup import claim_all
+
+    claimed = claim_all(load_config(config))
+    for round_no, score in claimed:
+        typer.echo(f"round {round_no}: claimed {score}")
+    typer.echo(f"{len(claimed)} round(s) claimed now")
+
+
+@keys_app.command("new")
+def keys_new(
+    out_dir: Annotated[Path, typer.Argument(help="Folder for eth.json and libp2p.json.")],
+    password_env: Annotated[str, typer.Option(help="Variable holding the password.")] = (
+        "FEDCHAIN_KEY_PASSWORD"
+    ),
+) -> None:
+    """Create this institution's Ethereum key and libp2p identity, encrypted at rest."""
+    from peer.identity import create_identity
+    from peer.keystore import resolve_password
+
+    ident = create_identity(out_dir, resolve_password(password_env, None))
+    typer.echo(f"address  {ident.address}\npeer id  {ident.peer_id}")
+
+
+@app.command("deploy")
+def deploy_cmd(
+    rpc_url: Annotated[str, typer.Option(help="The chain's JSON-RPC URL.")],
+    keystore: Annotated[Path, typer.Option(help="Deployer's encrypted Ethereum keystore.")],
+    founders: Annotated[
+        Path, typer.Option(help="JSON: founders (address, peer_id), approval_bps.")
+    ],
+    password_env: Annotated[str, typer.Option()] = "FEDCHAIN_KEY_PASSWORD",
+) -> None:
+    """Deploy the Federation contract with its founding members; print its address."""
+    _setup_logging(False)
+    from fedchain.consortium import deploy_federation
+    from peer.keystore import resolve_password
+
+    password = resolve_password(password_env, None)
+    typer.echo(deploy_federation(rpc_url, keystore, password, founders))
+
+
+ROUND_DURATION_HELP = (
+    "Seconds each round collects updates. Round 1's window starts when the task is created, so "
+    "it must cover every peer's start-up (measured: about 20 s per peer process on 2 cores; "
+    "peers sharing a machine add up, e.g. about 80 s for 4) plus one local training run and "
+    "upload; later rounds need only training and upload."
+)
+
+
+@app.command("create-task")
+def create_task_cmd(
+    rpc_url: Annotated[str, typer.Option()],
+    contract: Annotated[str, typer.Option()],
+    keystore: Annotated[Path, typer.Option(help="A member's encrypted Ethereum keystore.")],
+    ipfs_api: Annotated[str, typer.Option(help="The member's Kubo RPC multiaddr.")],
+    spec: Annotated[Path, typer.Option(help="Task spec JSON (model, rule, training).")],
+    rounds: Annotated[int, typer.Option(min=1)],
+    max_samples: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=2**64 - 1,
+            help="The most training samples any one member may claim per round; FedAvg "
+            "weight and contribution credit are bounded by it.",
+        ),
+    ],
+    quorum: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Updates, and identical attestations, a round needs; must be more than half "
+            "the members. Default: ceil(2n/3) of the current members n (n=2 -> 2, 4 -> 3).",
+        ),
+    ] = None,
+    initial_model: Annotated[
+        Path | None, typer.Option(help="safetensors; default: from spec")
+    ] = None,
+    round_duration: Annotated[int, typer.Option(min=1, help=ROUND_DURATION_HELP)] = 600,
+    attest_duration: Annotated[int, typer.Option(min=1, help="Seconds to attest.")] = 600,
+    password_env: Annotated[str, typer.Option()] = "FEDCHAIN_KEY_PASSWORD",
+) -> None:
+    """Publish a task spec and initial model to IPFS and open the task on-chain."""
+    _setup_logging(False)
+    from fedchain.consortium import TaskTerms, create_task
+    from peer.keystore import resolve_password
+
+    terms = TaskTerms(
+        quorum=quorum,
+        rounds=rounds,
+        round_duration=round_duration,
+        attest_duration=attest_duration,
+        max_samples=max_samples,
+    )
+    password = resolve_password(password_env, None)
+    typer.echo(
+        create_task(rpc_url, contract, keystore, password, ipfs_api, spec, initial_model, terms)
+    )
+
+
+ROUND_1_HELP = (
+    "Round 1's window opens when the task is created, before any peer runs: it must cover "
+    "starting every peer by hand (about 20 s per peer process on a 2-core machine) plus one "
+    "local training."
+)
+
+
+@app.command("devnet")
+def devnet_cmd(
+    hospitals: Annotated[int, typer.Option(min=2, max=4)] = 4,
+    rounds: Annotated[int, typer.Option(min=1)] = 5,
+    chain: Annotated[str, typer.Option(help="anvil or ganache")] = "anvil",
+    out: Annotated[
+        Path | None, typer.Option(help="Folder (default runs/devnet-<time>); not kept for reuse.")
+    ] = None,
+    quorum: Annotated[
+        int | None,
+        typer.Option(min=1, help="Updates a round needs (default: 2/3 of hospitals, rounded up)."),
+    ] = None,
+    round_duration: Annotated[
+        int, typer.Option(min=1, help="Seconds each round collects updates. " + ROUND_1_HELP)
+    ] = 600,
+    attest_duration: Annotated[
+        int, typer.Option(min=1, help="Seconds after a round's submission deadline to attest.")
+    ] = 600,
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            help="Keep the devnet (chain state, keys, configs, Kubo repos) in this folder; run "
+            "again with the same folder after a stop to resume the same federation."
+        ),
+    ] = None,
+) -> None:
+    """Start a chain and one Kubo per hospital, deploy, write peer configs; wait for Ctrl-C."""
+    _setup_logging(False)
+    from fedchain.localnet.devnet_command import DevnetOptions, run_devnet
+
+    if out is not None and state is not None:
+        raise typer.BadParameter("give --out or --state, not both (--state is the folder)")
+    options = DevnetOptions(
+        hospitals=hospitals,
+        rounds=rounds,
+        chain=chain,
+        quorum=quorum,
+        round_duration=round_duration,
+        attest_duration=attest_duration,
+    )
+    raise typer.Exit(run_devnet(options, folder=state or out, persistent=state is not None))
+
+
+@app.command("demo")
+def demo(
+    peers: Annotated[int, typer.Option(min=2, max=4, help="Hospitals taking part.")] = 4,
+    rounds: Annotated[int, typer.Option(min=1, max=100)] = 5,
+    chain: Annotated[str, typer.Option(help="anvil or ganache")] = "anvil",
+    out: Annotated[Path | None, typer.Option(help="Output folder (default runs/<time>).")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Bring up a local federation of hospitals and run training rounds end to end."""
+    _setup_logging(verbose)
+    from fedchain.demo import run_demo
+
+    raise typer.Exit(run_demo(peers=peers, rounds=rounds, chain=chain, out=out))
+
+
+@app.command("audit")
+def audit(
+    fast: Annotated[bool, typer.Option(help="Fewer fuzz and invariant runs.")] = False,
+    report: Annotated[Path | None, typer.Option(help="Default audit/report.md.")] = None,
+) -> None:
+    """Audit the contracts (compiler, Slither, forge fuzz/invariants, gas, access control)."""
+    from fedchain.audit import run_audit
+
+    raise typer.Exit(run_audit(fast=fast, report=report))
+
+
+@app.command("build-contract")
+def build_contract() -> None:
+    """Compile contracts/ and write the artifact the package ships to peers (in a checkout)."""
+    from fedchain.contract_build import write_shipped_artifact
+    from peer.ledger.artifact import ARTIFACT_FILE
+
+    artifact = write_shipped_artifact()
+    typer.echo(f"wrote {ARTIFACT_FILE} ({artifact.name}, compiler {artifact.compiler})")
+
+
+def main() -> None:
+    """Run the CLI; the exit code is decided here, so interrupts always end with 130.
+
+    Typer's standalone mode decides exit codes itself (an interrupt could end as
+    "Aborted!", exit 1); it is off, and usage errors are shown here instead.
+    """
+    interrupt_on_signals()
+    try:
+        code = app(standalone_mode=False)
+    except FedchainError as exc:
+        if received_signal() is None:
+            typer.echo(f"fedchain: error: {exc}", err=True)
+            sys.exit(EXIT_ERROR)
+        code = EXIT_INTERRUPTED
+    except (KeyboardInterrupt, typer.Abort):
+        code = EXIT_INTERRUPTED
+    except typer.TyperException as exc:  # usage errors: what typer's standalone mode shows
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            typer.echo(f"fedchain: error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    if received_signal() is not None or code == EXIT_INTERRUPTED:
+        typer.echo("fedchain: interrupted; everything this command started was stopped", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(code if isinstance(code, int) else 0)

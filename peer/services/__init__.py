@@ -1,1 +1,0 @@
-"""Launchers for the outside programs a node or a test network runs (Kubo, chains, peers)."""
