@@ -392,7 +392,7 @@ class MemoryChain:
         )
         for ev in events:
             self._log(tx.fed, ev)
-        receipt = {
+        receipt: dict[str, Any] = {
             "transactionHash": tx_hash,
             "blockNumber": hex(block),
             "from": tx.sender,
