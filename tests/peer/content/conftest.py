@@ -7,9 +7,11 @@ conformance suite and the update-fetcher tests run over both through the
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
@@ -68,6 +70,12 @@ class MemoryPeer:
     def address(self) -> str:
         return self.store.address
 
+    def take_down(self) -> None:
+        self.network.set_reachable(self.store.name, False)
+
+    def close(self) -> None:
+        self.store.close()
+
 
 @pytest.fixture(scope="module")
 def memory_network() -> MemoryContentNetwork:
@@ -114,6 +122,42 @@ def open_store_a(peer_a: StorePeerType) -> Callable[[], ContentStore]:
         return lambda: KuboContentStore(api)
     network, name = peer_a.network, peer_a.store.name
     return lambda: network.store(name)
+
+
+class SparePeer(Protocol):
+    """A peer a test owns: it may take its backend down (Kubo daemon stopped, node unreachable)."""
+
+    @property
+    def store(self) -> ContentStore: ...
+
+    @property
+    def address(self) -> str: ...
+
+    def take_down(self) -> None: ...
+
+
+@pytest.fixture
+def spare_peer(
+    content_backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Callable[[], SparePeer]]:
+    """Factory of fresh peers on the current backend, closed at teardown."""
+    made: list[KuboPeer | MemoryPeer] = []
+
+    def make() -> SparePeer:
+        peer: KuboPeer | MemoryPeer
+        if content_backend == "memory":
+            network: MemoryContentNetwork = request.getfixturevalue("memory_network")
+            peer = MemoryPeer(network, network.store(f"spare-{uuid.uuid4().hex[:12]}"))
+        else:
+            binary: Path = request.getfixturevalue("ipfs_bin")
+            key: bytes = request.getfixturevalue("swarm_key")
+            peer = start_peer(binary, tmp_path / f"spare{len(made)}", key)
+        made.append(peer)
+        return peer
+
+    yield make
+    for peer in made:
+        peer.close()
 
 
 @pytest.fixture

@@ -201,15 +201,3 @@ def test_a_cid_naming_a_directory_is_refused(ipfs_bin: Path, kubo_a: KuboPeer, t
     cid = cli(ipfs_bin, kubo_a.daemon, "block", "put", "--cid-codec", "dag-pb", str(block))
     with pytest.raises(ContentError, match=f"{cid.strip()} is a UnixFS directory, not a file"):
         kubo_a.store.get(cid.strip(), timeout=10)
-
-
-def test_swarm_peer_count_is_zero_alone_and_counts_a_connection(
-    ipfs_bin: Path, swarm_key: bytes, kubo_a: KuboPeer, tmp_path: Path
-):
-    loner = start_peer(ipfs_bin, tmp_path / "loner", swarm_key)
-    try:
-        assert loner.store.swarm_peer_count() == 0
-        loner.store.connect(kubo_a.address)
-        assert loner.store.swarm_peer_count() == 1
-    finally:
-        loner.close()
