@@ -21,6 +21,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from consensus.protocol import RoundStatus
 from fedchain.errors import ConfigError, FedchainError
@@ -62,6 +63,23 @@ class SimulationResult:
     """The agreed aggregate of each finalized round, in round order."""
     record: dict[str, Any]
     wall_seconds: float
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _summary(record: Mapping[str, Any], metric: str) -> Table:
+    sim = record["simulation"]
+    table = Table(
+        title=f"{sim['task']}: {sim['peers']} peers, {len(record['rounds'])} rounds, "
+        f"seed {sim['seed']} ({metric}, own test split)"
+    )
+    for col in ("institution", "federated", "local only"):
+        table.add_column(col)
+    for name, v in record["institutions"].items():
+        table.add_row(name, _fmt(v["federated"]), _fmt(v["local_only"]))
+    return table
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -214,6 +232,7 @@ def simulate(
         "wall_seconds": round(time.monotonic() - started, 2),
     }
     write_private_text(out_dir / "record.json", json.dumps(record, indent=2))
+    console.print(_summary(record, metric))
     if len(results) != rounds:
         raise FedchainError(f"only {len(results)} of {rounds} rounds were finalized")
     return SimulationResult(out_dir, cids, record, record["wall_seconds"])
