@@ -36,6 +36,7 @@ from typing import Protocol
 import torch
 
 from consensus.aggregation import build_strategy
+from consensus.checks import non_finite
 from consensus.protocol import (
     Action,
     RoundStatus,
@@ -58,7 +59,7 @@ from peer.claims import ClaimBook, scores_root_and_claim
 from peer.clock import Clock, SystemClock
 from peer.config import PeerConfig
 from peer.content.abc import ContentStore
-from peer.content.cid import cid_to_bytes, digest_of_cid
+from peer.content.cid import Cid
 from peer.gossip.abc import Gossip, GossipMessage
 from peer.identity import Identity
 from peer.ledger.abc import FederationLedger
@@ -68,7 +69,7 @@ from peer.records import GossipTotals, History, HistoryWriter, RoundObserver, Ro
 from peer.resilience import OutageGuard
 from peer.round_state import RoundBook, RoundState, StateDict
 from peer.round_updates import RoundUpdates, collect_updates
-from peer.updates import UpdateFetcher
+from peer.updates import ContentFetcher
 
 log = logging.getLogger("fedchain.peer")
 
@@ -127,7 +128,7 @@ class PeerNode:
 
     def __post_init__(self) -> None:
         self._reference = self.learner.reference_weights()
-        self._fetcher = UpdateFetcher(
+        self._fetcher = ContentFetcher(
             self.content,
             timeout=self.cfg.ipfs.fetch_timeout,
             max_bytes=model_bytes_limit(self._reference),
@@ -261,7 +262,7 @@ class PeerNode:
         cid = self._model_cids.get(model_digest) or self.ledger.model_cid(
             self._task_id, model_digest
         )
-        if digest_of_cid(cid) != model_digest:
+        if Cid.parse(cid).digest != model_digest:
             raise ProtocolError(f"global model CID {cid} does not match the on-chain digest")
         data = self._fetcher.fetch_verified(cid)
         return weights_from_bytes(data, reference=self._reference)
@@ -285,7 +286,7 @@ class PeerNode:
             self._skip_training(state, f"local training failed on the agreed model: {exc}")
             return True
         del global_weights
-        bad = [k for k, v in weights.items() if not bool(torch.isfinite(v).all())]
+        bad = non_finite(weights)
         if bad:
             self._skip_training(
                 state,
@@ -298,7 +299,7 @@ class PeerNode:
         cid = self.content.add(data)
         self._fetcher.remember(cid, data)
         n = min(self.learner.num_samples, self._max_samples or self.learner.num_samples)
-        self.ledger.submit_update(self._task_id, round_no, cid_to_bytes(cid), n)
+        self.ledger.submit_update(self._task_id, round_no, Cid.parse(cid).binary, n)
         t3 = time.perf_counter()
         state.update_cid = cid
         state.seconds.update(fetch_model=t1 - t0, train=t2 - t1, submit=t3 - t2)
@@ -373,7 +374,7 @@ class PeerNode:
         )
         t1 = time.perf_counter()
         state.attested = True
-        self.ledger.attest_aggregate(self._task_id, round_no, cid_to_bytes(agg_cid), root)
+        self.ledger.attest_aggregate(self._task_id, round_no, Cid.parse(agg_cid).binary, root)
         t2 = time.perf_counter()
         state.aggregate_cid = agg_cid
         state.accepted = [u.member for u in collected.accepted]
@@ -391,7 +392,7 @@ class PeerNode:
         # Only the aggregate (the next round's likely model) stays cached.
         self._fetcher.clear()
         self._fetcher.remember(agg_cid, agg_bytes)
-        self._model_cids = {digest_of_cid(agg_cid): agg_cid}
+        self._model_cids = {Cid.parse(agg_cid).digest: agg_cid}
 
     # -- own Kubo health --------------------------------------------------------
 
@@ -512,7 +513,7 @@ class PeerNode:
         if status is RoundStatus.FINALIZED:
             agreed_digest = info.aggregate_digest
             agreed = state.aggregate_cid is not None and (
-                digest_of_cid(state.aggregate_cid) == agreed_digest
+                Cid.parse(state.aggregate_cid).digest == agreed_digest
             )
             claimed = state.claim is not None and self._claims.settle(
                 state.claim, info.scores_digest

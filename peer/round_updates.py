@@ -28,9 +28,9 @@ from fedchain.errors import (
     ProtocolError,
     ServiceUnavailableError,
 )
-from peer.content.cid import cid_from_bytes
+from peer.content.cid import Cid
 from peer.ledger.types import Submission
-from peer.updates import UpdateFetcher
+from peer.updates import ContentFetcher
 
 
 @dataclass
@@ -57,7 +57,7 @@ class RoundUpdates:
 def collect_updates(
     submissions: list[Submission],
     model_digest: bytes,
-    fetcher: UpdateFetcher,
+    fetcher: ContentFetcher,
     reference: Mapping[str, torch.Tensor],
     *,
     max_samples: int,
@@ -70,11 +70,11 @@ def collect_updates(
     )
     wanted = [s for s in submissions if s.member not in out.left_out]
     for sub in wanted:  # start every fetch at once; they are checked in chain order
-        fetcher.prefetch(cid_from_bytes(sub.cid))
+        fetcher.prefetch(Cid.from_bytes(sub.cid).text)
     for sub in wanted:
         try:
             weights = weights_from_bytes(
-                fetcher.fetch_verified(cid_from_bytes(sub.cid)), reference=reference
+                fetcher.fetch_verified(Cid.from_bytes(sub.cid).text), reference=reference
             )
             if all_zero(weights):
                 raise ProtocolError("every weight is zero: nothing was learned")

@@ -1,4 +1,5 @@
-"""Fetching other members' updates: verified against the chain, prefetched on gossip hints.
+"""Fetching content named on the chain (members' updates, agreed models): verified locally,
+prefetched on gossip hints.
 
 The chain names each update by CID.  An update over the size limit is refused
 by the store before it is downloaded; the bytes that do arrive are hashed here,
@@ -27,8 +28,9 @@ from peer.content.unixfs import file_cid
 log = logging.getLogger(__name__)
 
 
-class UpdateFetcher:
-    """A small cache of update bytes by CID, filled by prefetch or on demand."""
+class ContentFetcher:
+    """A small cache of verified content by CID (updates and global models), filled by
+    prefetch or on demand."""
 
     def __init__(
         self,
