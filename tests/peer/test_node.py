@@ -102,6 +102,16 @@ def test_same_inputs_give_the_same_aggregates(tmp_path: Path) -> None:
     assert aggregates(a) == aggregates(b)
 
 
+def test_aggregate_does_not_depend_on_transaction_order(tmp_path: Path) -> None:
+    forward = federation(tmp_path / "fwd", NAMES)
+    forward.run()
+    backward = federation(tmp_path / "bwd", tuple(reversed(NAMES)))
+    backward.run()
+    order = [s.member for s in forward.deployer.submissions(forward.task_id, 1)]
+    assert [s.member for s in backward.deployer.submissions(backward.task_id, 1)] == order[::-1]
+    assert aggregates(forward) == aggregates(backward)
+
+
 def _steps_of_a(tmp_path: Path) -> int:
     fed = federation(tmp_path)
     steps = 0
