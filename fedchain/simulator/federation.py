@@ -56,6 +56,36 @@ def derived_identity(seed: int, name: str) -> Identity:
     return Identity(Account.from_key(eth), p2p)
 
 
+class SharedVerdicts:
+    """One gossip verdict per (sender, message, block), shared by every virtual peer.
+
+    The real gossip layer checks each announcement at every receiver; honest receivers reading
+    the same chain reach the same verdict, so the simulator checks each message once per block
+    (signature recovery dominates a large simulation otherwise).  Errors are re-raised as-is.
+    """
+
+    def __init__(self, validator: Callable[[str, bytes], object], chain: MemoryChain) -> None:
+        self._validator = validator
+        self._chain = chain
+        self._block = -1
+        self._verdicts: dict[tuple[str, bytes], object] = {}
+
+    def __call__(self, sender_peer_id: str, data: bytes) -> object:
+        block = self._chain.block_number()
+        if block != self._block:
+            self._block, self._verdicts = block, {}
+        key = (sender_peer_id, data)
+        if key not in self._verdicts:
+            try:
+                self._verdicts[key] = self._validator(sender_peer_id, data)
+            except Exception as exc:  # the verdict, kept for the other receivers
+                self._verdicts[key] = exc
+        verdict = self._verdicts[key]
+        if isinstance(verdict, Exception):
+            raise verdict
+        return verdict
+
+
 @dataclass
 class VirtualPeer:
     """One virtual institution: its keys, backends, learner, state folder and (running) node."""
@@ -117,6 +147,14 @@ class VirtualFederation:
             5001,
         )
         self.deployer = deployer
+        self._verdicts = SharedVerdicts(
+            AnnouncementValidator(
+                Domain(chain_id=deployer.chain_id, contract=deployer.address),
+                1,  # the only task of a simulated federation
+                ChainMembership(deployer),
+            ),
+            self.chain,
+        )
         self.peers: dict[str, VirtualPeer] = {}
         for name, learner in learners.items():
             self._add_peer(name, founders[name], learner)
@@ -141,7 +179,7 @@ class VirtualFederation:
         ledger = self.chain.client(identity.account)
         gossip = None
         if self.gossip_net is not None:
-            gossip = self.gossip_net.join(identity.peer_id, validator=self._validator(ledger))
+            gossip = self.gossip_net.join(identity.peer_id, validator=self._verdicts)
             gossip.start()
         content = self.content_net.store(name)
         for other in self.peers.values():  # a full mesh, as the members' Kubos swarm
@@ -159,11 +197,6 @@ class VirtualFederation:
         peer.state_dir.mkdir(parents=True, exist_ok=True)
         self.peers[name] = peer
         return peer
-
-    def _validator(self, ledger: MemoryFederation) -> AnnouncementValidator:
-        # Task 1 is the only task of a simulated federation.
-        domain = Domain(chain_id=ledger.chain_id, contract=ledger.address)
-        return AnnouncementValidator(domain, 1, ChainMembership(ledger))
 
     def config(self, peer: VirtualPeer) -> PeerConfig:
         return PeerConfig.model_validate(

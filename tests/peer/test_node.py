@@ -87,6 +87,7 @@ def test_rounds_finalize_with_one_agreed_aggregate(tmp_path: Path) -> None:
     for name in NAMES:
         h = history(fed, name)
         assert sorted(h) == [1, 2]
+        assert h[2]["gossip"]["accepted"] == 2 * (len(NAMES) - 1)  # every announcement arrived
         for r, agreed_cid in zip((1, 2), aggregates(fed), strict=True):
             # A member whose attestation was not needed any more (quorum 3 of 4) records none.
             assert h[r]["aggregate_cid"] in (agreed_cid, None)
