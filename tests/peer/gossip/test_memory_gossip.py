@@ -190,3 +190,14 @@ def test_random_duplicates_are_reproducible_and_judged_again() -> None:
     first = run(1)
     assert first == run(1) and 55 < len(first) < 80
     assert sorted(set(first)) == sorted(b"%d" % n for n in range(50))
+
+
+def test_a_hundred_peers_in_one_process() -> None:
+    network = MemoryGossipNetwork(wall_clock=False)
+    peers = started(network, *(f"p{i:03d}" for i in range(100)))
+    for peer in peers:
+        peer.publish(peer.peer_id.encode())
+    for peer in peers:
+        got = drain(peer)
+        assert len(got) == 99 and peer.peer_id.encode() not in got
+        assert got == sorted(got), "deliveries follow the publish order"
