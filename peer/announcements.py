@@ -20,7 +20,7 @@ from eth_account.signers.local import LocalAccount
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fedchain.errors import ProtocolError
-from peer.content.cid import cid_to_bytes
+from peer.content.cid import Cid
 
 MAX_ANNOUNCEMENT_BYTES = 4096
 
@@ -85,7 +85,7 @@ class UpdateAnnouncement(BaseModel):
         return {
             "taskId": self.task_id,
             "round": self.round,
-            "cid": cid_to_bytes(self.cid),
+            "cid": Cid.parse(self.cid).binary,
             "numSamples": self.num_samples,
             "member": self.member,
         }
@@ -111,7 +111,7 @@ def sign_update(
     unsigned = {
         "taskId": task_id,
         "round": round_no,
-        "cid": cid_to_bytes(cid),
+        "cid": Cid.parse(cid).binary,
         "numSamples": num_samples,
         "member": account.address,
     }
@@ -140,7 +140,7 @@ def parse_announcement(data: bytes, domain: Domain, *, verify: bool = True) -> U
         )
     try:
         ann = UpdateAnnouncement.model_validate(json.loads(data))
-        cid_to_bytes(ann.cid)
+        Cid.parse(ann.cid)
     except (ValidationError, json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
         raise RejectedAnnouncement(
             RejectReason.MALFORMED, f"malformed announcement: {str(exc).splitlines()[0]}"

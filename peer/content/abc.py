@@ -10,12 +10,17 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from types import TracebackType
 
+from peer.content.cid import Cid
+
 DEFAULT_PIN_TIMEOUT = 120.0
 """Seconds ``pin`` may spend fetching content that is not yet local."""
 
 
 class ContentStore(ABC):
     """A node's view of the shared, content-addressed blob store.
+
+    CIDs are accepted as :class:`~peer.content.cid.Cid` values or as their text;
+    ``add`` returns the text (what Kubo prints).
 
     Errors: ``ServiceUnavailableError`` when the backend or a peer cannot be
     reached, ``ContentError`` for a bad CID or content that cannot be fetched in
@@ -37,7 +42,7 @@ class ContentStore(ABC):
         """
 
     @abstractmethod
-    def get(self, cid: str, *, timeout: float, max_bytes: int | None = None) -> bytes:
+    def get(self, cid: Cid | str, *, timeout: float, max_bytes: int | None = None) -> bytes:
         """Return the content of ``cid``, fetching it from peers if needed.
 
         The size is learnt before the body is fetched: content over ``max_bytes``
@@ -49,11 +54,11 @@ class ContentStore(ABC):
         """
 
     @abstractmethod
-    def pin(self, cid: str, *, timeout: float = DEFAULT_PIN_TIMEOUT) -> None:
+    def pin(self, cid: Cid | str, *, timeout: float = DEFAULT_PIN_TIMEOUT) -> None:
         """Keep ``cid`` (fetched first if needed) until it is unpinned; idempotent."""
 
     @abstractmethod
-    def has_local(self, cid: str) -> bool:
+    def has_local(self, cid: Cid | str) -> bool:
         """True if the whole of ``cid`` is stored locally (no network is used)."""
 
     @abstractmethod

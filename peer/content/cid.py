@@ -4,11 +4,17 @@ The ledger stores a CID's 32-byte sha2-256 digest (a ``bytes32``, cheaper than a
 string) and peers pass CIDs around as text, so both directions are needed and
 must agree byte for byte with what Kubo prints.  Only what fedchain produces is
 accepted: CIDv1, multibase ``b`` (lower-case base32), sha2-256.
+
+:class:`Cid` is the value type (like py-libp2p's peer ``ID``): parse or build it
+once where a CID enters, pass it on, and take ``.text``, ``.binary`` or
+``.digest`` where a form is needed.  The module-level functions are the same
+conversions for code that still passes text.
 """
 
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 
 from fedchain.errors import ContentError
 
@@ -72,7 +78,7 @@ def _parse(raw: bytes) -> tuple[int, int, bytes]:
     return codec, hash_code, digest
 
 
-def cid_to_bytes(cid: str) -> bytes:
+def _decode_text(cid: str) -> bytes:
     """Binary form of a text CIDv1 (multibase ``b``), validated."""
     if not isinstance(cid, str) or not cid:
         raise ContentError(f"expected a CID string, got {cid!r}")
@@ -92,42 +98,124 @@ def cid_to_bytes(cid: str) -> bytes:
         raw = base64.b32decode(body.upper() + "=" * (-len(body) % 8))
     except ValueError as exc:
         raise ContentError(f"CID {cid!r} is not valid base32: {exc}") from exc
-    _parse(raw)
+    try:
+        _parse(raw)
+    except ContentError as exc:
+        raise ContentError(f"CID {cid!r} is invalid: {exc}") from None
     return raw
+
+
+@dataclass(frozen=True, slots=True)
+class Cid:
+    """A validated CIDv1 as fedchain uses it: one value whatever form it arrived in.
+
+    Peers pass CIDs as text (``bafy...``, what Kubo prints), the ledger stores
+    binary CIDs or their 32-byte sha2-256 digests; a ``Cid`` is built from any of
+    them with a check, and gives every form back.  Equal CIDs compare and hash
+    equal.  Construct it with :meth:`parse`, :meth:`from_bytes`,
+    :meth:`from_digest` or :meth:`of`; the constructor takes the binary form and
+    checks it too.
+    """
+
+    binary: bytes
+    """Binary CIDv1: version, codec, multihash code, length, digest (as varints + bytes)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.binary, bytes):
+            raise ContentError(f"a binary CID is bytes, got {type(self.binary).__name__}")
+        _parse(self.binary)
+
+    @classmethod
+    def parse(cls, text: str) -> Cid:
+        """The CID a text CIDv1 (multibase ``b``) names; ContentError quoting ``text`` if bad."""
+        return cls(_decode_text(text))
+
+    @classmethod
+    def from_bytes(cls, binary: bytes | bytearray | memoryview) -> Cid:
+        """The CID whose binary form is ``binary``; ContentError if it is not a whole CIDv1."""
+        try:
+            return cls(bytes(binary))
+        except ContentError as exc:
+            raise ContentError(f"binary CID 0x{bytes(binary).hex()} is invalid: {exc}") from None
+
+    @classmethod
+    def from_digest(cls, digest: bytes, codec: int = CODEC_RAW) -> Cid:
+        """Rebuild a CIDv1 from a sha2-256 ``digest`` (as the ledger stores it) and its codec."""
+        if not isinstance(digest, bytes | bytearray) or len(digest) != SHA2_256_LENGTH:
+            got = len(digest) if isinstance(digest, bytes | bytearray) else type(digest).__name__
+            raise ContentError(f"a sha2-256 digest has 32 bytes, got {got}")
+        if codec < 0:
+            raise ContentError(f"multicodec {codec} is negative")
+        return cls(
+            encode_varint(CID_VERSION_1)
+            + encode_varint(codec)
+            + encode_varint(MULTIHASH_SHA2_256)
+            + encode_varint(SHA2_256_LENGTH)
+            + bytes(digest)
+        )
+
+    @classmethod
+    def of(cls, value: Cid | str) -> Cid:
+        """``value`` itself if already a Cid, else the parse of its text."""
+        return value if isinstance(value, Cid) else cls.parse(value)
+
+    @property
+    def text(self) -> str:
+        """Text CIDv1, multibase ``b`` (lower-case base32), exactly as Kubo prints it."""
+        encoded = base64.b32encode(self.binary).decode("ascii").rstrip("=").lower()
+        return MULTIBASE_BASE32 + encoded
+
+    @property
+    def codec(self) -> int:
+        """Multicodec of the root block (``CODEC_RAW``, ``CODEC_DAG_PB``, ...)."""
+        return _parse(self.binary)[0]
+
+    @property
+    def hash_code(self) -> int:
+        """Multihash function code (``MULTIHASH_SHA2_256`` for everything fedchain makes)."""
+        return _parse(self.binary)[1]
+
+    @property
+    def digest(self) -> bytes:
+        """The 32-byte sha2-256 digest (the ``bytes32`` the ledger stores)."""
+        _, hash_code, digest = _parse(self.binary)
+        if hash_code != MULTIHASH_SHA2_256 or len(digest) != SHA2_256_LENGTH:
+            raise ContentError(
+                f"CID {self.text} uses multihash 0x{hash_code:x} with {len(digest)} bytes; "
+                "fedchain needs sha2-256 (0x12, 32 bytes)"
+            )
+        return digest
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return f"Cid({self.text!r})"
+
+
+# -- function forms, kept for the call sites that pass text around ----------------
+
+
+def cid_to_bytes(cid: str) -> bytes:
+    """Binary form of a text CIDv1 (multibase ``b``), validated."""
+    return _decode_text(cid)
 
 
 def cid_from_bytes(raw: bytes) -> str:
     """Text CIDv1 (multibase ``b``) of binary CIDv1 bytes, validated."""
-    _parse(bytes(raw))
-    return MULTIBASE_BASE32 + base64.b32encode(raw).decode("ascii").rstrip("=").lower()
+    return Cid(bytes(raw)).text
 
 
 def cid_codec(cid: str) -> int:
     """Multicodec of the CID's root block (``CODEC_RAW``, ``CODEC_DAG_PB``, ...)."""
-    codec, _, _ = _parse(cid_to_bytes(cid))
-    return codec
+    return Cid.parse(cid).codec
 
 
 def digest_of_cid(cid: str) -> bytes:
     """The 32-byte sha2-256 digest inside a CIDv1 (what the ledger stores)."""
-    _, hash_code, digest = _parse(cid_to_bytes(cid))
-    if hash_code != MULTIHASH_SHA2_256 or len(digest) != SHA2_256_LENGTH:
-        raise ContentError(
-            f"CID {cid} uses multihash 0x{hash_code:x} with {len(digest)} bytes; "
-            "fedchain needs sha2-256 (0x12, 32 bytes)"
-        )
-    return digest
+    return Cid.parse(cid).digest
 
 
 def cid_from_digest(digest: bytes, codec: int) -> str:
     """Rebuild a CIDv1 from a sha2-256 digest (as read from the ledger) and its codec."""
-    if len(digest) != SHA2_256_LENGTH:
-        raise ContentError(f"a sha2-256 digest has 32 bytes, got {len(digest)}")
-    raw = (
-        encode_varint(CID_VERSION_1)
-        + encode_varint(codec)
-        + encode_varint(MULTIHASH_SHA2_256)
-        + encode_varint(SHA2_256_LENGTH)
-        + bytes(digest)
-    )
-    return cid_from_bytes(raw)
+    return Cid.from_digest(digest, codec).text

@@ -37,7 +37,7 @@ from fedchain.errors import (
     ServiceUnavailableError,
 )
 from peer.content.abc import DEFAULT_PIN_TIMEOUT, ContentStore
-from peer.content.cid import cid_to_bytes
+from peer.content.cid import Cid
 from peer.content.unixfs import MAX_FLAT_FILE_BYTES, FileCidBuilder
 
 # ipfshttpclient 0.7 passes an argument urllib3 2.x no longer needs.
@@ -158,9 +158,8 @@ class KuboContentStore(ContentStore):
             ) from exc
 
     @staticmethod
-    def _validated(cid: str) -> str:
-        cid_to_bytes(cid)  # raises ContentError naming the CID if malformed
-        return cid
+    def _validated(cid: Cid | str) -> str:
+        return Cid.of(cid).text  # raises ContentError naming the CID if malformed
 
     # -- ContentStore ----------------------------------------------------------
 
@@ -181,8 +180,8 @@ class KuboContentStore(ContentStore):
             raise ContentError(f"Kubo at {self.api_multiaddr} returned no CID for add: {entries}")
         return self._validated(cid)
 
-    def get(self, cid: str, *, timeout: float, max_bytes: int | None = None) -> bytes:
-        self._validated(cid)
+    def get(self, cid: Cid | str, *, timeout: float, max_bytes: int | None = None) -> bytes:
+        cid = self._validated(cid)
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout}")
         if max_bytes is not None and max_bytes < 0:
@@ -263,8 +262,8 @@ class KuboContentStore(ContentStore):
             )
         return b"".join(chunks)
 
-    def pin(self, cid: str, *, timeout: float = DEFAULT_PIN_TIMEOUT) -> None:
-        self._validated(cid)
+    def pin(self, cid: Cid | str, *, timeout: float = DEFAULT_PIN_TIMEOUT) -> None:
+        cid = self._validated(cid)
         try:
             self._request(
                 "/pin/add",
@@ -280,8 +279,8 @@ class KuboContentStore(ContentStore):
                 ) from exc
             raise ContentError(f"Kubo could not pin {cid}: {exc}") from exc
 
-    def has_local(self, cid: str) -> bool:
-        self._validated(cid)
+    def has_local(self, cid: Cid | str) -> bool:
+        cid = self._validated(cid)
         try:
             stat = self._request(
                 "/files/stat",

@@ -16,14 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fedchain.errors import ContentError
-from peer.content.cid import (
-    CODEC_DAG_PB,
-    CODEC_RAW,
-    cid_from_bytes,
-    cid_from_digest,
-    cid_to_bytes,
-    encode_varint,
-)
+from peer.content.cid import CODEC_DAG_PB, CODEC_RAW, Cid, encode_varint
 
 CHUNK_SIZE = 1024 * 1024
 """``chunker=size-1048576``."""
@@ -126,7 +119,7 @@ class FileCidBuilder:
     @staticmethod
     def _leaf(chunk: bytes | bytearray | memoryview) -> Leaf:
         digest = hashlib.sha256(chunk).digest()
-        return Leaf(cid_to_bytes(cid_from_digest(digest, CODEC_RAW)), len(chunk))
+        return Leaf(Cid.from_digest(digest, CODEC_RAW).binary, len(chunk))
 
     def _add_leaf(self, chunk: bytes | bytearray | memoryview) -> None:
         self._leaves.append(self._leaf(chunk))
@@ -137,9 +130,9 @@ class FileCidBuilder:
         if self._pending or not leaves:
             leaves.append(self._leaf(self._pending))
         if len(leaves) == 1:  # one chunk: the raw block is the whole content
-            return cid_from_bytes(leaves[0].cid)
+            return Cid(leaves[0].cid).text
         root = hashlib.sha256(file_root_block(leaves)).digest()
-        return cid_from_digest(root, CODEC_DAG_PB)
+        return Cid.from_digest(root, CODEC_DAG_PB).text
 
 
 def file_cid(data: bytes | bytearray | memoryview) -> str:

@@ -42,7 +42,7 @@ import logging
 import queue
 import socket
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Final
 
@@ -66,6 +66,7 @@ from libp2p.tools.anyio_service import background_trio_service
 from fedchain.errors import ConfigError, ProtocolError, ServiceUnavailableError
 from peer.gossip._pubsub import GuardedPubsub
 from peer.gossip.abc import Gossip, GossipMessage
+from peer.gossip.hook import REFUSED, TIMED_OUT, TOO_LARGE, Validator, rejection_reason
 from peer.gossip.identity import check_seed, peer_id_from_seed
 from peer.gossip.stats import GossipCounters, GossipStats
 
@@ -88,11 +89,6 @@ VALIDATOR_THREADS: Final = 2  # signature checks hold the GIL; more threads do n
 VALIDATION_TIMEOUT_SECONDS: Final = 30.0  # libp2p default 5 s refused valid messages in floods
 CONCURRENT_VALIDATIONS: Final = 64  # messages past the size check waiting for a thread
 MAX_PENDING_RESULTS: Final = 4096  # validated, not yet delivered (normally 0 or 1)
-TOO_LARGE: Final = "too large"
-TIMED_OUT: Final = "validation timeout"
-
-Validator = Callable[[str, bytes], object]
-"""``(sender peer ID, data) -> result``; raising or returning False refuses the message."""
 
 
 class Libp2pGossip(Gossip):
@@ -427,11 +423,10 @@ class Libp2pGossip(Gossip):
                 self._reject(sender, forwarder, TIMED_OUT, "validation took too long")
             raise
         except Exception as error:
-            reason = str(getattr(error, "reason", "") or type(error).__name__)
-            self._reject(sender, forwarder, reason, str(error))
+            self._reject(sender, forwarder, rejection_reason(error), str(error))
             return False
         if result is False:
-            self._reject(sender, forwarder, "refused", "validator returned False")
+            self._reject(sender, forwarder, REFUSED, "validator returned False")
             return False
         if len(self._results) >= MAX_PENDING_RESULTS:  # only if libp2p skipped deliveries
             self._results.clear()

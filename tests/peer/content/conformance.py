@@ -7,7 +7,10 @@ fixtures:
   ``.address`` (the multiaddr other stores ``connect`` to), members of one
   network; they may be shared between tests, so tests use fresh random bytes;
 * ``open_store_a``: a callable returning a *new* ContentStore on A's backend
-  (for tests that close it).
+  (for tests that close it);
+* ``spare_peer``: a callable returning a fresh peer the test owns (``.store``,
+  ``.address``, ``.take_down()`` making its backend unreachable), in the same
+  network as A and B.
 """
 
 from __future__ import annotations
@@ -40,6 +43,10 @@ class StorePeer(Protocol):
 
     @property
     def address(self) -> str: ...
+
+
+class SparePeer(StorePeer, Protocol):
+    def take_down(self) -> None: ...
 
 
 def never_added_cid() -> str:
@@ -200,7 +207,37 @@ class ContentStoreConformance:
         with pytest.raises(ServiceUnavailableError, match="cannot connect"):
             peer_b.store.connect(dead)
 
+    def test_swarm_peer_count_is_zero_alone_and_counts_a_connection(
+        self, peer_a: StorePeer, spare_peer: Callable[[], SparePeer]
+    ):
+        loner = spare_peer()
+        assert loner.store.swarm_peer_count() == 0
+        loner.store.connect(peer_a.address)
+        assert loner.store.swarm_peer_count() == 1
+
     # -- lifecycle -----------------------------------------------------------
+
+    def test_a_store_whose_backend_goes_away_is_unavailable(
+        self, spare_peer: Callable[[], SparePeer]
+    ):
+        peer = spare_peer()
+        cid = peer.store.add(b"soon unreachable")
+        peer.take_down()
+        with pytest.raises(ServiceUnavailableError):
+            peer.store.get(cid, timeout=2)
+        with pytest.raises(ServiceUnavailableError):
+            peer.store.add(b"more")
+
+    def test_content_of_a_peer_that_went_away_cannot_be_fetched(
+        self, peer_b: StorePeer, spare_peer: Callable[[], SparePeer]
+    ):
+        peer = spare_peer()
+        cid = peer.store.add(os.urandom(1000))
+        peer_b.store.connect(peer.address)
+        peer.take_down()
+        with pytest.raises(ContentError, match=cid):
+            peer_b.store.get(cid, timeout=MISSING_TIMEOUT)
+        assert peer_b.store.has_local(cid) is False
 
     def test_close_is_idempotent_and_final(self, open_store_a: Callable[[], ContentStore]):
         store = open_store_a()

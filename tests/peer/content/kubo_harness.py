@@ -74,6 +74,10 @@ class KuboPeer:
     def address(self) -> str:
         return self.daemon.swarm_multiaddr
 
+    def take_down(self) -> None:
+        """Stop the daemon; the store stays open (and now finds nobody to talk to)."""
+        self.daemon.stop()
+
     def close(self) -> None:
         self.store.close()
         self.daemon.stop()

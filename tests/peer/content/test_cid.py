@@ -13,6 +13,7 @@ from fedchain.errors import ContentError
 from peer.content.cid import (
     CODEC_DAG_PB,
     CODEC_RAW,
+    Cid,
     cid_codec,
     cid_from_bytes,
     cid_from_digest,
@@ -120,3 +121,55 @@ def test_digest_and_codec_survive_a_round_trip(digest: bytes, codec: int):
 @given(codec=st.integers(min_value=0, max_value=2**40))
 def test_multi_byte_codec_varints_round_trip(codec: int):
     assert cid_codec(cid_from_digest(b"\x07" * 32, codec)) == codec
+
+
+# -- the Cid value type ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", [*KUBO_RAW.values(), KUBO_MULTI_BLOCK])
+def test_cid_value_gives_back_every_form(text: str):
+    cid = Cid.parse(text)
+    assert (cid.text, str(cid), cid.binary) == (text, text, cid_to_bytes(text))
+    assert cid.digest == digest_of_cid(text)
+    assert cid.codec == cid_codec(text)
+    assert Cid.from_bytes(cid.binary) == cid
+    assert Cid.from_digest(cid.digest, cid.codec) == cid
+    assert Cid.of(cid) is cid and Cid.of(text) == cid
+    assert repr(cid) == f"Cid({text!r})"
+
+
+def test_equal_cids_are_one_value():
+    first = Cid.parse(KUBO_MULTI_BLOCK)
+    second = Cid.from_bytes(bytearray(cid_to_bytes(KUBO_MULTI_BLOCK)))
+    assert first == second and hash(first) == hash(second)
+    assert len({first, second, Cid.parse(KUBO_RAW[b""])}) == 2
+    assert first != KUBO_MULTI_BLOCK, "a Cid is not its text; compare Cid.parse(text)"
+    with pytest.raises(AttributeError):
+        first.binary = b""  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "bad", ["", "not-a-cid", KUBO_CIDV0, KUBO_RAW[b""][:-3], KUBO_RAW[b""].upper()]
+)
+def test_cid_parse_names_the_bad_text(bad: str):
+    with pytest.raises(ContentError) as caught:
+        Cid.parse(bad)
+    assert bad in str(caught.value) or bad == ""
+
+
+def test_cid_from_bytes_names_the_bad_bytes():
+    raw = cid_to_bytes(KUBO_RAW[b""])[:-1]
+    with pytest.raises(ContentError, match=raw.hex()):
+        Cid.from_bytes(raw)
+    with pytest.raises(ContentError):
+        Cid(b"")
+
+
+def test_cid_digest_needs_sha256_and_from_digest_needs_32_bytes():
+    blake = Cid.parse(KUBO_BLAKE2B)
+    assert blake.text == KUBO_BLAKE2B
+    with pytest.raises(ContentError, match="sha2-256"):
+        _ = blake.digest
+    with pytest.raises(ContentError, match="32 bytes, got 31"):
+        Cid.from_digest(bytes(31))
+    assert Cid.from_digest(bytes(32)).codec == CODEC_RAW

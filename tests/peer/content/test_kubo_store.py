@@ -1,4 +1,7 @@
-"""KuboContentStore against real Kubo daemons in a private swarm."""
+"""KuboContentStore against real Kubo daemons: what only Kubo has (CLI, daemon, HTTP API).
+
+The backend-neutral suite runs over Kubo and the memory twin in ``test_conformance.py``.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,11 +17,10 @@ import pytest
 from fedchain.errors import ConfigError, ContentError, ServiceUnavailableError
 from fedchain.localnet.kubo_daemon import generate_swarm_key
 from fedchain.localnet.procs import free_port
-from peer.content.abc import ContentStore
 from peer.content.cid import CODEC_DAG_PB, cid_from_digest, cid_to_bytes
 from peer.content.kubo import KuboContentStore
 from peer.content.unixfs import dag_pb_node, file_cid, unixfs_file_data
-from tests.peer.content.conformance import ContentStoreConformance, MiB
+from tests.peer.content.conformance import MiB
 from tests.peer.content.kubo_harness import REPO_ROOT, KuboPeer, cli, start_peer
 
 # ipfshttpclient 0.7 passes urllib3 2.x an obsolete argument on every request.
@@ -28,20 +29,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:The 'strict' parameter:FutureWar
 # bytes(i % 251 for i in range(3 MiB)) as imported by `ipfs add --cid-version 1
 # --raw-leaves --chunker size-1048576` (Kubo 0.41, profile unixfs-v1-2025).
 PATTERN_3MIB_CID = "bafybeihzpjrbcpjpzcx4yxh3hasnjidsikmwmsrli7hhamhny5iueulu5a"
-
-
-class TestKuboContentStore(ContentStoreConformance):
-    @pytest.fixture
-    def peer_a(self, kubo_a: KuboPeer) -> KuboPeer:
-        return kubo_a
-
-    @pytest.fixture
-    def peer_b(self, kubo_b: KuboPeer) -> KuboPeer:
-        return kubo_b
-
-    @pytest.fixture
-    def open_store_a(self, kubo_a: KuboPeer) -> Callable[[], ContentStore]:
-        return lambda: KuboContentStore(kubo_a.daemon.api_multiaddr)
 
 
 def test_cid_matches_the_kubo_cli_import_of_the_same_bytes(kubo_a: KuboPeer):
@@ -214,15 +201,3 @@ def test_a_cid_naming_a_directory_is_refused(ipfs_bin: Path, kubo_a: KuboPeer, t
     cid = cli(ipfs_bin, kubo_a.daemon, "block", "put", "--cid-codec", "dag-pb", str(block))
     with pytest.raises(ContentError, match=f"{cid.strip()} is a UnixFS directory, not a file"):
         kubo_a.store.get(cid.strip(), timeout=10)
-
-
-def test_swarm_peer_count_is_zero_alone_and_counts_a_connection(
-    ipfs_bin: Path, swarm_key: bytes, kubo_a: KuboPeer, tmp_path: Path
-):
-    loner = start_peer(ipfs_bin, tmp_path / "loner", swarm_key)
-    try:
-        assert loner.store.swarm_peer_count() == 0
-        loner.store.connect(kubo_a.address)
-        assert loner.store.swarm_peer_count() == 1
-    finally:
-        loner.close()
