@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from consensus.checks import SubmittedDigest, chain_verdicts
 from consensus.protocol import RoundStatus
 from consensus.scoring import Score, sample_scores, scores_tree
-from peer.ledger.client import FederationClient
+from peer.ledger.abc import FederationLedger
 from peer.ledger.errors import AlreadyClaimed
 from peer.ledger.events import UpdateSubmitted
 from peer.ledger.types import RoundInfo, Submission
@@ -58,7 +58,7 @@ def claim_for(
 class ClaimBook:
     """Claims of one member in one task."""
 
-    def __init__(self, ledger: FederationClient, task_id: int, member: str) -> None:
+    def __init__(self, ledger: FederationLedger, task_id: int, member: str) -> None:
         self._ledger = ledger
         self._task_id = task_id
         self._member = member

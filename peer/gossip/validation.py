@@ -29,7 +29,7 @@ from peer.announcements import (
 )
 
 if TYPE_CHECKING:
-    from peer.ledger.client import FederationClient
+    from peer.ledger.abc import FederationLedger
 
 # A flood of fresh non-member keys must not grow the cache without bound.
 MAX_CACHED_ADDRESSES = 10_000
@@ -172,7 +172,7 @@ class ChainMembership:
     own (its own Web3 connection) rather than the node loop's.
     """
 
-    def __init__(self, ledger: FederationClient) -> None:
+    def __init__(self, ledger: FederationLedger) -> None:
         self._ledger = ledger
 
     def is_member(self, address: str) -> bool:
@@ -182,4 +182,4 @@ class ChainMembership:
         return self._ledger.peer_id_of(address)
 
     def block_number(self) -> int:
-        return int(self._ledger.w3.eth.block_number)
+        return self._ledger.block_number()

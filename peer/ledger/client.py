@@ -12,7 +12,6 @@ aggregate) is read from the logs, so :meth:`FederationClient.round_info` and
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 from typing import Any, TypeVar
 
 from eth_abi.exceptions import DecodingError
@@ -21,21 +20,15 @@ from eth_utils.address import to_checksum_address
 from web3 import HTTPProvider, Web3
 
 from fedchain.errors import LedgerError, ServiceUnavailableError
-from peer.content.cid import cid_from_bytes
 from peer.ledger.abc import FederationLedger
 from peer.ledger.abi import ContractAbi
 from peer.ledger.artifact import ContractArtifact, shipped_artifact
-from peer.ledger.errors import NotAFederation, decode_revert
+from peer.ledger.errors import NotAFederation, call_context, decode_revert
 from peer.ledger.events import (
-    AggregateAttested,
     ContractEvent,
     EventDecoder,
     ProposalCreated,
-    RoundFinalized,
-    RoundOpened,
     TaskCreated,
-    UpdatesClosed,
-    UpdateSubmitted,
 )
 from peer.ledger.rpc import RpcError, endpoint_of, rpc
 from peer.ledger.sender import TransactionSender
@@ -44,7 +37,6 @@ from peer.ledger.types import (
     ProposalKind,
     RoundInfo,
     RoundStatus,
-    Submission,
     TaskInfo,
     TaskStatus,
     TxResult,
@@ -85,14 +77,6 @@ def connect(rpc_url: str, *, timeout: float = 10.0) -> Web3:
             "or fix chain.rpc_url in the configuration"
         ) from exc
     return w3
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, bytes):
-        return "0x" + value.hex()
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_show(v) for v in value) + "]"
-    return str(value)
 
 
 def _b(hex_or_bytes: Any) -> bytes:
@@ -158,7 +142,7 @@ class FederationClient(FederationLedger):
             )
 
     def _context(self, fn: str, args: Sequence[Any]) -> str:
-        return f"{fn}({', '.join(_show(a) for a in args)}) from {self.account.address}"
+        return call_context(fn, args, self.account.address)
 
     def _call(self, fn: str, *args: Any) -> tuple[Any, ...]:
         data = self.abi.encode_call(fn, args)
@@ -231,9 +215,8 @@ class FederationClient(FederationLedger):
         events.sort(key=lambda e: (e.block_number, e.log_index))
         return events
 
-    def events(self, kind: type[E], *topics: int | str | None, from_block: int = 0) -> list[E]:
-        """Events of one kind, filtered by indexed arguments (see :meth:`logs`)."""
-        return [e for e in self.logs([kind], *topics, from_block=from_block) if isinstance(e, kind)]
+    def block_number(self) -> int:
+        return int(rpc(self.w3, "eth_blockNumber", []), 16)
 
     # -- membership ------------------------------------------------------------------------------
 
@@ -359,28 +342,6 @@ class FederationClient(FederationLedger):
             max_samples=int(max_samples),
         )
 
-    def task_created(self, task_id: int) -> TaskCreated:
-        found = self.events(TaskCreated, task_id)
-        if not found:
-            raise LedgerError(f"no TaskCreated event for task {task_id} at {self.address}")
-        return found[0]
-
-    def spec_cid(self, task_id: int) -> str:
-        """Text CID of the task spec, from the task's creation event."""
-        return cid_from_bytes(self.task_created(task_id).spec_cid)
-
-    def model_cid(self, task_id: int, model_digest: bytes) -> str:
-        """Text CID of a global model of this task (initial or finalized) with this digest."""
-        created = self.task_created(task_id)
-        if created.initial_model_cid[4:] == model_digest:
-            return cid_from_bytes(created.initial_model_cid)
-        for ev in self.events(RoundFinalized, task_id):
-            if ev.aggregate_digest == model_digest:
-                return cid_from_bytes(ev.aggregate_cid)
-        raise LedgerError(
-            f"no model with digest 0x{model_digest.hex()} was agreed in task {task_id}"
-        )
-
     # -- rounds: writes ----------------------------------------------------------------------------
 
     def submit_update(
@@ -414,11 +375,10 @@ class FederationClient(FederationLedger):
 
     # -- rounds: reads ----------------------------------------------------------------------
 
-    def round_info(self, task_id: int, round_no: int) -> RoundInfo:
-        """The round as storage has it, completed from the round's events once it has ended."""
+    def stored_round_info(self, task_id: int, round_no: int) -> RoundInfo:
         (v,) = self._call("roundInfo", task_id, round_no)
         status, model, submit_dl, attest_dl, eligible, submissions, agg, scores, need = v
-        info = RoundInfo(
+        return RoundInfo(
             task_id=task_id,
             round=round_no,
             status=RoundStatus(status),
@@ -431,34 +391,6 @@ class FederationClient(FederationLedger):
             aggregate_digest=_b(agg),
             scores_digest=_b(scores),
         )
-        if info.status in (RoundStatus.FINALIZED, RoundStatus.FAILED):
-            return self._from_history(info)
-        return info
-
-    def _from_history(self, info: RoundInfo) -> RoundInfo:
-        kinds = (RoundOpened, UpdateSubmitted, UpdatesClosed, RoundFinalized)
-        found = self.logs(kinds, info.task_id, info.round)
-        opened = next((e for e in found if isinstance(e, RoundOpened)), None)
-        closed = next((e for e in found if isinstance(e, UpdatesClosed)), None)
-        final = next((e for e in found if isinstance(e, RoundFinalized)), None)
-        submitted = sum(isinstance(e, UpdateSubmitted) for e in found)
-        fields: dict[str, Any] = {
-            "submissions": closed.submissions if closed is not None else submitted,
-        }
-        if opened is not None:
-            fields.update(
-                model_digest=opened.model_digest,
-                submit_deadline=opened.submit_deadline,
-                attest_deadline=opened.attest_deadline,
-                eligible=opened.eligible,
-            )
-        if final is not None:
-            fields.update(
-                aggregate_digest=final.aggregate_digest,
-                scores_digest=final.scores_digest,
-                finalized_block=final.block_number,
-            )
-        return replace(info, **fields)
 
     def submission_of(self, task_id: int, round_no: int, member: str) -> tuple[bytes, int]:
         """(digest, numSamples) of ``member``'s update in ``round_no`` while storage holds it
@@ -476,23 +408,6 @@ class FederationClient(FederationLedger):
         """Whether ``member``'s dissent in ``round_no`` is on record (skip a duplicate report)."""
         found = self._call("dissentReported", task_id, round_no, to_checksum_address(member))
         return bool(found[0])
-
-    def submissions(self, task_id: int, round_no: int) -> list[Submission]:
-        """Every update submitted in the round, in chain order (block, log index)."""
-        return [
-            Submission(member=e.member, digest=e.digest, cid=e.cid, num_samples=e.num_samples)
-            for e in self.events(UpdateSubmitted, task_id, round_no)
-        ]
-
-    def attestations(self, task_id: int, round_no: int) -> list[AggregateAttested]:
-        """Every attestation of the round (including late ones), in chain order."""
-        return self.events(AggregateAttested, task_id, round_no)
-
-    def finalized_event(self, task_id: int, round_no: int) -> RoundFinalized:
-        found = self.events(RoundFinalized, task_id, round_no)
-        if not found:
-            raise LedgerError(f"round {round_no} of task {task_id} has not finalized")
-        return found[0]
 
     # -- contributions ---------------------------------------------------------------------------
 

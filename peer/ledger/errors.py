@@ -10,6 +10,7 @@ refused and what to do.  Revert data with an unknown selector becomes a plain
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from eth_abi.abi import decode as abi_decode
@@ -47,7 +48,14 @@ class ContractRevert(LedgerError):
 def _show(value: Any) -> str:
     if isinstance(value, bytes):
         return "0x" + value.hex()
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
     return str(value)
+
+
+def call_context(fn: str, args: Sequence[Any], sender: str) -> str:
+    """How a refused call is named in its error: ``fn(arg, ...) from sender``."""
+    return f"{fn}({', '.join(_show(a) for a in args)}) from {sender}"
 
 
 class TransactionFailed(LedgerError):

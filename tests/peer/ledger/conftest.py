@@ -1,16 +1,25 @@
-"""A real chain per backend, and a fresh federation per test on it.
+"""One conformance suite, three ledgers: Anvil, Ganache and the in-memory twin.
 
-Every ledger test runs against Anvil and Ganache (the ``chain`` fixture is
-parametrized), so the client and contract behave the same on both.  Chains are
-started once per session; each test deploys its own contract, and tests that
-need time to pass move the chain's clock forward.
+Every ledger test takes the ``chain`` fixture (or ``fed``, built on it), a :class:`Backend`
+parametrized over ``anvil``, ``ganache`` and ``memory``: the same test must pass against the
+real contract on both real chains and against :class:`peer.ledger.memory.MemoryChain`.
+What differs between backends lives here only: how a federation is deployed, how a handle for
+an account is made, how block time moves forward, and how a block's timestamp is read.
+
+Real chains are started once per session, the memory chain is made once per session with a
+manual clock; each test deploys its own federation.  A test that is about JSON-RPC or web3
+itself (raw transactions, receipts, code at an address) is marked ``real_chain_only`` with the
+reason, and is reported as skipped on the memory backend -- keep that list short.
 """
 
 from __future__ import annotations
 
 import hashlib
+import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from eth_account import Account
@@ -20,9 +29,12 @@ from web3 import Web3
 from consensus.merkle import MerkleTree
 from consensus.scoring import Score, scores_tree
 from fedchain.localnet.chain_node import AnvilNode, DevChain, GanacheNode
+from peer.ledger.abc import FederationLedger
 from peer.ledger.artifact import ContractArtifact, shipped_artifact
 from peer.ledger.client import FederationClient, connect, deploy
+from peer.ledger.memory import MemoryChain
 
+BACKENDS = ["anvil", "ganache", "memory"]
 ACCOUNTS = 10
 """Funded dev accounts per chain: deployer, up to 6 members, outsiders."""
 HOUR = 3600
@@ -35,44 +47,166 @@ def cid_of(data: bytes, codec: int = 0x55) -> bytes:
     return bytes([0x01, codec, 0x12, 0x20]) + hashlib.sha256(data).digest()
 
 
+def real_chain_only(reason: str) -> pytest.MarkDecorator:
+    """Mark a test that is about a real chain's JSON-RPC, not about the ledger's rules."""
+    return pytest.mark.real_chain_only(reason=reason)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "real_chain_only(reason): needs a JSON-RPC chain; skipped on the memory twin"
+    )
+
+
+@pytest.fixture(autouse=True)
+def _skip_real_chain_only_on_memory(request: pytest.FixtureRequest) -> None:
+    marker = request.node.get_closest_marker("real_chain_only")
+    callspec = getattr(request.node, "callspec", None)
+    if marker is not None and callspec is not None and callspec.params.get("chain") == "memory":
+        pytest.skip(f"real chain only: {marker.kwargs['reason']}")
+
+
+class Backend(ABC):
+    """What the suite needs from a ledger backend beyond the ledger interface itself."""
+
+    name: str
+    chain_id: int
+
+    @abstractmethod
+    def dev_private_keys(self, n: int) -> list[str]:
+        """Keys of ``n`` funded accounts (the same dev keys on every backend)."""
+
+    @abstractmethod
+    def deploy(
+        self, deployer: LocalAccount, founders: Sequence[str], peer_ids: Sequence[str], bps: int
+    ) -> FederationLedger:
+        """Deploy a federation; return a handle acting as ``deployer``."""
+
+    @abstractmethod
+    def client(self, address: str, account: LocalAccount) -> FederationLedger:
+        """A handle on the federation at ``address`` acting as ``account``."""
+
+    @abstractmethod
+    def time_advance(self, seconds: int) -> int:
+        """Move block time forward and mine a block; return its timestamp."""
+
+    @abstractmethod
+    def block_time(self, block_number: int | None = None) -> int:
+        """Timestamp of a block (default: the latest)."""
+
+
+class RealChain(Backend):
+    """Anvil or Ganache, reached over JSON-RPC by :class:`FederationClient`."""
+
+    def __init__(self, node: DevChain, artifact: ContractArtifact) -> None:
+        self.node = node
+        self.name = node.name
+        self.chain_id = node.chain_id
+        self.artifact = artifact
+        self.w3: Web3 = connect(node.rpc_url)
+
+    def dev_private_keys(self, n: int) -> list[str]:
+        return self.node.dev_private_keys(n)
+
+    def deploy(
+        self, deployer: LocalAccount, founders: Sequence[str], peer_ids: Sequence[str], bps: int
+    ) -> FederationClient:
+        return deploy(self.w3, deployer, founders, peer_ids, bps, artifact=self.artifact)
+
+    def client(self, address: str, account: LocalAccount) -> FederationClient:
+        return FederationClient(self.w3, address, account, artifact=self.artifact)
+
+    def time_advance(self, seconds: int) -> int:
+        return self.node.time_advance(seconds)
+
+    def block_time(self, block_number: int | None = None) -> int:
+        tag = "latest" if block_number is None else hex(block_number)
+        return int(self.rpc("eth_getBlockByNumber", [tag, False])["timestamp"], 16)
+
+    def rpc(self, method: str, params: list[Any] | None = None) -> Any:
+        return self.node.rpc(method, params)
+
+
+class ManualClock:
+    """Block time for the memory chain: still until the suite moves it."""
+
+    def __init__(self, start: float) -> None:
+        self.t = start
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+class MemoryBackend(Backend):
+    """:class:`MemoryChain` on a manual clock, with Anvil's dev keys."""
+
+    name = "memory"
+
+    def __init__(self) -> None:
+        self.clock = ManualClock(int(time.time()))
+        self.memory = MemoryChain(self.clock)
+        self.chain_id = self.memory.chain_id
+        self._keys = AnvilNode(accounts=ACCOUNTS)  # never started: only its key derivation
+
+    def dev_private_keys(self, n: int) -> list[str]:
+        return self._keys.dev_private_keys(n)
+
+    def deploy(
+        self, deployer: LocalAccount, founders: Sequence[str], peer_ids: Sequence[str], bps: int
+    ) -> FederationLedger:
+        return self.memory.deploy(deployer, founders, peer_ids, bps)
+
+    def client(self, address: str, account: LocalAccount) -> FederationLedger:
+        return self.memory.client(account, address)
+
+    def time_advance(self, seconds: int) -> int:
+        if seconds < 0:
+            raise ValueError(f"time only moves forward, got {seconds} s")
+        self.clock.advance(seconds)
+        return self.memory.mine()
+
+    def block_time(self, block_number: int | None = None) -> int:
+        return self.memory.block_timestamp(block_number)
+
+
 @pytest.fixture(scope="session")
 def artifact() -> ContractArtifact:
     return shipped_artifact()
 
 
-@pytest.fixture(scope="session", params=["anvil", "ganache"])
+@pytest.fixture(scope="session", params=BACKENDS)
 def chain(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[DevChain]:
+) -> Iterator[Backend]:
+    if request.param == "memory":
+        yield MemoryBackend()
+        return
+    artifact = request.getfixturevalue("artifact")
     cls = AnvilNode if request.param == "anvil" else GanacheNode
     log = tmp_path_factory.mktemp("chains") / f"{request.param}.log"
     with cls(accounts=ACCOUNTS, log_path=log) as node:
-        yield node
-
-
-@pytest.fixture(scope="session")
-def w3(chain: DevChain) -> Web3:
-    return connect(chain.rpc_url)
+        yield RealChain(node, artifact)
 
 
 @dataclass
 class Fed:
     """A deployed federation: clients for each founder, the deployer and outsiders."""
 
-    chain: DevChain
-    w3: Web3
-    deployer: FederationClient
-    members: list[FederationClient]
+    chain: Backend
+    deployer: FederationLedger
+    members: list[FederationLedger]
     outsiders: list[LocalAccount]
-    artifact: ContractArtifact
     peer_ids: list[str] = field(default_factory=list)
 
     @property
     def address(self) -> str:
         return self.deployer.address
 
-    def client(self, account: LocalAccount) -> FederationClient:
-        return FederationClient(self.w3, self.address, account, artifact=self.artifact)
+    def client(self, account: LocalAccount) -> FederationLedger:
+        return self.chain.client(self.address, account)
 
     def new_task(
         self,
@@ -125,7 +259,7 @@ class Fed:
         self.attest(task, round_no, who, who)
 
 
-def make_fed(chain: DevChain, w3: Web3, artifact: ContractArtifact, n_members: int = 3) -> Fed:
+def make_fed(chain: Backend, n_members: int = 3) -> Fed:
     keys = chain.dev_private_keys(ACCOUNTS)
     accounts = [Account.from_key(k) for k in keys]
     deployer_acct, member_accts, outsiders = (
@@ -134,13 +268,11 @@ def make_fed(chain: DevChain, w3: Web3, artifact: ContractArtifact, n_members: i
         accounts[1 + n_members :],
     )
     peer_ids = [f"12D3KooWTestPeer{i}" for i in range(n_members)]
-    deployer = deploy(
-        w3, deployer_acct, [a.address for a in member_accts], peer_ids, 5001, artifact=artifact
-    )
-    members = [FederationClient(w3, deployer.address, a, artifact=artifact) for a in member_accts]
-    return Fed(chain, w3, deployer, members, outsiders, artifact, peer_ids)
+    deployer = chain.deploy(deployer_acct, [a.address for a in member_accts], peer_ids, 5001)
+    members = [chain.client(deployer.address, a) for a in member_accts]
+    return Fed(chain, deployer, members, outsiders, peer_ids)
 
 
 @pytest.fixture
-def fed(chain: DevChain, w3: Web3, artifact: ContractArtifact) -> Fed:
-    return make_fed(chain, w3, artifact)
+def fed(chain: Backend) -> Fed:
+    return make_fed(chain)

@@ -1,4 +1,5 @@
-"""ABI codec, revert decoding and event decoding, checked against the compiled ABI and web3."""
+"""ABI codec, revert decoding and event decoding, checked against the compiled ABI and web3
+(and the memory twin's copies of the ABI's errors, events and write signatures)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from eth_utils.crypto import keccak
 from web3 import Web3
 
 from peer.ledger import errors as E
+from peer.ledger import memory
 from peer.ledger.abi import ContractAbi
 from peer.ledger.artifact import ContractArtifact
-from peer.ledger.events import EVENT_TYPES, EventDecoder, UpdateSubmitted
+from peer.ledger.events import EVENT_TYPES, EventDecoder, UpdateSubmitted, snake_case
 from tests.peer.ledger.conftest import cid_of
 
 MEMBER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
@@ -101,3 +103,28 @@ def test_logs_decode_into_records(abi: ContractAbi) -> None:
         tx_hash="0x" + "ab" * 32,
     )
     assert decoder.decode({**log, "topics": ["0x" + "00" * 32]}) is None
+
+
+def test_the_memory_twin_mirrors_the_abi(abi: ContractAbi) -> None:
+    """The twin's tables of errors, events and write signatures are the contract's own."""
+    errors = {
+        e.name: tuple(zip(e.input_names, e.input_types, strict=True)) for e in abi.errors.values()
+    }
+    assert errors == memory.ERROR_SIGNATURES
+    for err in abi.errors.values():
+        exc = memory.revert(err.name, "ctx", *[_sample(t) for t in err.input_types])
+        assert type(exc) is E.CUSTOM_ERRORS[err.name] and exc.data[:4] == err.selector
+        assert type(E.decode_revert(abi, exc.data, "ctx")) is type(exc)
+        assert E.decode_revert(abi, exc.data, "ctx").args_by_name == exc.args_by_name
+    for kind, indexed in memory.INDEXED.items():
+        ev = abi.events_by_name[kind.__name__]
+        names = tuple(snake_case(n) for n, i in zip(ev.names, ev.indexed, strict=True) if i)
+        assert names == indexed, kind.__name__
+    assert set(memory.INDEXED) == set(EVENT_TYPES.values())
+    for name, types in memory.WRITE_TYPES.items():
+        assert abi.function(name).input_types == types and abi.function(name).mutates
+    assert abi.constructor_types == memory.CONSTRUCTOR_TYPES
+
+
+def _sample(kind: str) -> object:
+    return {"address": MEMBER, "string": "why"}.get(kind, 7)

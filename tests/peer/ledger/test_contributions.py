@@ -1,4 +1,4 @@
-"""Contribution claims against the agreed scores root, and dissent records, on Anvil and Ganache."""
+"""Contribution claims against the agreed scores root, and dissent records, on every backend."""
 
 from __future__ import annotations
 

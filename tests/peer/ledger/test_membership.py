@@ -1,18 +1,14 @@
-"""Founders, governance votes and their effect on who may take part, on Anvil and Ganache."""
+"""Founders, governance votes and their effect on who may take part, on every ledger backend."""
 
 from __future__ import annotations
 
 import pytest
 from eth_account import Account
-from web3 import Web3
 
-from fedchain.localnet.chain_node import DevChain
 from peer.ledger import errors as E
-from peer.ledger.artifact import ContractArtifact
-from peer.ledger.client import deploy
 from peer.ledger.events import MemberAdmitted, MemberRemoved, ProposalApproved, ProposalCreated
 from peer.ledger.types import ProposalKind, RoundStatus
-from tests.peer.ledger.conftest import Fed
+from tests.peer.ledger.conftest import Backend, Fed
 
 WEEK = 7 * 24 * 3600
 
@@ -48,9 +44,7 @@ def test_deploy_registers_the_founders(fed: Fed) -> None:
     ],
 )
 def test_constructor_refuses_bad_founders(
-    chain: DevChain,
-    w3: Web3,
-    artifact: ContractArtifact,
+    chain: Backend,
     founders: list[int],
     peer_ids: list[str],
     bps: int,
@@ -63,7 +57,7 @@ def test_constructor_refuses_bad_founders(
         for i in founders
     ]
     with pytest.raises(error) as exc:
-        deploy(w3, deployer, addrs, peer_ids, bps, artifact=artifact)
+        chain.deploy(deployer, addrs, peer_ids, bps)
     if reason is not None:
         assert reason in exc.value.args_by_name["reason"]
 

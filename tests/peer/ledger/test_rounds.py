@@ -1,4 +1,4 @@
-"""Tasks and rounds through the real contract on Anvil and Ganache: happy path and refusals."""
+"""Tasks and rounds through the real contract on every ledger backend: happy path and refusals."""
 
 from __future__ import annotations
 

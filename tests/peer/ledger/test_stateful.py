@@ -1,4 +1,4 @@
-"""Randomized rounds against a real Anvil, checked step by step against a small model of the rules.
+"""Randomized rounds on every ledger backend, checked step by step against a model of the rules.
 
 Hypothesis drives members (and an outsider) through random submits, closes,
 attestations (agreeing or not), failures, claims and jumps of block time.  For
@@ -11,7 +11,6 @@ only from finalized rounds).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -22,12 +21,9 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 
 from consensus.merkle import MerkleTree
 from consensus.scoring import Score, scores_tree
-from fedchain.localnet.chain_node import AnvilNode
 from peer.ledger import errors as E
-from peer.ledger.artifact import ContractArtifact, shipped_artifact
-from peer.ledger.client import FederationClient, connect, deploy
 from peer.ledger.types import RoundStatus, TxResult
-from tests.peer.ledger.conftest import cid_of
+from tests.peer.ledger.conftest import Backend, cid_of
 
 HOUR = 3600
 JUMP = HOUR + 600
@@ -39,14 +35,7 @@ WHO = st.sampled_from([0, 1, 2, 0, 1, 2, 3])
 """Members 0..2 and, less often, the outsider (3)."""
 MEMBERS = 3
 OUTCOMES: Counter[str] = Counter()
-"""What the runs did (rule + "ok" or error name), to check the exploration reached every path."""
-
-
-@dataclass
-class Env:
-    node: AnvilNode
-    artifact: ContractArtifact
-    keys: list[str]
+"""What the run did (rule + "ok" or error name), to check the exploration reached every path."""
 
 
 @dataclass
@@ -60,30 +49,21 @@ class RoundModel:
     attested: set[int] = field(default_factory=set)
 
 
-@pytest.fixture(scope="module")
-def env() -> Iterator[Env]:
-    with AnvilNode(accounts=MEMBERS + 2) as node:
-        yield Env(node, shipped_artifact(), node.dev_private_keys(MEMBERS + 2))
-
-
 class LedgerMachine(RuleBasedStateMachine):
-    def __init__(self, env: Env) -> None:
+    def __init__(self, chain: Backend) -> None:
         super().__init__()
-        self.env = env
-        w3 = connect(env.node.rpc_url)
-        accounts = [Account.from_key(k) for k in env.keys]
+        self.chain = chain
+        accounts = [Account.from_key(k) for k in chain.dev_private_keys(MEMBERS + 2)]
         members = accounts[1 : 1 + MEMBERS]
-        dep = deploy(
-            w3,
+        dep = chain.deploy(
             accounts[0],
             [m.address for m in members],
             [f"12D3KooWState{i}" for i in range(MEMBERS)],
             5001,
-            artifact=env.artifact,
         )
-        self.clients = [
-            FederationClient(w3, dep.address, a, artifact=env.artifact) for a in members
-        ] + [FederationClient(w3, dep.address, accounts[-1], artifact=env.artifact)]
+        self.clients = [chain.client(dep.address, a) for a in members] + [
+            chain.client(dep.address, accounts[-1])
+        ]
         self.reader = dep
         self.task = self.clients[0].create_task(
             cid_of(b"spec"), cid_of(b"m0"), QUORUM, HOUR, HOUR, 1000, MAX_SAMPLES
@@ -95,14 +75,14 @@ class LedgerMachine(RuleBasedStateMachine):
         self.claimed: set[tuple[int, int]] = set()
         self.credit = [0] * MEMBERS
         self.last_attest: dict[int, int] = {}
+        self.writes = 0
+        """Successful writes so far: the ledger can only change with one."""
+        self.checked: dict[str, int] = {}
 
     # -- helpers ---------------------------------------------------------------------------
 
     def _block_time(self, result: TxResult | None = None) -> int:
-        block = self.env.node.rpc(
-            "eth_getBlockByNumber", [hex(result.block_number) if result else "latest", False]
-        )
-        return int(block["timestamp"], 16)
+        return self.chain.block_time(result.block_number if result else None)
 
     def _now(self) -> int:
         return self._block_time()
@@ -125,6 +105,7 @@ class LedgerMachine(RuleBasedStateMachine):
             result = action()
             assert isinstance(result, TxResult)
             OUTCOMES[f"{label}:ok"] += 1
+            self.writes += 1
             return result
         with pytest.raises(E.ContractRevert) as exc:
             action()
@@ -287,12 +268,28 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule()
     def advance_time(self) -> None:
-        self.env.node.time_advance(JUMP)
+        self.chain.time_advance(JUMP)
 
     # -- invariants ------------------------------------------------------------------------------
+    # A refused write changes nothing, so each invariant is checked again only after a successful
+    # one (most steps are refusals; this halves the real chains' time), and all at teardown.
+
+    def _changed_since(self, check: str) -> bool:
+        if self.checked.get(check) == self.writes:
+            return False
+        self.checked[check] = self.writes
+        return True
+
+    def teardown(self) -> None:
+        self.checked.clear()
+        self.open_round_matches()
+        self.finalized_rounds_never_change()
+        self.credit_only_from_claims()
 
     @invariant()
     def open_round_matches(self) -> None:
+        if not self._changed_since("open round"):
+            return
         t = self.reader.task(self.task)
         assert t.current_round == self.round.number
         assert t.finalized_rounds == len(self.finalized)
@@ -304,6 +301,8 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @invariant()
     def finalized_rounds_never_change(self) -> None:
+        if not self._changed_since("ended rounds"):
+            return
         for number, (agg, root, _, submitted) in self.finalized.items():
             info = self.reader.round_info(self.task, number)
             assert info.status is RoundStatus.FINALIZED
@@ -314,6 +313,8 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @invariant()
     def credit_only_from_claims(self) -> None:
+        if not self._changed_since("credit"):
+            return
         for i in range(MEMBERS):
             addr = self.clients[i].account.address
             assert (
@@ -322,7 +323,12 @@ class LedgerMachine(RuleBasedStateMachine):
         assert self.reader.credit_of(self.clients[MEMBERS].account.address) == 0
 
 
-def test_random_rounds_follow_the_rules(env: Env) -> None:
+def test_random_rounds_follow_the_rules(chain: Backend) -> None:
+    OUTCOMES.clear()
+    # Derandomized Hypothesis seeds the exploration from this class's source: keep it as is
+    # (the name ``env`` included), or the fixed exploration changes and may miss a path.
+    env = chain
+
     class OnThisChain(LedgerMachine):
         def __init__(self) -> None:
             super().__init__(env)
