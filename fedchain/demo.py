@@ -313,7 +313,11 @@ def run_demo(
             soft_wrap=True,
         )
         with console.status("starting chain, Kubo daemons, deploying the contract…"):
-            fed.start(TaskParams(spec=plan.spec, rounds=rounds, quorum=quorum))
+            fed.start(
+                TaskParams(
+                    spec=plan.spec, rounds=rounds, quorum=quorum, max_samples=plan.max_samples
+                )
+            )
         assert fed.deployer is not None
         client = fed.deployer
         console.print(f"contract {client.address} on chain {client.chain_id}, task {fed.task_id}")

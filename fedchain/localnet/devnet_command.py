@@ -44,6 +44,7 @@ class DevnetOptions:
             quorum=check_quorum(quorum, n),
             round_duration=self.round_duration,
             attest_duration=self.attest_duration,
+            max_samples=plan.max_samples,
         )
 
 

@@ -33,6 +33,9 @@ class FederationPlan:
     institutions: tuple[str, ...]
     data: Mapping[str, Mapping[str, Any]]
     """Each institution's ``[data]`` section, as written into its config."""
+    max_samples: int = 50_000
+    """The task's cap on a member's reported samples: above every built-in institution (the
+    largest, a HAPT group, has about 1,500 windows), so no honest weight is clipped."""
 
     @property
     def primary_metric(self) -> str:
