@@ -354,3 +354,28 @@ def test_local_data_needs_one_source_and_infers_the_format(tmp_path):
     with pytest.raises(DataError, match=r"set data\.format"):
         LocalData(path=tmp_path / "x.bin").data_format()
     assert LocalData(path=Path("d/e.csv")).resolved(tmp_path).path == tmp_path / "d" / "e.csv"
+
+
+def test_peer_config_pointing_at_own_csv_gives_a_learner(tmp_path):
+    """The path from a peer's [data] section (relative to the config) reaches the loader."""
+    import tomli_w
+
+    from peer.config import load_config
+
+    (tmp_path / "records").mkdir()
+    write_csv(tmp_path / "records" / "ehr.csv", ehr_rows())
+    config = {
+        "state_dir": "state",
+        "institution": {"name": "hospital-a"},
+        "keys": {"eth_keystore": "k/eth.json", "libp2p_keystore": "k/p2p.json"},
+        "chain": {"rpc_url": "http://127.0.0.1:8545", "contract": "0x" + "ab" * 20, "task_id": 1},
+        "ipfs": {"api": "/ip4/127.0.0.1/tcp/5001"},
+        "data": {"path": "records/ehr.csv", "test_fraction": 0.25},
+    }
+    (tmp_path / "peer.toml").write_text(tomli_w.dumps(config))
+    cfg = load_config(tmp_path / "peer.toml")
+    task = get_task("ehr-csv")
+    learner = Learner.from_local(
+        task, task.default_spec(task_args=SCHEMA), cfg.data, cfg.institution.name
+    )
+    assert learner.num_samples == 30 and learner.data.test.size == 10
