@@ -42,8 +42,9 @@ def round_seed(base_seed: int, round_no: int, institution: str) -> int:
 
 
 def build_model(spec: TaskSpec) -> nn.Module:
-    """The spec's architecture, freshly built (weights to be loaded)."""
-    return build_model_from_spec(spec.model.model_dump())
+    """The spec's architecture, to load weights into (the caller's torch RNG is not drawn from)."""
+    with torch.random.fork_rng(devices=[]):
+        return build_model_from_spec(spec.model.model_dump())
 
 
 def _float32_clone(model: nn.Module) -> StateDict:
