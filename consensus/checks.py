@@ -53,3 +53,8 @@ def largest_magnitude(weights: Mapping[str, torch.Tensor]) -> float:
 def all_zero(weights: Mapping[str, torch.Tensor]) -> bool:
     """True when every tensor of the update is zero (no information, nothing to credit)."""
     return all(not bool(t.any()) for t in weights.values())
+
+
+def non_finite(weights: Mapping[str, torch.Tensor]) -> list[str]:
+    """Names of the tensors holding a NaN or an infinity (a trained model must have none)."""
+    return [k for k, v in weights.items() if not bool(torch.isfinite(v).all())]

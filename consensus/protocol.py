@@ -14,7 +14,8 @@ from fedchain.errors import ConfigError
 
 
 class RoundStatus(IntEnum):
-    """Matches the contract's ``RoundStatus`` enum order."""
+    """The contract's ``RoundStatus`` enum (same order); the one enum the ledger, the node and the
+    tests use (``peer.ledger.types`` re-exports it)."""
 
     NONE = 0
     COLLECTING = 1
@@ -63,6 +64,17 @@ def effective_quorum(quorum: int, eligible: int) -> int:
     neither close nor finalize a round even after admissions mid-task; never more than them.
     """
     return min(max(quorum, eligible // 2 + 1), eligible)
+
+
+def round_need(need: int, quorum: int, eligible: int) -> int:
+    """Updates (and identical attestations) the open round needs: the chain's stored ``need``
+    when it has one, else the same rule computed from the task's quorum."""
+    return need or effective_quorum(quorum, eligible)
+
+
+def round_ended(status: RoundStatus) -> bool:
+    """True once a round can no longer change (its record can be written)."""
+    return status in (RoundStatus.FINALIZED, RoundStatus.FAILED)
 
 
 def next_action(v: RoundView) -> Action:

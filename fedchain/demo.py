@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +38,7 @@ from peer.content.abc import ContentStore
 from peer.content.cid import cid_from_bytes
 from peer.content.kubo import KuboContentStore
 from peer.ledger.client import FederationClient
+from peer.records import History
 
 log = logging.getLogger("fedchain.demo")
 
@@ -208,15 +210,12 @@ def _add_overhead(results: list[RoundResult], fed: LocalFederation) -> None:
 
     A peer's round runs from the moment it sees the round open to the moment it sees it end,
     so it excludes process start-up; the demo's own view lags while it evaluates models.
+    The peers are other processes: their typed round records are read back from history.jsonl.
     """
-    per_round: dict[int, list[dict[str, float]]] = {}
+    per_round: dict[int, list[Mapping[str, float]]] = {}
     for h in fed.hospitals:
-        path = h.home / "state" / "history.jsonl"
-        if not path.is_file():
-            continue
-        for line in path.read_text(encoding="utf-8").splitlines():
-            entry = json.loads(line)
-            per_round.setdefault(int(entry["round"]), []).append(entry.get("seconds", {}))
+        for record in History(h.home / "state").records():
+            per_round.setdefault(record.round, []).append(record.seconds)
     for r in results:
         secs = per_round.get(r.round, [])
         if secs:

@@ -88,7 +88,7 @@ class ClaimBook:
         mine = self._ledger.events(UpdateSubmitted, self._task_id, None, self._member)
         for round_no in sorted({e.round for e in mine}):
             info = self._ledger.round_info(self._task_id, round_no)
-            if RoundStatus(info.status) is RoundStatus.FINALIZED:
+            if info.status is RoundStatus.FINALIZED:
                 self.settle_round(info, accepted_after_fetch)
         return len(self.claimed) - before
 

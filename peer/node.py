@@ -1,9 +1,19 @@
 """The peer's round loop: read the chain, decide, act, repeat.
 
-The chain and IPFS are the truth.  Each pass re-reads the task and round from
-the contract, asks :func:`consensus.protocol.next_action` what to do, and does
-exactly that one step, so a peer that restarts (or misses every gossip message)
-simply picks up where the chain says the federation is.
+The chain and the content store are the truth.  Each :meth:`PeerNode.step`
+re-reads the task and round from the ledger, asks
+:func:`consensus.protocol.next_action` what to do, and does exactly that one
+step, so a peer that restarts (or misses every gossip message) simply picks up
+where the chain says the federation is.  :meth:`PeerNode.run` is the real peer's
+loop of steps; the simulator (:mod:`fedchain.simulator`) drives many nodes'
+steps itself, on a virtual clock.
+
+The node is typed against interfaces only: :class:`FederationLedger`,
+:class:`ContentStore`, :class:`Gossip`, a :class:`~peer.clock.Clock`, an
+executor for work beside the loop, and a learner (train / evaluate on local
+data).  Its working state of each round sits in :mod:`peer.round_state`; when a
+round ends it publishes one :class:`~peer.records.RoundRecord` to its observers
+(``history.jsonl`` is written by one of them).
 
 Nothing another member sends can stop this loop: an update that cannot be
 fetched or decoded is left out with its reason; an agreed model that cannot be
@@ -17,17 +27,25 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Protocol
 
 import torch
 
 from consensus.aggregation import build_strategy
-from consensus.protocol import Action, RoundStatus, RoundView, effective_quorum, next_action
+from consensus.checks import non_finite
+from consensus.protocol import (
+    Action,
+    RoundStatus,
+    RoundView,
+    next_action,
+    round_ended,
+    round_need,
+)
 from consensus.serialization import model_bytes_limit, weights_from_bytes, weights_to_bytes
-from consensus.strategies.abc import StateDict
 from consensus.task_spec import TaskSpec
 from fedchain.errors import (
     ContentError,
@@ -36,239 +54,262 @@ from fedchain.errors import (
     ProtocolError,
     ServiceUnavailableError,
 )
-from models.tasks import Learner, reference_weights
 from peer.announcements import Domain, UpdateAnnouncement, sign_update
-from peer.claims import Claim, ClaimBook, scores_root_and_claim
+from peer.claims import ClaimBook, scores_root_and_claim
+from peer.clock import Clock, SystemClock
 from peer.config import PeerConfig
 from peer.content.abc import ContentStore
-from peer.content.cid import cid_to_bytes, digest_of_cid
-from peer.gossip.abc import Gossip
+from peer.content.cid import Cid
+from peer.gossip.abc import Gossip, GossipMessage
 from peer.identity import Identity
-from peer.ledger.client import FederationClient
+from peer.ledger.abc import FederationLedger
 from peer.ledger.errors import AlreadyAttested, NotEligible, NotMember
-from peer.ledger.types import Submission
-from peer.records import History
+from peer.ledger.types import RoundInfo, Submission
+from peer.records import GossipTotals, History, HistoryWriter, RoundObserver, RoundRecord
 from peer.resilience import OutageGuard
+from peer.round_state import RoundBook, RoundState, StateDict
 from peer.round_updates import RoundUpdates, collect_updates
-from peer.updates import UpdateFetcher
+from peer.updates import ContentFetcher
 
 log = logging.getLogger("fedchain.peer")
 
 SWARM_CHECK_SECONDS = 15.0
 """How often the peer checks that its own Kubo still has swarm peers."""
 
+MAX_MESSAGES_PER_STEP = 256
+"""Gossip messages handled per step at most, so a flood cannot starve the round."""
 
-@dataclass
-class RoundRecord:
-    """What this peer did in one round, appended to ``state_dir/history.jsonl``."""
 
-    round: int
-    update_cid: str | None = None
-    aggregate_cid: str | None = None
-    accepted: list[str] = field(default_factory=list)
-    left_out: dict[str, str] = field(default_factory=dict)
-    scores_root: str | None = None
-    score: int | None = None
-    seconds: dict[str, float] = field(default_factory=dict)
-    status: str = ""
-    agreed: bool | None = None
-    dissent: list[str] = field(default_factory=list)
-    not_trained: str | None = None
-    started: float = 0.0
-    global_model: StateDict | None = None
-    claim: Claim | None = None
+class StepOutcome(Enum):
+    """What one :meth:`PeerNode.step` did."""
 
-    def entry(self) -> dict[str, Any]:
-        hidden = ("global_model", "started", "claim")
-        return {k: v for k, v in self.__dict__.items() if k not in hidden}
+    ACTED = "acted"
+    """Changed something (a transaction, a training, a decision): step again at once."""
+    WAITING = "waiting"
+    """Nothing to do until time passes or another member acts."""
+    DONE = "done"
+    """The task is complete."""
+
+
+class LocalLearner(Protocol):
+    """The institution's local step: train from the global model, evaluate an agreed one."""
+
+    @property
+    def num_samples(self) -> int: ...
+
+    def reference_weights(self) -> StateDict: ...
+
+    def train(self, global_weights: Mapping[str, torch.Tensor], round_no: int) -> StateDict: ...
+
+    def evaluate(self, weights: Mapping[str, torch.Tensor]) -> dict[str, float]: ...
+
+
+class MemberRemoved(LedgerError):
+    """This member was removed from the federation by governance; its node stops."""
 
 
 @dataclass
 class PeerNode:
     cfg: PeerConfig
     identity: Identity
-    ledger: FederationClient
+    ledger: FederationLedger
     content: ContentStore
     gossip: Gossip | None
     spec: TaskSpec
-    trainer: Learner
-    clock: Callable[[], float] = time.time
-    _records: dict[int, RoundRecord] = field(default_factory=dict)
-    _model_cids: dict[bytes, str] = field(default_factory=dict)
-    _attested: set[int] = field(default_factory=set)
-    _current_round: int | None = None
-    _ineligible: set[int] = field(default_factory=set)
-    _finished: set[int] = field(default_factory=set)
+    learner: LocalLearner
+    clock: Clock = field(default_factory=SystemClock)
+    executor: Executor | None = None
+    """Runs evaluation and record writing beside the loop (default: one worker thread);
+    the simulator passes an inline executor."""
+    fetch_executor: Executor | None = None
+    """Runs content fetches (default: a small thread pool of the fetcher's own)."""
+    observers: list[RoundObserver] = field(default_factory=list)
+    """Told of each ended round after the ``history.jsonl`` writer."""
 
     def __post_init__(self) -> None:
-        self._reference = reference_weights(self.spec)
-        self._fetcher = UpdateFetcher(
+        self._reference = self.learner.reference_weights()
+        self._fetcher = ContentFetcher(
             self.content,
             timeout=self.cfg.ipfs.fetch_timeout,
             max_bytes=model_bytes_limit(self._reference),
+            executor=self.fetch_executor,
         )
         self._strategy = build_strategy(self.spec.aggregation)
         self._domain = Domain(chain_id=self.ledger.chain_id, contract=self.ledger.address)
         self._task_id = self.cfg.chain.task_id
         self._me = self.identity.address
         self._history = History(self.cfg.state_dir)
+        self._observers: list[RoundObserver] = [HistoryWriter(self._history), *self.observers]
         self._claims = ClaimBook(self.ledger, self._task_id, self._me)
-        self._guard = OutageGuard(max_outage=self.cfg.protocol.max_outage)
-        # Optional work (evaluating the agreed model, writing its record) runs beside the loop.
-        self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="records")
+        self._guard = OutageGuard(
+            max_outage=self.cfg.protocol.max_outage,
+            clock=self.clock.monotonic,
+            sleep=self.clock.sleep,
+        )
+        self._owns_executor = self.executor is None
+        self._background: Executor = self.executor or ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="records"
+        )
         self._pending: list[Future[None]] = []
+        self._rounds = RoundBook()
+        self._model_cids: dict[bytes, str] = {}
+        self._caught_up = False
         self._next_swarm_check = 0.0
         self._max_samples = 0
 
     # -- the loop ---------------------------------------------------------------
 
     def run(self) -> int:
+        """Step until the task is complete, riding out outages; 0 when done."""
         log.info("peer %s (%s) joined task %d", self.cfg.institution.name, self._me, self._task_id)
-        caught_up = False
         while True:
             try:
-                self._raise_background_errors()
-                if not caught_up:
-                    self._catch_up_on_start()
-                    caught_up = True
-                done = self._pass()
+                outcome = self.step()
                 self._guard.succeeded()
             except ServiceUnavailableError as exc:
                 self._guard.failed(exc)
                 self._reconnect_swarm()
                 continue
-            if done:
+            if outcome is StepOutcome.DONE:
                 self._drain_background()
                 return 0
+            if outcome is StepOutcome.WAITING:
+                self._wait(self.cfg.protocol.poll_interval)
 
-    def _pass(self) -> bool:
-        """One read-decide-act step; True when the task is complete."""
+    def step(self) -> StepOutcome:
+        """One read-decide-act pass; never blocks on time (waiting is the driver's job).
+
+        ServiceUnavailableError (chain or own content store down) propagates to the driver;
+        MemberRemoved ends the node.
+        """
+        self._raise_background_errors()
+        if not self._caught_up:
+            self._catch_up_on_start()
+            self._caught_up = True
+        self._handle_messages(timeout=0.0)
         self._check_swarm()
         task = self.ledger.task(self._task_id)
         self._max_samples = task.max_samples
         round_no = task.current_round
-        self._track_round(round_no)
+        for ended in self._rounds.enter(round_no, self.clock.monotonic()):
+            self._finish_round(ended)
         info = self.ledger.round_info(self._task_id, round_no)
+        state = self._rounds[round_no]
         view = RoundView(
             status=RoundStatus(info.status),
-            now=int(self.clock()),
+            now=int(self.clock.now()),
             submit_deadline=info.submit_deadline,
             attest_deadline=info.attest_deadline,
             submissions=info.submissions,
-            quorum=info.need or effective_quorum(task.quorum, info.eligible),
-            eligible=round_no not in self._ineligible,
-            submitted=self._has_submitted(round_no),
-            attested=round_no in self._attested,
+            quorum=round_need(info.need, task.quorum, info.eligible),
+            eligible=not state.ineligible,
+            submitted=self._has_submitted(state),
+            attested=state.attested,
             task_complete=task.completed,
         )
         action = next_action(view)
         if action is Action.DONE:
             self._finish_round(round_no)
             log.info("task %d complete (round %d)", self._task_id, task.last_finalized_round)
-            return True
+            return StepOutcome.DONE
+        if action is Action.WAIT:
+            return StepOutcome.WAITING
         try:
-            self._do(action, round_no, info.model_digest)
+            acted = self._do(action, state, info)
         except NotMember:
-            raise LedgerError(
+            raise MemberRemoved(
                 f"{self._me} is no longer a member of the federation (removed by governance); "
                 "this peer stops"
             ) from None
         except NotEligible:
             log.info("round %d: admitted after it opened; joining the next one", round_no)
-            self._ineligible.add(round_no)
+            state.ineligible = True
+            return StepOutcome.ACTED
         except AlreadyAttested:
-            self._attested.add(round_no)
+            state.attested = True
+            return StepOutcome.ACTED
         except ServiceUnavailableError:
             raise
         except LedgerError as exc:
             # Another peer may have moved the round on first; the next pass re-reads the chain.
             log.info("round %d: %s refused: %s", round_no, action.value, exc)
-        if action is Action.WAIT:
-            self._handle_gossip(self.cfg.protocol.poll_interval)
-        return False
+            return StepOutcome.WAITING
+        return StepOutcome.ACTED if acted else StepOutcome.WAITING
 
-    def _track_round(self, round_no: int) -> None:
-        """Notice when the chain moves to a new round, and close the books on the old ones."""
-        if self._current_round == round_no:
-            return
-        if self._current_round is not None:
-            for past in range(self._current_round, round_no):
-                self._finish_round(past)
-        self._current_round = round_no
-        self._record(round_no).started = time.monotonic()
-
-    def _do(self, action: Action, round_no: int, model_digest: bytes) -> None:
+    def _do(self, action: Action, state: RoundState, info: RoundInfo) -> bool:
+        """Carry out ``action``; False when nothing could be done yet (try again later)."""
         if action is Action.TRAIN_AND_SUBMIT:
-            self._train_and_submit(round_no, model_digest)
-        elif action is Action.CLOSE_UPDATES:
-            self.ledger.close_updates(self._task_id, round_no)
-            log.info("round %d: closed the update set after the deadline", round_no)
+            return self._train_and_submit(state, info.model_digest)
+        if action is Action.CLOSE_UPDATES:
+            self.ledger.close_updates(self._task_id, state.round)
+            log.info("round %d: closed the update set after the deadline", state.round)
         elif action is Action.AGGREGATE_AND_ATTEST:
-            self._aggregate_and_attest(round_no, model_digest)
+            self._aggregate_and_attest(state, info.model_digest)
         elif action is Action.FAIL_ROUND:
-            self.ledger.fail_round(self._task_id, round_no)
-            log.warning("round %d: marked failed (no quorum before its deadline)", round_no)
+            self.ledger.fail_round(self._task_id, state.round)
+            log.warning("round %d: marked failed (no quorum before its deadline)", state.round)
+        return True
 
     # -- steps ----------------------------------------------------------------
 
-    def _record(self, round_no: int) -> RoundRecord:
-        return self._records.setdefault(round_no, RoundRecord(round=round_no))
-
-    def _has_submitted(self, round_no: int) -> bool:
-        rec = self._record(round_no)
-        if rec.update_cid is not None or rec.not_trained is not None:
+    def _has_submitted(self, state: RoundState) -> bool:
+        if state.submitted:
             return True
-        digest, _ = self.ledger.submission_of(self._task_id, round_no, self._me)
+        digest, _ = self.ledger.submission_of(self._task_id, state.round, self._me)
         return digest != bytes(32)
 
     def _global_model(self, model_digest: bytes) -> StateDict:
         cid = self._model_cids.get(model_digest) or self.ledger.model_cid(
             self._task_id, model_digest
         )
-        if digest_of_cid(cid) != model_digest:
+        if Cid.parse(cid).digest != model_digest:
             raise ProtocolError(f"global model CID {cid} does not match the on-chain digest")
         data = self._fetcher.fetch_verified(cid)
         return weights_from_bytes(data, reference=self._reference)
 
-    def _train_and_submit(self, round_no: int, model_digest: bytes) -> None:
-        rec = self._record(round_no)
+    def _train_and_submit(self, state: RoundState, model_digest: bytes) -> bool:
+        round_no = state.round
         t0 = time.perf_counter()
         try:
             global_weights = self._global_model(model_digest)
         except ProtocolError as exc:
-            self._skip_training(rec, f"the agreed global model is unusable: {exc}")
-            return
+            self._skip_training(state, f"the agreed global model is unusable: {exc}")
+            return True
         except ContentError as exc:
             # Quorum members pin the agreed model: keep trying until the deadline.
             log.warning("round %d: global model not fetched yet: %s", round_no, exc)
-            return
+            return False
         t1 = time.perf_counter()
         try:
-            weights = self.trainer.train(global_weights, round_no)
+            weights = self.learner.train(global_weights, round_no)
         except (FedchainError, ValueError, RuntimeError) as exc:
-            self._skip_training(rec, f"local training failed on the agreed model: {exc}")
-            return
-        bad = [k for k, v in weights.items() if not bool(torch.isfinite(v).all())]
+            self._skip_training(state, f"local training failed on the agreed model: {exc}")
+            return True
+        del global_weights
+        bad = non_finite(weights)
         if bad:
             self._skip_training(
-                rec, f"training from the agreed model gave non-finite weights ({', '.join(bad)})"
+                state,
+                f"training from the agreed model gave non-finite weights ({', '.join(bad)})",
             )
-            return
+            return True
         t2 = time.perf_counter()
         data = weights_to_bytes(weights)
+        del weights
         cid = self.content.add(data)
         self._fetcher.remember(cid, data)
-        n = min(self.trainer.num_samples, self._max_samples or self.trainer.num_samples)
-        self.ledger.submit_update(self._task_id, round_no, cid_to_bytes(cid), n)
+        n = min(self.learner.num_samples, self._max_samples or self.learner.num_samples)
+        self.ledger.submit_update(self._task_id, round_no, Cid.parse(cid).binary, n)
         t3 = time.perf_counter()
-        rec.update_cid = cid
-        rec.seconds.update(fetch_model=t1 - t0, train=t2 - t1, submit=t3 - t2)
+        state.update_cid = cid
+        state.seconds.update(fetch_model=t1 - t0, train=t2 - t1, submit=t3 - t2)
         self._announce(round_no, cid, n)
         log.info("round %d: trained on %d samples, submitted %s", round_no, n, cid)
+        return True
 
-    def _skip_training(self, rec: RoundRecord, reason: str) -> None:
-        rec.not_trained = reason
-        log.error("round %d: not training this round: %s", rec.round, reason)
+    def _skip_training(self, state: RoundState, reason: str) -> None:
+        state.not_trained = reason
+        log.error("round %d: not training this round: %s", state.round, reason)
 
     def _announce(self, round_no: int, cid: str, n: int) -> None:
         if self.gossip is None:
@@ -304,56 +345,54 @@ class PeerNode:
     def _accepted_after_fetch(
         self, round_no: int, submissions: list[Submission], model_digest: bytes
     ) -> list[tuple[str, int]]:
-        collected = self._collect(round_no, submissions, model_digest)
-        return [(u.member, u.num_samples) for u in collected.accepted]
+        return self._collect(round_no, submissions, model_digest).sample_counts()
 
     def _ledger_cap(self) -> int:
         if not self._max_samples:
             self._max_samples = self.ledger.task(self._task_id).max_samples
         return self._max_samples
 
-    def _aggregate_and_attest(self, round_no: int, model_digest: bytes) -> None:
-        rec = self._record(round_no)
+    def _aggregate_and_attest(self, state: RoundState, model_digest: bytes) -> None:
+        round_no = state.round
         t0 = time.perf_counter()
         submissions = self.ledger.submissions(self._task_id, round_no)
         collected = self._collect(round_no, submissions, model_digest)
-        rec.left_out = collected.left_out
+        state.left_out = collected.left_out
         for member, reason in collected.left_out.items():
             log.warning("round %d: left out the update of %s: %s", round_no, member, reason)
-        updates = collected.accepted
-        if not updates:
+        if not collected.accepted:
             log.warning(
                 "round %d: no valid update to aggregate; waiting for the deadline", round_no
             )
-            self._attested.add(round_no)
+            state.attested = True
             return
-        aggregate = self._strategy.aggregate(updates)
+        aggregate = self._strategy.aggregate(collected.for_aggregation())
         agg_bytes = weights_to_bytes(aggregate)
         agg_cid = self.content.add(agg_bytes)
-        self._fetcher.remember(agg_cid, agg_bytes)
-        self._model_cids[digest_of_cid(agg_cid)] = agg_cid
-        accepted = [(u.member, u.num_samples) for u in updates]
-        root, claim = scores_root_and_claim(self._task_id, round_no, self._me, accepted)
+        root, claim = scores_root_and_claim(
+            self._task_id, round_no, self._me, collected.sample_counts()
+        )
         t1 = time.perf_counter()
-        self._attested.add(round_no)
-        self.ledger.attest_aggregate(self._task_id, round_no, cid_to_bytes(agg_cid), root)
+        state.attested = True
+        self.ledger.attest_aggregate(self._task_id, round_no, Cid.parse(agg_cid).binary, root)
         t2 = time.perf_counter()
-        rec.aggregate_cid = agg_cid
-        rec.accepted = [u.member for u in updates]
-        rec.scores_root = "0x" + root.hex()
-        rec.claim = claim
-        rec.score = claim.score if claim is not None else None
-        rec.seconds.update(aggregate=t1 - t0, attest=t2 - t1)
-        rec.global_model = aggregate
+        state.aggregate_cid = agg_cid
+        state.accepted = [u.member for u in collected.accepted]
+        state.scores_root = "0x" + root.hex()
+        state.claim = claim
+        state.seconds.update(aggregate=t1 - t0, attest=t2 - t1)
+        state.aggregate = aggregate
         log.info(
             "round %d: aggregated %d updates (%d left out) into %s and attested",
             round_no,
-            len(updates),
-            len(rec.left_out),
+            len(collected.accepted),
+            len(collected.left_out),
             agg_cid,
         )
+        # Only the aggregate (the next round's likely model) stays cached.
         self._fetcher.clear()
         self._fetcher.remember(agg_cid, agg_bytes)
+        self._model_cids = {Cid.parse(agg_cid).digest: agg_cid}
 
     # -- own Kubo health --------------------------------------------------------
 
@@ -369,7 +408,7 @@ class PeerNode:
             )
 
     def _check_swarm(self) -> None:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if now < self._next_swarm_check or not self.cfg.ipfs.swarm_peers:
             return
         self._next_swarm_check = now + SWARM_CHECK_SECONDS
@@ -389,18 +428,33 @@ class PeerNode:
 
     # -- gossip ---------------------------------------------------------------
 
-    def _handle_gossip(self, timeout: float) -> None:
-        """Prefetch what valid announcements name; gossip validated them before delivery."""
+    def _wait(self, timeout: float) -> None:
+        """Wait up to ``timeout`` for time to pass, handling gossip as it arrives."""
         if self.gossip is None:
-            time.sleep(timeout)
+            self.clock.sleep(timeout)
             return
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
+        self._handle_messages(timeout)
+
+    def _handle_messages(self, timeout: float) -> None:
+        """Prefetch what valid announcements name; gossip validated them before delivery.
+
+        With ``timeout`` 0 only what already arrived is handled (at most a bounded number).
+        """
+        if self.gossip is None:
+            return
+        deadline = self.clock.monotonic() + timeout
+        for _ in range(MAX_MESSAGES_PER_STEP):
+            left = max(0.0, deadline - self.clock.monotonic())
             msg = self.gossip.receive(timeout=left)
             if msg is None:
                 return
-            if isinstance(msg.validated, UpdateAnnouncement):
-                self._fetcher.prefetch(msg.validated.cid)
+            self._on_message(msg)
+            if timeout > 0 and deadline - self.clock.monotonic() <= 0:
+                return
+
+    def _on_message(self, msg: GossipMessage) -> None:
+        if isinstance(msg.validated, UpdateAnnouncement):
+            self._fetcher.prefetch(msg.validated.cid)
 
     # -- records, claims, dissent -------------------------------------------------
 
@@ -417,64 +471,82 @@ class PeerNode:
             if round_no not in written:
                 self._finish_round(round_no, missed=True)
 
+    def _gossip_totals(self) -> GossipTotals | None:
+        if self.gossip is None:
+            return None
+        stats = self.gossip.stats()  # totals since start: a flood shows up in the record
+        return GossipTotals(
+            accepted=stats.accepted,
+            rejected=dict(stats.rejected),
+            inbox_dropped=stats.inbox_dropped,
+            outbound_dropped=stats.outbound_dropped,
+        )
+
     def _finish_round(self, round_no: int, *, missed: bool = False) -> None:
         """Record what happened in ``round_no`` once it has ended, claim, report dissent."""
-        if round_no in self._finished:
+        if self._rounds.is_finished(round_no):
             return
         info = self.ledger.round_info(self._task_id, round_no)
         status = RoundStatus(info.status)
-        if status not in (RoundStatus.FINALIZED, RoundStatus.FAILED):
+        if not round_ended(status):
             return
-        rec = self._record(round_no)
-        rec.status = status.name.lower()
-        if rec.started:
-            rec.seconds["round"] = time.monotonic() - rec.started
-            rec.seconds["overhead"] = rec.seconds["round"] - rec.seconds.get("train", 0.0)
-        entry = rec.entry()
-        if missed:
-            entry["missed"] = True
-        if self.gossip is not None:
-            stats = self.gossip.stats()  # totals since start: a flood shows up in the record
-            entry["gossip"] = {
-                "accepted": stats.accepted,
-                "rejected": dict(stats.rejected),
-                "inbox_dropped": stats.inbox_dropped,
-                "outbound_dropped": stats.outbound_dropped,
-            }
+        state = self._rounds[round_no]
+        seconds = dict(state.seconds)
+        if state.started is not None:
+            seconds["round"] = self.clock.monotonic() - state.started
+            seconds["overhead"] = seconds["round"] - seconds.get("train", 0.0)
+        record = RoundRecord(
+            round=round_no,
+            status=status.name.lower(),
+            update_cid=state.update_cid,
+            aggregate_cid=state.aggregate_cid,
+            accepted=tuple(state.accepted),
+            left_out=dict(state.left_out),
+            scores_root=state.scores_root,
+            score=state.claim.score if state.claim is not None else None,
+            seconds=seconds,
+            not_trained=state.not_trained,
+            missed=missed,
+            gossip=self._gossip_totals(),
+        )
         weights: StateDict | None = None
         if status is RoundStatus.FINALIZED:
             agreed_digest = info.aggregate_digest
-            rec.agreed = rec.aggregate_cid is not None and digest_of_cid(rec.aggregate_cid) == (
-                agreed_digest
+            agreed = state.aggregate_cid is not None and (
+                Cid.parse(state.aggregate_cid).digest == agreed_digest
             )
-            entry["agreed"] = rec.agreed
-            claimed = rec.claim is not None and self._claims.settle(rec.claim, info.scores_digest)
+            claimed = state.claim is not None and self._claims.settle(
+                state.claim, info.scores_digest
+            )
             if not claimed:  # not aggregated here, or our scores lost: rebuild from the chain
                 claimed = self._claims.settle_round(info, self._accepted_after_fetch)
-            entry["claimed"] = claimed
+            dissent: list[str] = []
             if not missed:  # the contract takes dissent for the last finalized round only
-                entry["dissent"] = self._report_dissent(round_no, agreed_digest, info.scores_digest)
-            weights = rec.global_model if rec.agreed else None
+                dissent = self._report_dissent(round_no, agreed_digest, info.scores_digest)
+            record = replace(record, agreed=agreed, claimed=claimed, dissent=tuple(dissent))
+            weights = state.aggregate if agreed else None
             if weights is None and not missed:
                 try:
                     weights = self._global_model(agreed_digest)
                 except (ContentError, ProtocolError) as exc:
-                    entry["not_evaluated"] = f"the agreed model could not be fetched: {exc}"
-        rec.global_model = None
+                    record = replace(
+                        record, not_evaluated=f"the agreed model could not be fetched: {exc}"
+                    )
         # Marked only now: an outage above makes the next pass do it all again (each step is
         # idempotent: claims and dissent reports check the chain first).
-        self._finished.add(round_no)
-        self._pending.append(self._background.submit(self._write_entry, entry, weights))
+        self._rounds.finish(round_no)
+        self._pending.append(self._background.submit(self._publish, record, weights))
 
-    def _write_entry(self, entry: dict[str, Any], weights: StateDict | None) -> None:
-        """Evaluate the agreed model on the local test split (if any) and append the record."""
+    def _publish(self, record: RoundRecord, weights: StateDict | None) -> None:
+        """Evaluate the agreed model on the local test split (if any), then tell the observers."""
         if weights is not None:
             try:
-                entry["local_test"] = self.trainer.evaluate(weights)
+                record = replace(record, local_test=self.learner.evaluate(weights))
             except (FedchainError, ValueError, RuntimeError) as exc:
-                entry["not_evaluated"] = str(exc)
-                log.warning("round %d: agreed model not evaluated locally: %s", entry["round"], exc)
-        self._history.append(entry)
+                record = replace(record, not_evaluated=str(exc))
+                log.warning("round %d: agreed model not evaluated locally: %s", record.round, exc)
+        for observer in self._observers:
+            observer.round_finished(record)
 
     def _report_dissent(self, round_no: int, agg: bytes, scores: bytes) -> list[str]:
         """Members whose attestation differs from the agreed pair; reported on-chain."""
@@ -509,5 +581,7 @@ class PeerNode:
         self._pending.clear()
 
     def close(self) -> None:
-        self._background.shutdown(wait=True, cancel_futures=False)
+        """Let the pending records be written and release the node's threads."""
+        if self._owns_executor:
+            self._background.shutdown(wait=True, cancel_futures=False)
         self._fetcher.close()

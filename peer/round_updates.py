@@ -1,4 +1,7 @@
-"""A round's update set, as every honest peer must see it: fetched, checked, in chain order.
+"""A round's update set, as every honest peer must see it: fetched and checked.
+
+``accepted`` keeps chain order (the scores and claims are built over it); the
+strategy gets :meth:`RoundUpdates.for_aggregation`, the canonical digest order.
 
 The same function serves the live round (aggregate and attest) and the rebuild
 of past rounds' scores (claims after a crash), so both reach the verdicts the
@@ -15,6 +18,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from consensus.aggregation import canonical_order
 from consensus.checks import SubmittedDigest, all_zero, chain_verdicts, largest_magnitude
 from consensus.serialization import weights_from_bytes
 from consensus.strategies.abc import Update
@@ -24,9 +28,9 @@ from fedchain.errors import (
     ProtocolError,
     ServiceUnavailableError,
 )
-from peer.content.cid import cid_from_bytes
+from peer.content.cid import Cid
 from peer.ledger.types import Submission
-from peer.updates import UpdateFetcher
+from peer.updates import ContentFetcher
 
 
 @dataclass
@@ -34,15 +38,26 @@ class RoundUpdates:
     """What a peer accepted from one round, and why it left the others out."""
 
     accepted: list[Update] = field(default_factory=list)
+    """In chain order."""
+    digests: dict[str, bytes] = field(default_factory=dict)
+    """Update digest of each accepted member."""
     left_out: dict[str, str] = field(default_factory=dict)
     unavailable: list[str] = field(default_factory=list)
     """Members left out only because their content did not arrive (not a verdict on it)."""
+
+    def for_aggregation(self) -> list[Update]:
+        """The accepted updates in canonical (update digest) order, as strategies receive them."""
+        return canonical_order([(self.digests[u.member], u) for u in self.accepted])
+
+    def sample_counts(self) -> list[tuple[str, int]]:
+        """(member, bounded samples) of the accepted updates, in chain order (for the scores)."""
+        return [(u.member, u.num_samples) for u in self.accepted]
 
 
 def collect_updates(
     submissions: list[Submission],
     model_digest: bytes,
-    fetcher: UpdateFetcher,
+    fetcher: ContentFetcher,
     reference: Mapping[str, torch.Tensor],
     *,
     max_samples: int,
@@ -55,11 +70,11 @@ def collect_updates(
     )
     wanted = [s for s in submissions if s.member not in out.left_out]
     for sub in wanted:  # start every fetch at once; they are checked in chain order
-        fetcher.prefetch(cid_from_bytes(sub.cid))
+        fetcher.prefetch(Cid.from_bytes(sub.cid).text)
     for sub in wanted:
         try:
             weights = weights_from_bytes(
-                fetcher.fetch_verified(cid_from_bytes(sub.cid)), reference=reference
+                fetcher.fetch_verified(Cid.from_bytes(sub.cid).text), reference=reference
             )
             if all_zero(weights):
                 raise ProtocolError("every weight is zero: nothing was learned")
@@ -81,4 +96,5 @@ def collect_updates(
             continue
         bounded = min(sub.num_samples, max_samples)
         out.accepted.append(Update(member=sub.member, weights=weights, num_samples=bounded))
+        out.digests[sub.member] = sub.digest
     return out

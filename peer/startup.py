@@ -139,7 +139,7 @@ def run_peer(cfg: PeerConfig) -> int:
             content=content,
             gossip=gossip,
             spec=spec,
-            trainer=learner,
+            learner=learner,
         )
         stack.callback(node.close)
         try:
@@ -166,11 +166,11 @@ def claim_all(cfg: PeerConfig) -> list[tuple[int, int]]:
         from models.tasks import reference_weights
         from peer.claims import ClaimBook
         from peer.round_updates import collect_updates
-        from peer.updates import UpdateFetcher
+        from peer.updates import ContentFetcher
 
         reference = reference_weights(spec)
         cap = ledger.task(cfg.chain.task_id).max_samples
-        fetcher = UpdateFetcher(
+        fetcher = ContentFetcher(
             content, timeout=cfg.ipfs.fetch_timeout, max_bytes=model_bytes_limit(reference)
         )
 

@@ -1,4 +1,5 @@
-"""Fetching other members' updates: verified against the chain, prefetched on gossip hints.
+"""Fetching content named on the chain (members' updates, agreed models): verified locally,
+prefetched on gossip hints.
 
 The chain names each update by CID.  An update over the size limit is refused
 by the store before it is downloaded; the bytes that do arrive are hashed here,
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 
 from consensus.serialization import MAX_MODEL_BYTES
 from fedchain.errors import (
@@ -27,8 +28,9 @@ from peer.content.unixfs import file_cid
 log = logging.getLogger(__name__)
 
 
-class UpdateFetcher:
-    """A small cache of update bytes by CID, filled by prefetch or on demand."""
+class ContentFetcher:
+    """A small cache of verified content by CID (updates and global models), filled by
+    prefetch or on demand."""
 
     def __init__(
         self,
@@ -37,11 +39,17 @@ class UpdateFetcher:
         timeout: float,
         max_bytes: int = MAX_MODEL_BYTES,
         workers: int = 2,
+        executor: Executor | None = None,
     ) -> None:
+        """``executor`` runs the fetches (default: a pool of ``workers`` threads, closed with
+        this fetcher); an inline one makes every fetch happen at the call, deterministically."""
         self._store = store
         self._timeout = timeout
         self._max_bytes = max_bytes
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prefetch")
+        self._owned = executor is None
+        self._pool: Executor = executor or ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="prefetch"
+        )
         self._lock = threading.Lock()
         self._pending: dict[str, Future[bytes]] = {}
 
@@ -92,5 +100,6 @@ class UpdateFetcher:
             self._pending.clear()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._owned:
+            self._pool.shutdown(wait=False, cancel_futures=True)
         log.debug("update fetcher closed")

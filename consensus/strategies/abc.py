@@ -1,7 +1,9 @@
 """The one small interface every aggregation rule implements.
 
 Aggregation must be a pure function of the ordered updates so that every honest
-peer, and any auditor replaying the chain, computes the same bytes.  Cross-cutting
+peer, and any auditor replaying the chain, computes the same bytes.  The node hands
+a strategy the accepted updates in canonical order (sorted by update digest, see
+:func:`consensus.aggregation.canonical_order`), never in chain order.  Cross-cutting
 features (clipping, robustness, differential privacy) wrap a strategy instead of
 subclassing it.
 """
@@ -19,7 +21,7 @@ StateDict = dict[str, torch.Tensor]
 
 @dataclass(frozen=True)
 class Update:
-    """One member's contribution to a round, in chain order."""
+    """One member's contribution to a round."""
 
     member: str
     weights: Mapping[str, torch.Tensor]

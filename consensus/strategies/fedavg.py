@@ -1,9 +1,11 @@
 """Federated averaging weighted by sample counts, bit-identical on every peer.
 
-Determinism comes from three fixed choices: updates are taken in chain order,
-arithmetic is done in float64 as separate multiply and add steps (no fused
-multiply-add, no reductions whose order could vary), and the result is cast to
-float32 once at the end.  Any auditor can reproduce it with NumPy:
+Determinism comes from three fixed choices: updates are taken in the order given,
+which the node makes canonical (sorted by update digest, not chain order, so
+transaction ordering cannot change the result), arithmetic is done in float64 as
+separate multiply and add steps (no fused multiply-add, no reductions whose order
+could vary), and the result is cast to float32 once at the end.  Any auditor can
+reproduce it with NumPy, summing in digest order:
 ``sum_i(float64(w_i) * n_i) / sum_i(n_i)`` then ``float32``.
 """
 

@@ -42,8 +42,11 @@ def budget_checks(rows: Sequence[GasRow]) -> list[tuple[str, int, int]]:
             attest.max,
             BUDGET_ATTEST + BUDGET_FINALIZE_EXTRA,
         ),
-        ("per peer per round (mean submit + mean attest)", submit.mean + attest.mean,
-         BUDGET_PER_PEER_ROUND),
+        (
+            "per peer per round (mean submit + mean attest)",
+            submit.mean + attest.mean,
+            BUDGET_PER_PEER_ROUND,
+        ),
     ]
 
 

@@ -75,9 +75,7 @@ def _error_name(revert: str, errors: dict[str, str]) -> tuple[str, bool]:
 def build_matrix(raw: dict[str, Any], abi: Sequence[dict[str, Any]]) -> AccessMatrix:
     """Name the forge test's raw cells from the ABI and check the matrix is complete."""
     functions = {_selector(_signature(f)): f for f in abi if f.get("type") == "function"}
-    errors = {
-        _selector(_signature(e)): str(e["name"]) for e in abi if e.get("type") == "error"
-    }
+    errors = {_selector(_signature(e)): str(e["name"]) for e in abi if e.get("type") == "error"}
     roles = tuple(str(r) for r in raw.get("roles", []))
     problems: list[str] = []
     cells: list[Cell] = []
@@ -99,8 +97,9 @@ def build_matrix(raw: dict[str, Any], abi: Sequence[dict[str, Any]]) -> AccessMa
         for f in functions.values()
         if (f.get("stateMutability") not in ("view", "pure")) == group
     ]
-    problems += [f"{sig} has no row (the forge test does not call it)" for sig in ordered
-                 if sig not in seen]
+    problems += [
+        f"{sig} has no row (the forge test does not call it)" for sig in ordered if sig not in seen
+    ]
     for sig in seen:
         missing = [r for r in roles if not any(c.function == sig and c.role == r for c in cells)]
         if missing:

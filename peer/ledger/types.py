@@ -1,8 +1,8 @@
 """Typed views of what the Federation contract stores and returns.
 
-Enum values mirror the contract's enums (``consensus.protocol.RoundStatus`` uses
-the same numbers).  Digests and CIDs are ``bytes``; addresses are checksummed
-strings.
+Enum values mirror the contract's enums; ``RoundStatus`` is the one defined with the
+round protocol (:mod:`consensus.protocol`), re-exported here.  Digests and CIDs are
+``bytes``; addresses are checksummed strings.
 """
 
 from __future__ import annotations
@@ -11,17 +11,21 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, NamedTuple, TypeVar
 
+from consensus.protocol import RoundStatus
 from peer.ledger.events import ContractEvent
 
+__all__ = [
+    "ProposalInfo",
+    "ProposalKind",
+    "RoundInfo",
+    "RoundStatus",
+    "Submission",
+    "TaskInfo",
+    "TaskStatus",
+    "TxResult",
+]
+
 E = TypeVar("E", bound=ContractEvent)
-
-
-class RoundStatus(IntEnum):
-    NONE = 0
-    COLLECTING = 1
-    CLOSED = 2
-    FINALIZED = 3
-    FAILED = 4
 
 
 class TaskStatus(IntEnum):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from consensus.aggregation import build_strategy, fedavg
+from consensus.aggregation import build_strategy, canonical_order, fedavg
 from consensus.serialization import weights_to_bytes
 from consensus.strategies.abc import Update
 from consensus.strategies.fedavg import FedAvg
@@ -95,3 +95,15 @@ def test_two_processes_produce_identical_bytes(tmp_path: Path) -> None:
         )
         outs.append(out.read_bytes())
     assert outs[0] == outs[1]
+
+
+def test_canonical_order_is_by_update_digest_not_chain_order() -> None:
+    ups = [
+        (bytes([d]) * 32, Update(m, weights={"w": torch.tensor([d / 7])}, num_samples=d))
+        for m, d in (("0xA", 9), ("0xB", 2), ("0xC", 5))
+    ]
+    assert [u.member for u in canonical_order(ups)] == ["0xB", "0xC", "0xA"]
+    shuffled = [ups[2], ups[0], ups[1]]
+    a = FedAvg().aggregate(canonical_order(ups))
+    b = FedAvg().aggregate(canonical_order(shuffled))
+    assert torch.equal(a["w"], b["w"])

@@ -102,7 +102,8 @@ def test_a_dead_kubo_is_named_then_the_devnet_resumes_the_same_federation(
         task = viewer.task(int(str(chain["task_id"])))
         assert (task.quorum, task.num_rounds) == (2, 3)
         expected = {
-            "0x" + json.loads((folder / "hospitals" / n / "keys" / "eth.json").read_text())[
+            "0x"
+            + json.loads((folder / "hospitals" / n / "keys" / "eth.json").read_text())[
                 "address"
             ].lower()
             for n in ("cleveland", "hungary")

@@ -2,7 +2,8 @@
 
 The test plays an auditor: it trusts nothing the peers say about themselves, reads
 the contract, fetches every update and aggregate from Kubo, and recomputes the
-weighted mean with NumPy on its own.
+weighted mean with NumPy on its own, summing in the canonical order (by update
+digest, not chain order).
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ def audit_rounds(fed: LocalFederation, rounds: int, *, honest: set[str]) -> list
             agg_cid = cid_from_bytes(event.aggregate_cid)
             agg_bytes = store.get(agg_cid, timeout=30)
             used = []
-            for sub in client.submissions(fed.task_id, round_no):
+            subs = sorted(client.submissions(fed.task_id, round_no), key=lambda s: s.digest)
+            for sub in subs:
                 if sub.member.lower() not in honest:
                     continue
                 cid = cid_from_bytes(sub.cid)

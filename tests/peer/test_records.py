@@ -55,3 +55,40 @@ def test_history_is_private_strict_json_and_survives_a_torn_line(tmp_path: Path)
     first = json.loads(h.path.read_text().splitlines()[0])
     assert first["local_test"] == {"auroc": None, "accuracy": 0.5}
     assert h.rounds() == {1, 3}
+
+
+def test_round_record_round_trips_through_history(tmp_path: Path) -> None:
+    from peer.records import GossipTotals, HistoryWriter, RoundRecord
+
+    history = History(tmp_path)
+    full = RoundRecord(
+        round=2,
+        status="finalized",
+        update_cid="bafy-u",
+        aggregate_cid="bafy-a",
+        accepted=("0xA", "0xB"),
+        left_out={"0xC": "copy"},
+        scores_root="0x00",
+        score=5,
+        seconds={"round": 1.5},
+        agreed=True,
+        dissent=("0xD",),
+        gossip=GossipTotals(accepted=3, rejected={"bad": 1}, inbox_dropped=0, outbound_dropped=0),
+        claimed=True,
+        local_test={"accuracy": float("nan")},
+    )
+    bare = RoundRecord(round=3, status="failed")
+    writer = HistoryWriter(history)
+    writer.round_finished(full)
+    writer.round_finished(bare)
+    lines = [json.loads(x) for x in history.path.read_text().splitlines()]
+    base = {
+        "round", "update_cid", "aggregate_cid", "accepted", "left_out", "scores_root", "score",
+        "seconds", "status", "agreed", "dissent", "not_trained",
+    }  # fmt: skip
+    assert set(lines[1]) == base  # the format history.jsonl always had
+    assert set(lines[0]) == base | {"gossip", "claimed", "local_test"}
+    assert lines[0]["local_test"] == {"accuracy": None}
+    back = history.records()
+    assert back[1] == bare
+    assert back[0].gossip == full.gossip and back[0].accepted == full.accepted

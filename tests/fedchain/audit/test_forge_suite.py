@@ -80,8 +80,10 @@ def test_matrix_refusals_follow_the_membership_rules(matrix: AccessMatrix) -> No
             assert cell is not None and (cell.allowed, cell.error) == (False, "NotMember"), cell
         member = matrix.cell(function, "member")
         assert member is not None and member.allowed
-    for function in ("submitUpdate(uint256,uint32,bytes,uint64)",
-                     "attestAggregate(uint256,uint32,bytes,bytes32)"):
+    for function in (
+        "submitUpdate(uint256,uint32,bytes,uint64)",
+        "attestAggregate(uint256,uint32,bytes,bytes32)",
+    ):
         cell = matrix.cell(function, "member admitted mid-round")
         assert cell is not None and (cell.allowed, cell.error) == (False, "NotEligible")
     assert all(c.allowed for c in matrix.cells if not c.mutates)

@@ -9,8 +9,12 @@ from eth_utils.crypto import keccak
 from fedchain.audit.matrix import build_matrix, render
 
 ABI: list[dict[str, Any]] = [
-    {"type": "function", "name": "poke", "inputs": [{"type": "uint256"}],
-     "stateMutability": "nonpayable"},
+    {
+        "type": "function",
+        "name": "poke",
+        "inputs": [{"type": "uint256"}],
+        "stateMutability": "nonpayable",
+    },
     {"type": "function", "name": "peek", "inputs": [], "stateMutability": "view"},
     {"type": "error", "name": "NotMember", "inputs": [{"type": "address"}]},
 ]
@@ -23,8 +27,13 @@ def sel(signature: str) -> str:
 def cell(
     signature: str, role: str, ok: bool, revert: str = "", mutates: bool = True
 ) -> dict[str, Any]:
-    return {"selector": sel(signature), "role": role, "ok": ok, "revert": revert,
-            "mutates": mutates}
+    return {
+        "selector": sel(signature),
+        "role": role,
+        "ok": ok,
+        "revert": revert,
+        "mutates": mutates,
+    }
 
 
 def complete_raw() -> dict[str, Any]:
@@ -77,5 +86,6 @@ def test_refusals_that_are_not_custom_errors_are_problems() -> None:
 def test_an_unknown_selector_is_a_problem() -> None:
     raw = complete_raw()
     raw["cells"].append(cell("gone()", "member", True))
-    assert build_matrix(raw, ABI).problems == (f"selector {sel('gone()')} is not a function of "
-                                               "the contract",)
+    assert build_matrix(raw, ABI).problems == (
+        f"selector {sel('gone()')} is not a function of the contract",
+    )

@@ -55,16 +55,26 @@ def test_removing_a_membership_check_is_caught(tmp_path: Path) -> None:
     (project / "foundry.toml").write_text(FOUNDRY_TOML.format(solc=REPO / "scripts" / "solc"))
     done = run_forge(
         REPO,
-        ["test", "--root", str(project), "--json", "--match-test",
-         "invariant_nonMemberNeverChangesState|test_accessControlMatrix"],
+        [
+            "test",
+            "--root",
+            str(project),
+            "--json",
+            "--match-test",
+            "invariant_nonMemberNeverChangesState|test_accessControlMatrix",
+        ],
         profile="fast",
         cwd=project,
-        env={"FEDCHAIN_ACCESS_MATRIX": str(project / "audit" / "out" / "m.json"),
-             "FEDCHAIN_INVARIANT_STATS": str(project / "audit" / "out" / "s.jsonl")},
+        env={
+            "FEDCHAIN_ACCESS_MATRIX": str(project / "audit" / "out" / "m.json"),
+            "FEDCHAIN_INVARIANT_STATS": str(project / "audit" / "out" / "s.jsonl"),
+        },
     )
     results = {t.name: t for t in parse_test_results(done.stdout)}
-    assert set(results) == {"invariant_nonMemberNeverChangesState()",
-                            "test_accessControlMatrix()"}, done.stderr[-2000:]
+    assert set(results) == {
+        "invariant_nonMemberNeverChangesState()",
+        "test_accessControlMatrix()",
+    }, done.stderr[-2000:]
     assert not results["invariant_nonMemberNeverChangesState()"].passed
     assert "non-member" in results["invariant_nonMemberNeverChangesState()"].reason
     assert not results["test_accessControlMatrix()"].passed

@@ -33,8 +33,9 @@ class Broken(AuditPart):
 def test_a_failing_part_fails_the_audit_but_the_others_still_run(tmp_path: Path) -> None:
     lines: list[str] = []
     report = tmp_path / "report.md"
-    code = run_audit(parts=[Broken(), Passing()], report=report, out_dir=tmp_path / "out",
-                     progress=lines.append)
+    code = run_audit(
+        parts=[Broken(), Passing()], report=report, out_dir=tmp_path / "out", progress=lines.append
+    )
     assert code == 1
     text = report.read_text()
     assert "Overall: **FAIL**" in text
@@ -46,8 +47,9 @@ def test_a_failing_part_fails_the_audit_but_the_others_still_run(tmp_path: Path)
 
 def test_all_parts_passing_exit_zero(tmp_path: Path) -> None:
     report = tmp_path / "report.md"
-    assert run_audit(parts=[Passing()], report=report, out_dir=tmp_path,
-                     progress=lambda _l: None) == 0
+    assert (
+        run_audit(parts=[Passing()], report=report, out_dir=tmp_path, progress=lambda _l: None) == 0
+    )
     assert "Overall: **PASS**" in report.read_text()
 
 

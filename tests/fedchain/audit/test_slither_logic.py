@@ -68,22 +68,40 @@ def test_unexplained_findings_are_returned_without_disposition() -> None:
 def test_findings_are_read_from_slither_json() -> None:
     data = {
         "success": True,
-        "results": {"detectors": [{
-            "check": "uninitialized-local", "impact": "Medium", "confidence": "Medium",
-            "description": "x is never initialized", "first_markdown_element": "c.sol#L3",
-            "elements": [{
-                "type": "variable", "name": "s",
-                "type_specific_fields": {"parent": {
-                    "type": "function", "name": "f",
-                    "type_specific_fields": {"signature": "f(uint256)",
-                                             "parent": {"name": "C"}},
-                }},
-            }],
-        }]},
+        "results": {
+            "detectors": [
+                {
+                    "check": "uninitialized-local",
+                    "impact": "Medium",
+                    "confidence": "Medium",
+                    "description": "x is never initialized",
+                    "first_markdown_element": "c.sol#L3",
+                    "elements": [
+                        {
+                            "type": "variable",
+                            "name": "s",
+                            "type_specific_fields": {
+                                "parent": {
+                                    "type": "function",
+                                    "name": "f",
+                                    "type_specific_fields": {
+                                        "signature": "f(uint256)",
+                                        "parent": {"name": "C"},
+                                    },
+                                }
+                            },
+                        }
+                    ],
+                }
+            ]
+        },
     }
     (f,) = parse_findings(data)
-    assert (f.check, f.function, f.expressions) == ("uninitialized-local", "C.f(uint256)",
-                                                     ("variable s",))
+    assert (f.check, f.function, f.expressions) == (
+        "uninitialized-local",
+        "C.f(uint256)",
+        ("variable s",),
+    )
 
 
 def test_the_project_dispositions_file_is_valid() -> None:

@@ -16,7 +16,7 @@ from peer.content.cid import Cid
 from peer.content.memory import MemoryContentNetwork, memory_peer_id
 from peer.content.unixfs import file_cid
 from peer.gossip.peer_id import peer_id_from_seed
-from peer.updates import UpdateFetcher
+from peer.updates import ContentFetcher
 from tests.peer.content.conformance import MiB, never_added_cid
 
 # What `ipfs add` (Kubo 0.41, fedchain's options) prints for bytes(i % 251 for i in range(3 MiB)).
@@ -90,7 +90,7 @@ def test_corrupt_bytes_are_never_returned_nor_kept(network: MemoryContentNetwork
     assert b.has_local(cid) is False
     with pytest.raises(ContentError, match="does not hash"):
         a.get(cid, timeout=1)  # the holder itself checks too
-    fetcher = UpdateFetcher(b, timeout=1, max_bytes=MiB)
+    fetcher = ContentFetcher(b, timeout=1, max_bytes=MiB)
     try:
         with pytest.raises(ContentError, match=cid):
             fetcher.fetch_verified(cid)
@@ -105,7 +105,7 @@ def test_corrupt_bytes_are_never_returned_nor_kept(network: MemoryContentNetwork
 
 
 def test_fetcher_refuses_remembered_bytes_that_do_not_match(network: MemoryContentNetwork) -> None:
-    fetcher = UpdateFetcher(network.store("a"), timeout=1, max_bytes=MiB)
+    fetcher = ContentFetcher(network.store("a"), timeout=1, max_bytes=MiB)
     try:
         cid = file_cid(b"mine")
         fetcher.remember(cid, b"not mine")

@@ -1,4 +1,4 @@
-"""UpdateFetcher over every content backend: size limit passed down, bytes checked locally."""
+"""ContentFetcher over every content backend: size limit passed down, bytes checked locally."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from fedchain.errors import ContentError, ContentTooLarge, ProtocolError
 from peer.content.unixfs import file_cid
-from peer.updates import UpdateFetcher
+from peer.updates import ContentFetcher
 from tests.peer.content.conformance import MiB, never_added_cid
 from tests.peer.content.conftest import StorePeerType
 
@@ -17,10 +17,10 @@ LIMIT = 2 * MiB
 
 
 @pytest.fixture
-def fetcher(peer_a: StorePeerType, peer_b: StorePeerType) -> Iterator[UpdateFetcher]:
+def fetcher(peer_a: StorePeerType, peer_b: StorePeerType) -> Iterator[ContentFetcher]:
     """B fetches what A holds."""
     peer_b.store.connect(peer_a.address)
-    fetcher = UpdateFetcher(peer_b.store, timeout=20, max_bytes=LIMIT)
+    fetcher = ContentFetcher(peer_b.store, timeout=20, max_bytes=LIMIT)
     yield fetcher
     fetcher.close()
 
@@ -29,7 +29,7 @@ def test_update_is_fetched_and_checked_without_adding_it(
     pins_of: Callable[[object], str],
     peer_a: StorePeerType,
     peer_b: StorePeerType,
-    fetcher: UpdateFetcher,
+    fetcher: ContentFetcher,
 ):
     data = os.urandom(LIMIT)
     cid = peer_a.store.add(data)
@@ -40,7 +40,7 @@ def test_update_is_fetched_and_checked_without_adding_it(
 
 
 def test_update_over_the_limit_is_refused_before_download(
-    peer_a: StorePeerType, peer_b: StorePeerType, fetcher: UpdateFetcher
+    peer_a: StorePeerType, peer_b: StorePeerType, fetcher: ContentFetcher
 ):
     cid = peer_a.store.add(os.urandom(LIMIT + 1))
     with pytest.raises(ContentTooLarge, match=cid) as caught:
@@ -50,7 +50,7 @@ def test_update_over_the_limit_is_refused_before_download(
 
 
 def test_unserved_update_is_a_content_error(peer_b: StorePeerType):
-    fetcher = UpdateFetcher(peer_b.store, timeout=1.5, max_bytes=LIMIT)
+    fetcher = ContentFetcher(peer_b.store, timeout=1.5, max_bytes=LIMIT)
     try:
         cid = never_added_cid()
         with pytest.raises(ContentError, match=cid):
@@ -59,7 +59,7 @@ def test_unserved_update_is_a_content_error(peer_b: StorePeerType):
         fetcher.close()
 
 
-def test_remembered_bytes_are_checked_against_their_cid(fetcher: UpdateFetcher):
+def test_remembered_bytes_are_checked_against_their_cid(fetcher: ContentFetcher):
     own = os.urandom(3000)
     cid = file_cid(own)  # never added anywhere: nothing is fetched
     fetcher.remember(cid, own)

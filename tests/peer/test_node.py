@@ -1,0 +1,212 @@
+"""The peer node on in-memory backends: whole rounds, crashes, lost gossip, bad content,
+members admitted and removed mid-task.  Every test drives real PeerNode objects through
+:class:`fedchain.simulator.federation.VirtualFederation` (one process, a virtual clock)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+from consensus.protocol import RoundStatus
+from consensus.task_spec import TaskSpec
+from fedchain.simulator.federation import TaskTiming, VirtualFederation
+from peer.content.cid import cid_from_bytes
+from peer.node import MemberRemoved, StepOutcome
+from peer.records import History
+from peer.round_state import StateDict
+
+NAMES = ("a", "b", "c", "d")
+
+
+class TinyLearner:
+    """A deterministic stand-in for local training: a nudge towards the member's own target."""
+
+    def __init__(self, name: str, samples: int = 10) -> None:
+        h = hashlib.sha256(name.encode()).digest()
+        self._target = torch.tensor([b / 255 for b in h[:4]], dtype=torch.float32)
+        self.num_samples = samples
+
+    def reference_weights(self) -> StateDict:
+        return {"w": torch.zeros(4), "b": torch.zeros(1)}
+
+    def train(self, global_weights: Mapping[str, torch.Tensor], round_no: int) -> StateDict:
+        w = global_weights["w"] + 0.5 * (self._target - global_weights["w"])
+        return {"w": w.contiguous(), "b": (global_weights["b"] + round_no).contiguous()}
+
+    def evaluate(self, weights: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        return {"accuracy": float(1.0 - (weights["w"] - self._target).abs().mean())}
+
+
+def tiny_spec() -> TaskSpec:
+    return TaskSpec.model_validate(
+        {
+            "name": "tiny",
+            "task": "heart",
+            "model": {"arch": "logreg", "kwargs": {"in_features": 4}},
+            "training": {"epochs": 1, "lr": 0.1, "batch_size": 4, "seed": 0},
+        }
+    )
+
+
+def federation(
+    tmp_path: Path, names: tuple[str, ...] = NAMES, *, rounds: int = 2, gossip: bool = True
+) -> VirtualFederation:
+    fed = VirtualFederation(
+        tmp_path,
+        tiny_spec(),
+        {n: TinyLearner(n) for n in names},
+        TinyLearner("init").reference_weights(),
+        TaskTiming(rounds=rounds),
+        gossip=gossip,
+    )
+    fed.start_all()
+    return fed
+
+
+def aggregates(fed: VirtualFederation) -> list[str]:
+    task = fed.deployer.task(fed.task_id)
+    out = []
+    for r in range(1, task.current_round + 1):
+        if fed.deployer.round_info(fed.task_id, r).status is RoundStatus.FINALIZED:
+            out.append(cid_from_bytes(fed.deployer.finalized_event(fed.task_id, r).aggregate_cid))
+    return out
+
+
+def history(fed: VirtualFederation, name: str) -> dict[int, dict[str, object]]:
+    return {int(e["round"]): e for e in History(fed.peers[name].state_dir).entries()}
+
+
+def test_rounds_finalize_with_one_agreed_aggregate(tmp_path: Path) -> None:
+    fed = federation(tmp_path)
+    fed.run()
+    assert fed.task_complete()
+    assert len(aggregates(fed)) == 2
+    for name in NAMES:
+        h = history(fed, name)
+        assert sorted(h) == [1, 2]
+        assert h[2]["gossip"]["accepted"] == 2 * (len(NAMES) - 1)  # every announcement arrived
+        for r, agreed_cid in zip((1, 2), aggregates(fed), strict=True):
+            # A member whose attestation was not needed any more (quorum 3 of 4) records none.
+            assert h[r]["aggregate_cid"] in (agreed_cid, None)
+            assert h[r]["agreed"] is (h[r]["aggregate_cid"] is not None)
+            assert h[r]["claimed"] is True and not h[r]["left_out"] and "local_test" in h[r]
+
+
+def test_same_inputs_give_the_same_aggregates(tmp_path: Path) -> None:
+    a = federation(tmp_path / "1")
+    a.run()
+    b = federation(tmp_path / "2")
+    b.run()
+    assert aggregates(a) == aggregates(b)
+
+
+def test_aggregate_does_not_depend_on_transaction_order(tmp_path: Path) -> None:
+    forward = federation(tmp_path / "fwd", NAMES)
+    forward.run()
+    backward = federation(tmp_path / "bwd", tuple(reversed(NAMES)))
+    backward.run()
+    order = [s.member for s in forward.deployer.submissions(forward.task_id, 1)]
+    assert [s.member for s in backward.deployer.submissions(backward.task_id, 1)] == order[::-1]
+    assert aggregates(forward) == aggregates(backward)
+
+
+def _steps_of_a(tmp_path: Path) -> int:
+    fed = federation(tmp_path)
+    steps = 0
+    while fed.running():
+        acted = False
+        for peer in fed.running():
+            outcome = fed.step_peer(peer.name)
+            steps += peer.name == "a"
+            acted |= outcome is StepOutcome.ACTED
+        if not acted:
+            fed.advance()
+    return steps
+
+
+def test_crash_between_any_two_steps_then_restart(tmp_path: Path) -> None:
+    reference = federation(tmp_path / "ref")
+    reference.run()
+    expected = aggregates(reference)
+    total = _steps_of_a(tmp_path / "count")
+    assert total >= 4
+    for crash_after in range(1, total):
+        fed = federation(tmp_path / f"crash{crash_after}")
+        steps = 0
+        while fed.running():
+            acted = False
+            for peer in fed.running():
+                outcome = fed.step_peer(peer.name)
+                acted |= outcome is StepOutcome.ACTED
+                if peer.name == "a":
+                    steps += 1
+                    if steps == crash_after:
+                        fed.crash("a")
+                        fed.start("a")  # a fresh node on the same state folder and backends
+            if not acted:
+                fed.advance()
+        assert aggregates(fed) == expected, f"crash after step {crash_after}"
+        assert sorted(history(fed, "a")) == [1, 2], f"crash after step {crash_after}"
+
+
+def test_rounds_finalize_when_every_gossip_message_is_lost(tmp_path: Path) -> None:
+    fed = federation(tmp_path)
+    assert fed.gossip_net is not None
+    fed.gossip_net.drop_all(True)
+    fed.run()
+    assert fed.task_complete()
+    reference = federation(tmp_path / "ref", gossip=False)
+    reference.run()
+    assert aggregates(fed) == aggregates(reference)
+
+
+def test_update_whose_bytes_do_not_match_its_digest_is_left_out(tmp_path: Path) -> None:
+    fed = federation(tmp_path, rounds=1)
+    # Let "d" submit, then make its update's bytes on the network corrupt.
+    fed.step_peer("d")
+    digest, _ = fed.deployer.submission_of(fed.task_id, 1, fed.peers["d"].identity.address)
+    assert digest != bytes(32)
+    (sub,) = fed.deployer.submissions(fed.task_id, 1)
+    fed.content_net.plant("d", cid_from_bytes(sub.cid), b"not the update")
+    fed.run()
+    d = fed.peers["d"].identity.address
+    for name in ("a", "b", "c"):
+        entry = history(fed, name)[1]
+        assert d in entry["left_out"], entry
+        assert "does not hash to it" in str(entry["left_out"][d])
+
+
+def test_member_admitted_mid_task_joins_the_next_round(tmp_path: Path) -> None:
+    fed = federation(tmp_path, ("a", "b", "c"), rounds=2)
+    fed.step_all()  # round 1 is open and under way
+    fed.admit("d", TinyLearner("d"))
+    fed.start("d")
+    fed.run()
+    d = fed.peers["d"].identity.address
+    members_of = {r: {s.member for s in fed.deployer.submissions(fed.task_id, r)} for r in (1, 2)}
+    assert d not in members_of[1]
+    assert d in members_of[2]
+    assert history(fed, "d")[2]["claimed"] is True
+
+
+def test_member_removed_mid_task_stops_with_a_clear_error(tmp_path: Path) -> None:
+    fed = federation(tmp_path, rounds=3)
+    fed.run(until=lambda: fed.deployer.task(fed.task_id).last_finalized_round >= 1)
+    fed.remove("d")
+    fed.run()
+    assert fed.task_complete()
+    error = fed.peers["d"].error
+    assert isinstance(error, MemberRemoved)
+    assert "no longer a member" in str(error)
+    assert all(fed.peers[n].done for n in ("a", "b", "c"))
+
+
+def test_virtual_time_only_moves_when_every_node_waits(tmp_path: Path) -> None:
+    fed = federation(tmp_path, rounds=1)
+    start = fed.clock.now()
+    fed.run()
+    # Every member submits, so the set closes at once: no deadline was waited for.
+    assert fed.clock.now() == start
