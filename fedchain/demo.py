@@ -31,7 +31,14 @@ from fedchain.interrupts import raise_if_interrupted
 from fedchain.localnet.devnet import LocalFederation, TaskParams
 from fedchain.localnet.plan import FederationPlan, plan_for
 from fedchain.private_files import private_dir, write_private_text
-from models.tasks import InstitutionData, Learner, Samples, initial_weights, reference_weights
+from models.tasks import (
+    InstitutionData,
+    Learner,
+    Samples,
+    initial_weights,
+    reference_weights,
+    use_deterministic_torch,
+)
 from models.tasks.learner import evaluate_weights
 from models.tasks.local_data import LocalData
 from peer.content.abc import ContentStore
@@ -289,6 +296,9 @@ def run_demo(
     *, task: str = "heart", peers: int | None, rounds: int, chain: str, out: Path | None
 ) -> int:
     plan = plan_for(task, peers)  # a bad --task or --peers fails before anything starts
+    # The auditor's evaluations and local-only baselines run like the peers train: one torch
+    # thread (on two shared cores, two threads made HAPT's local training 25x slower).
+    use_deterministic_torch()
     console = Console(stderr=False)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     out_dir = private_dir(out if out is not None else Path("runs") / stamp)
