@@ -167,9 +167,14 @@ ROUND_1_HELP = (
 )
 
 
+TASK_HELP = "Built-in task: heart (4 hospitals), hapt (6 institutions, 2 lack a gyroscope), breast."
+PEERS_HELP = "Institutions (default: the task's own; heart 2-4, hapt 2-15, breast 2-10)."
+
+
 @app.command("devnet")
 def devnet_cmd(
-    hospitals: Annotated[int, typer.Option(min=2, max=4)] = 4,
+    hospitals: Annotated[int | None, typer.Option(min=2, help=PEERS_HELP)] = None,
+    task: Annotated[str, typer.Option(help=TASK_HELP)] = "heart",
     rounds: Annotated[int, typer.Option(min=1)] = 5,
     chain: Annotated[str, typer.Option(help="anvil or ganache")] = "anvil",
     out: Annotated[
@@ -206,23 +211,25 @@ def devnet_cmd(
         quorum=quorum,
         round_duration=round_duration,
         attest_duration=attest_duration,
+        task_name=task,
     )
     raise typer.Exit(run_devnet(options, folder=state or out, persistent=state is not None))
 
 
 @app.command("demo")
 def demo(
-    peers: Annotated[int, typer.Option(min=2, max=4, help="Hospitals taking part.")] = 4,
+    task: Annotated[str, typer.Option(help=TASK_HELP)] = "heart",
+    peers: Annotated[int | None, typer.Option(min=2, help=PEERS_HELP)] = None,
     rounds: Annotated[int, typer.Option(min=1, max=100)] = 5,
     chain: Annotated[str, typer.Option(help="anvil or ganache")] = "anvil",
     out: Annotated[Path | None, typer.Option(help="Output folder (default runs/<time>).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Bring up a local federation of hospitals and run training rounds end to end."""
+    """Bring up a local federation of institutions and run training rounds end to end."""
     _setup_logging(verbose)
     from fedchain.demo import run_demo
 
-    raise typer.Exit(run_demo(peers=peers, rounds=rounds, chain=chain, out=out))
+    raise typer.Exit(run_demo(task=task, peers=peers, rounds=rounds, chain=chain, out=out))
 
 
 @app.command("simulate")

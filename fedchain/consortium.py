@@ -22,6 +22,7 @@ from peer.content.abc import ContentStore
 from peer.content.cid import cid_to_bytes
 from peer.content.kubo import KuboContentStore
 from peer.keystore import load_eth_account
+from peer.ledger.abc import FederationLedger
 from peer.ledger.client import FederationClient, connect, deploy
 from peer.ledger.errors import QuorumNotMajority
 
@@ -91,7 +92,7 @@ class PublishedTask:
 
 
 def publish_task(
-    creator: FederationClient,
+    creator: FederationLedger,
     store: ContentStore,
     spec: TaskSpec,
     initial: Mapping[str, torch.Tensor],

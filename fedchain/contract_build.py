@@ -35,7 +35,7 @@ from fedchain.checkout import SOURCE_ROOT
 from fedchain.errors import ToolchainError
 from peer.ledger.artifact import ARTIFACT_FILE, ContractArtifact
 
-log = logging.getLogger("fedchain.ledger.compiler")
+log = logging.getLogger("fedchain.contract_build")
 
 REPO_ROOT = SOURCE_ROOT
 CONTRACTS_DIR = REPO_ROOT / "contracts"

@@ -1,9 +1,10 @@
-"""``fedchain demo``: a local federation of hospitals, end to end, with a live view.
+"""``fedchain demo``: a local federation of institutions, end to end, with a live view.
 
-The demo plays the consortium's operator and an auditor at once: it starts the
-chain and one Kubo per hospital, deploys, launches each hospital's peer as its
-own OS process, and then only *watches the chain*, fetching each agreed
-aggregate from IPFS to evaluate it on the pooled test set.
+The demo plays the consortium's operator and an auditor at once: it starts the chain and one
+Kubo per institution, deploys, launches each institution's peer as its own OS process, and
+then only *watches the chain*, fetching each agreed aggregate from IPFS to evaluate it on
+every institution's test split and on their union. Any built-in task runs the same way
+(``--task heart|hapt|breast``); :mod:`fedchain.localnet.plan` says who holds what.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,14 +26,15 @@ from rich.table import Table
 from consensus.protocol import RoundStatus, default_quorum
 from consensus.serialization import weights_from_bytes
 from consensus.strategies.abc import StateDict
-from consensus.task_spec import TaskSpec, TrainingSettings
 from fedchain.errors import FedchainError, ServiceUnavailableError
 from fedchain.interrupts import raise_if_interrupted
 from fedchain.localnet.devnet import LocalFederation, TaskParams
+from fedchain.localnet.plan import FederationPlan, plan_for
 from fedchain.private_files import private_dir, write_private_text
-from models.datasets.heart import HOSPITALS, TabularSplit, load_heart_hospital
-from models.tasks import InstitutionData, Learner, Samples, get_task, initial_weights
+from models.tasks import InstitutionData, Learner, Samples, initial_weights, reference_weights
 from models.tasks.learner import evaluate_weights
+from models.tasks.local_data import LocalData
+from peer.content.abc import ContentStore
 from peer.content.cid import cid_from_bytes
 from peer.content.kubo import KuboContentStore
 from peer.ledger.client import FederationClient
@@ -40,11 +42,7 @@ from peer.records import History
 
 log = logging.getLogger("fedchain.demo")
 
-HEART_SPEC = get_task("heart").default_spec(
-    name="heart-disease-logreg",
-    training=TrainingSettings(epochs=5, lr=0.05, batch_size=16, seed=7, weight_decay=0.01),
-)
-ROUND_TIMEOUT = 300.0
+ROUND_TIMEOUT = 600.0
 
 
 @dataclass
@@ -58,55 +56,103 @@ class RoundResult:
     seconds: float
 
 
-@dataclass
-class Pooled:
-    """Each hospital's test split and their union, for evaluating shared models."""
+def _concat(samples: list[Samples]) -> Samples:
+    first = samples[0].x
+    y = np.concatenate([s.y for s in samples])
+    if isinstance(first, np.ndarray):
+        return Samples(np.concatenate([np.asarray(s.x) for s in samples]), y)
+    keys = list(first)
+    x = {
+        k: np.concatenate([s.x[k] for s in samples if not isinstance(s.x, np.ndarray)])
+        for k in keys
+    }
+    return Samples(x, y)
 
-    splits: dict[str, TabularSplit]
-    x: np.ndarray = field(init=False)
-    y: np.ndarray = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.x = np.concatenate([s.x_test for s in self.splits.values()])
-        self.y = np.concatenate([s.y_test for s in self.splits.values()])
+class Evaluation:
+    """The auditor's view: every institution's test split (as it holds it) and their union.
 
-    def metrics(self, spec: TaskSpec, weights: StateDict) -> dict[str, Any]:
-        pooled = evaluate_weights(spec, weights, Samples(self.x, self.y))
-        per = {
-            n: evaluate_weights(spec, weights, Samples(s.x_test, s.y_test))
-            for n, s in self.splits.items()
+    The union is loaded with every modality the task has, so an institution without a sensor
+    still counts in the pooled figure.
+    """
+
+    def __init__(self, plan: FederationPlan) -> None:
+        self.plan = plan
+        self.metric = plan.primary_metric
+        self.data: dict[str, InstitutionData] = {
+            n: plan.task.load(plan.spec, LocalData.model_validate(plan.data[n]))
+            for n in plan.institutions
         }
+        full = [plan.task.load(plan.spec, LocalData(partition=n)).test for n in plan.institutions]
+        self.pooled = _concat(full)
+
+    def metrics(self, weights: StateDict) -> dict[str, Any]:
+        spec = self.plan.spec
+        pooled = evaluate_weights(spec, weights, self.pooled)
+        per = {n: evaluate_weights(spec, weights, d.test) for n, d in self.data.items()}
         return {
-            "pooled_accuracy": pooled["accuracy"],
+            "primary_metric": self.metric,
+            "pooled_primary": pooled[self.metric],
             "pooled": pooled,
-            "per_hospital_accuracy": {n: m["accuracy"] for n, m in per.items()},
+            "per_institution": {n: m[self.metric] for n, m in per.items()},
         }
 
-
-def _local_only(spec: TaskSpec, pooled: Pooled, rounds: int) -> dict[str, Any]:
-    """Each hospital alone, trained for as many epochs as the federation ran in total."""
-    out: dict[str, Any] = {}
-    epochs = spec.training.epochs * rounds
-    local_spec = spec.model_copy(
-        update={"training": spec.training.model_copy(update={"epochs": epochs})}
-    )
-    for name, split in pooled.splits.items():
-        data = InstitutionData(
-            Samples(split.x_train, split.y_train), Samples(split.x_test, split.y_test)
+    def local_only(self, rounds: int) -> dict[str, dict[str, float]]:
+        """Each institution alone, trained for as many epochs as the federation ran in total."""
+        spec = self.plan.spec
+        t = spec.training
+        alone = spec.model_copy(
+            update={"training": t.model_copy(update={"epochs": t.epochs * rounds})}
         )
-        learner = Learner(get_task(spec.task), local_spec, data, name)
-        weights = learner.train(initial_weights(spec), round_no=0)
-        own = learner.evaluate(weights)
-        allx = evaluate_weights(spec, weights, Samples(pooled.x, pooled.y))
-        out[name] = {"own_test_accuracy": own["accuracy"], "pooled_test_accuracy": allx["accuracy"]}
-    return out
+        start = initial_weights(spec)
+        out: dict[str, dict[str, float]] = {}
+        for name, data in self.data.items():
+            weights = Learner(self.plan.task, alone, data, name).train(start, round_no=0)
+            own = evaluate_weights(spec, weights, data.test)
+            out[name] = {
+                "own_test": own[self.metric],
+                "pooled_test": evaluate_weights(spec, weights, self.pooled)[self.metric],
+            }
+        return out
+
+
+def _peak_rss_mb(pid: int | None) -> float | None:
+    """A live process's peak resident memory (VmHWM) in MiB, or None once it has gone."""
+    if pid is None:
+        return None
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        return None
+    return None
+
+
+class PeakMemory:
+    """Each peer process's peak memory, sampled while the demo watches (VmHWM only grows)."""
+
+    def __init__(self) -> None:
+        self.peak_mb: dict[str, float] = {}
+
+    def sample(self, fed: LocalFederation) -> None:
+        for name, proc in fed.peers.items():
+            mb = _peak_rss_mb(proc.pid)
+            if mb is not None:
+                self.peak_mb[name] = max(mb, self.peak_mb.get(name, 0.0))
 
 
 def _watch_round(
-    fed: LocalFederation, client: FederationClient, round_no: int, progress: Progress, bar: Any
+    fed: LocalFederation,
+    client: FederationClient,
+    round_no: int,
+    progress: Progress,
+    bar: Any,
+    memory: PeakMemory,
 ) -> None:
     deadline = time.monotonic() + ROUND_TIMEOUT
     while True:
+        memory.sample(fed)
         info = client.round_info(fed.task_id, round_no)
         status = RoundStatus(info.status)
         progress.update(
@@ -134,14 +180,16 @@ def _watch_round(
 def _round_result(
     fed: LocalFederation,
     client: FederationClient,
-    store: KuboContentStore,
-    pooled: Pooled,
+    store: ContentStore,
+    evaluation: Evaluation,
     round_no: int,
     seconds: float,
 ) -> RoundResult:
     event = client.finalized_event(fed.task_id, round_no)
     cid = cid_from_bytes(event.aggregate_cid)
-    weights = weights_from_bytes(store.get(cid, timeout=60))
+    weights = weights_from_bytes(
+        store.get(cid, timeout=60), reference=reference_weights(evaluation.plan.spec)
+    )
     participants = [
         {"address": s.member, "update_cid": cid_from_bytes(s.cid), "num_samples": s.num_samples}
         for s in client.submissions(fed.task_id, round_no)
@@ -152,7 +200,7 @@ def _round_result(
         finalize_tx=event.tx_hash,
         finalize_block=event.block_number,
         participants=participants,
-        metrics=pooled.metrics(HEART_SPEC, weights),
+        metrics=evaluation.metrics(weights),
         seconds=round(seconds, 3),
     )
 
@@ -180,9 +228,9 @@ def _add_overhead(results: list[RoundResult], fed: LocalFederation) -> None:
             )
 
 
-def _table(results: list[RoundResult], local: dict[str, Any]) -> Table:
+def _table(results: list[RoundResult], metric: str) -> Table:
     table = Table(title="fedchain demo: finalized rounds")
-    for col in ("round", "participants", "aggregate CID", "finalize tx", "pooled acc", "seconds"):
+    for col in ("round", "participants", "aggregate CID", "finalize tx", f"pooled {metric}", "s"):
         table.add_column(col)
     for r in results:
         table.add_row(
@@ -190,92 +238,134 @@ def _table(results: list[RoundResult], local: dict[str, Any]) -> Table:
             str(len(r.participants)),
             r.aggregate_cid[:20] + "…",
             r.finalize_tx[:14] + "…",
-            f"{r.metrics['pooled_accuracy']:.3f}",
+            f"{r.metrics['pooled_primary']:.3f}",
             f"{r.seconds:.2f}",
         )
     return table
 
 
-def _local_table(final: RoundResult | None, local: dict[str, Any]) -> Table:
-    table = Table(title="federated vs local-only (accuracy)")
-    for col in (
-        "hospital",
-        "local-only, own test",
-        "local-only, pooled test",
-        "federated, own test",
-    ):
+def _institutions(
+    plan: FederationPlan,
+    evaluation: Evaluation,
+    final: RoundResult | None,
+    local: dict[str, dict[str, float]],
+    memory: PeakMemory,
+) -> dict[str, dict[str, Any]]:
+    """Per institution: what it holds, local-only against federated, the peer's peak memory."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, data in evaluation.data.items():
+        fed_own = final.metrics["per_institution"][name] if final else float("nan")
+        peak = memory.peak_mb.get(name)
+        out[name] = {
+            "modalities": list(data.modalities),
+            "train_samples": data.num_samples,
+            "test_samples": data.test.size,
+            "local_only_own_test": local[name]["own_test"],
+            "local_only_pooled_test": local[name]["pooled_test"],
+            "federated_own_test": fed_own,
+            "peer_peak_rss_mb": round(peak, 1) if peak is not None else None,
+        }
+    return out
+
+
+def _institution_table(per: dict[str, dict[str, Any]], metric: str) -> Table:
+    table = Table(title=f"federated vs local-only ({metric} on each institution's own test split)")
+    for col in ("institution", "modalities", "train", "local-only", "federated", "peer peak MB"):
         table.add_column(col)
-    for name, m in local.items():
-        fed_own = final.metrics["per_hospital_accuracy"][name] if final else float("nan")
+    for name, m in per.items():
+        peak = m["peer_peak_rss_mb"]
         table.add_row(
             name,
-            f"{m['own_test_accuracy']:.3f}",
-            f"{m['pooled_test_accuracy']:.3f}",
-            f"{fed_own:.3f}",
+            "+".join(m["modalities"]) or "-",
+            str(m["train_samples"]),
+            f"{m['local_only_own_test']:.3f}",
+            f"{m['federated_own_test']:.3f}",
+            "-" if peak is None else f"{peak:.0f}",
         )
     return table
 
 
-def run_demo(*, peers: int, rounds: int, chain: str, out: Path | None) -> int:
+def run_demo(
+    *, task: str = "heart", peers: int | None, rounds: int, chain: str, out: Path | None
+) -> int:
+    plan = plan_for(task, peers)  # a bad --task or --peers fails before anything starts
     console = Console(stderr=False)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     out_dir = private_dir(out if out is not None else Path("runs") / stamp)
-    names = list(HOSPITALS[:peers])
-    pooled = Pooled({n: load_heart_hospital(n) for n in names})
+    names = list(plan.institutions)
+    with console.status(f"loading each institution's {task} data…"):
+        evaluation = Evaluation(plan)
     started = time.monotonic()
     results: list[RoundResult] = []
-    quorum = default_quorum(peers)
+    memory = PeakMemory()
+    quorum = default_quorum(len(names))
     with LocalFederation(
-        out_dir / "federation", names, chain=chain, process_record=out_dir / "processes.json"
+        out_dir / "federation",
+        names,
+        chain=chain,
+        process_record=out_dir / "processes.json",
+        data=plan.data,
     ) as fed:
         console.print(
-            f"[bold]fedchain demo[/]: {peers} hospitals (quorum {quorum}), {rounds} rounds on "
-            f"{chain}; PIDs and ports in {out_dir / 'processes.json'}",
+            f"[bold]fedchain demo[/]: task {task}, {len(names)} institutions (quorum {quorum}), "
+            f"{rounds} rounds on {chain}; PIDs and ports in {out_dir / 'processes.json'}",
             soft_wrap=True,
         )
         with console.status("starting chain, Kubo daemons, deploying the contract…"):
-            fed.start(TaskParams(spec=HEART_SPEC, rounds=rounds, quorum=quorum))
+            fed.start(
+                TaskParams(
+                    spec=plan.spec, rounds=rounds, quorum=quorum, max_samples=plan.max_samples
+                )
+            )
         assert fed.deployer is not None
         client = fed.deployer
-        store = KuboContentStore(fed.hospitals[0].kubo.api_multiaddr)
         console.print(f"contract {client.address} on chain {client.chain_id}, task {fed.task_id}")
         for name in names:
             fed.spawn_peer(name)
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TimeElapsedColumn(),
-            console=console,
-        ) as progress:
+        with (
+            KuboContentStore(fed.hospitals[0].kubo.api_multiaddr) as store,
+            Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
+                TimeElapsedColumn(),
+                console=console,
+            ) as progress,
+        ):
             bar = progress.add_task("waiting for peers", total=rounds)
             for round_no in range(1, rounds + 1):
                 t0 = time.monotonic()
-                _watch_round(fed, client, round_no, progress, bar)
+                _watch_round(fed, client, round_no, progress, bar, memory)
                 info = client.round_info(fed.task_id, round_no)
                 if RoundStatus(info.status) is RoundStatus.FINALIZED:
                     results.append(
-                        _round_result(fed, client, store, pooled, round_no, time.monotonic() - t0)
+                        _round_result(
+                            fed, client, store, evaluation, round_no, time.monotonic() - t0
+                        )
                     )
                 progress.advance(bar)
+        memory.sample(fed)
         for name, code in fed.wait_peers_exit(timeout=120).items():
             if code not in (None, 0):
                 log.warning("peer %s ended with status %s (see %s)", name, code, fed.root / "logs")
-        store.close()
         _add_overhead(results, fed)
         chain_id, contract = client.chain_id, client.address
-    local = _local_only(HEART_SPEC, pooled, rounds)
+    with console.status("training each institution's local-only model for comparison…"):
+        local = evaluation.local_only(rounds)
+    per = _institutions(plan, evaluation, results[-1] if results else None, local, memory)
     record = {
+        "task": task,
         "chain_id": chain_id,
         "contract": contract,
-        "task_spec": HEART_SPEC.model_dump(),
+        "task_spec": plan.spec.model_dump(),
+        "primary_metric": plan.primary_metric,
         "rounds": [r.__dict__ for r in results],
-        "local_only": local,
+        "institutions": per,
         "wall_seconds": round(time.monotonic() - started, 2),
     }
     write_private_text(out_dir / "record.json", json.dumps(record, indent=2))
-    console.print(_table(results, local))
-    console.print(_local_table(results[-1] if results else None, local))
+    console.print(_table(results, plan.primary_metric))
+    console.print(_institution_table(per, plan.primary_metric))
     console.print(f"record written to {out_dir / 'record.json'}")
     if len(results) != rounds:
         raise FedchainError(f"only {len(results)} of {rounds} rounds were finalized")

@@ -55,10 +55,6 @@ class GossipConfig(_Section):
     bootstrap: list[str] = Field(default_factory=list)
 
 
-DataConfig = LocalData
-"""``[data]``: where this institution's own records are (``models.tasks.LocalData``)."""
-
-
 class ProtocolConfig(_Section):
     poll_interval: PositiveFloat = 0.1
     max_outage: PositiveFloat = 300.0
@@ -72,6 +68,7 @@ class PeerConfig(_Section):
     ipfs: IpfsConfig
     gossip: GossipConfig = GossipConfig()
     data: LocalData
+    """``[data]``: where this institution's own records are (a built-in partition or a path)."""
     protocol: ProtocolConfig = ProtocolConfig()
     state_dir: Path
 

@@ -16,7 +16,7 @@ import secrets
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -126,6 +126,7 @@ class LocalFederation:
         fetch_timeout: float = 30.0,
         persist_chain: bool = False,
         process_record: Path | None = None,
+        data: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         """``persist_chain`` keeps the chain's state in ``root`` so :meth:`resume` can reopen it;
         ``process_record`` is where each started process's PID and ports are written
@@ -134,6 +135,8 @@ class LocalFederation:
             raise ToolchainError(f"unknown chain {chain!r}; use anvil or ganache")
         self.root = root
         self.names = list(hospitals)
+        self.data = {n: dict((data or {}).get(n, {"partition": n})) for n in self.names}
+        """Each hospital's ``[data]`` section (default: the built-in partition of its name)."""
         self.chain_kind = chain
         self.extra_members = extra_members
         self.fetch_timeout = fetch_timeout
@@ -289,7 +292,7 @@ class LocalFederation:
                     if h.name in self.isolated
                     else [o.gossip_addr for o in self.hospitals[:i] if o.name not in self.isolated],
                 },
-                "data": {"partition": h.name},
+                "data": self.data[h.name],
             }
             h.config_path = h.home / "config.toml"
             private_dir(h.home / "keys")

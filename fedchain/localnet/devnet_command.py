@@ -14,31 +14,37 @@ from pathlib import Path
 from rich.console import Console
 
 from consensus.protocol import default_quorum
-from fedchain.demo import HEART_SPEC
 from fedchain.interrupts import raise_if_interrupted
 from fedchain.localnet.devnet import LocalFederation, TaskParams, check_quorum
-from models.datasets.heart import HOSPITALS
+from fedchain.localnet.plan import FederationPlan, plan_for
 
 
 @dataclass(frozen=True)
 class DevnetOptions:
     """What ``fedchain devnet`` creates when it starts a new federation."""
 
-    hospitals: int
+    hospitals: int | None
     rounds: int
     chain: str
     quorum: int | None = None
     round_duration: int = 600
     attest_duration: int = 600
+    task_name: str = "heart"
+
+    def plan(self) -> FederationPlan:
+        return plan_for(self.task_name, self.hospitals)
 
     def task(self) -> TaskParams:
-        quorum = self.quorum if self.quorum is not None else default_quorum(self.hospitals)
+        plan = self.plan()
+        n = len(plan.institutions)
+        quorum = self.quorum if self.quorum is not None else default_quorum(n)
         return TaskParams(
-            spec=HEART_SPEC,
+            spec=plan.spec,
             rounds=self.rounds,
-            quorum=check_quorum(quorum, self.hospitals),
+            quorum=check_quorum(quorum, n),
             round_duration=self.round_duration,
             attest_duration=self.attest_duration,
+            max_samples=plan.max_samples,
         )
 
 
@@ -53,8 +59,11 @@ def run_devnet(options: DevnetOptions, *, folder: Path | None, persistent: bool)
     out_dir = folder if folder is not None else Path("runs") / f"devnet-{stamp}"
     resume = persistent and LocalFederation.exists_in(out_dir)
     task = None if resume else options.task()  # a bad --quorum fails before anything starts
-    names = list(HOSPITALS[: options.hospitals])
-    with LocalFederation(out_dir, names, chain=options.chain, persist_chain=persistent) as fed:
+    plan = options.plan()
+    names = list(plan.institutions)
+    with LocalFederation(
+        out_dir, names, chain=options.chain, persist_chain=persistent, data=plan.data
+    ) as fed:
         with console.status("starting chain, Kubo daemons, deploying the contract…"):
             if task is None:
                 fed.resume()

@@ -123,10 +123,10 @@ def check_fits_model(spec: TaskSpec, data: InstitutionData, where: str) -> None:
 
     A forward pass on two training samples catches any shape the task-specific checks missed.
     """
-    from models.registry import build_model_from_spec
+    from models.registry import init_model
     from models.training import predict_logits
 
-    model = build_model_from_spec(spec.model.model_dump())
+    model = init_model(spec.model.model_dump(), seed=0)  # forks the RNG: the caller's is untouched
     x = data.train.x
     head = np.asarray(x[:2]) if isinstance(x, np.ndarray) else {m: a[:2] for m, a in x.items()}
     try:

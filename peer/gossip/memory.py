@@ -37,6 +37,7 @@ Differences, on purpose:
 
 Test hooks on the network: :meth:`MemoryGossipNetwork.drop_all`,
 :meth:`MemoryGossipNetwork.drop_randomly` (seeded, reproducible),
+:meth:`MemoryGossipNetwork.duplicate_randomly` (seeded),
 :meth:`MemoryGossipNetwork.partition` / :meth:`MemoryGossipNetwork.heal`, and
 :meth:`MemoryGossipNetwork.inject` (a message from any claimed sender, e.g. a
 forger outside the network).
@@ -76,6 +77,7 @@ class MemoryGossipNetwork:
         self._isolated: set[str] = set()
         self._drop_all = False
         self._drop_probability = 0.0
+        self._duplicate_probability = 0.0
         self._random = random.Random(0)
         self._lost = 0
 
@@ -121,6 +123,18 @@ class MemoryGossipNetwork:
             raise ConfigError(f"drop probability {probability} is not in [0, 1]")
         with self._lock:
             self._drop_probability = probability
+            self._random = random.Random(seed)
+
+    def duplicate_randomly(self, probability: float, *, seed: int = 0) -> None:
+        """Deliver each delivered message a second time with ``probability`` (seeded).
+
+        py-libp2p does this now and then, when a message arrives by two paths at
+        once; node code must tolerate it.  0 turns it off.
+        """
+        if not 0.0 <= probability <= 1.0:
+            raise ConfigError(f"duplicate probability {probability} is not in [0, 1]")
+        with self._lock:
+            self._duplicate_probability = probability
             self._random = random.Random(seed)
 
     def partition(self, *peer_ids: str) -> None:
@@ -175,7 +189,10 @@ class MemoryGossipNetwork:
             ):
                 self._lost += 1
                 continue
-            self._members[receiver_id]._offer(sender, data)
+            receiver = self._members[receiver_id]
+            receiver._offer(sender, data)
+            if self._duplicate_probability and self._random.random() < self._duplicate_probability:
+                receiver._offer(sender, data)  # judged and counted again, as libp2p does
 
     def _leave(self, gossip: MemoryGossip) -> None:
         with self._lock:

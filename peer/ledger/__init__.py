@@ -1,6 +1,6 @@
-"""The federation's ledger: the Federation contract, compiled from source, and a typed client.
+"""The federation's ledger: the shipped contract artifact, its interface and a typed client.
 
-- :mod:`fedchain.contract_build`: compile ``contracts/`` (cached) with py-solc-x.
+- :mod:`peer.ledger.artifact`: the built contract (ABI, bytecode) shipped with the package.
 - :mod:`peer.ledger.abc`: :class:`FederationLedger`, the interface the peer is written against.
 - :mod:`peer.ledger.client`: :class:`FederationClient`, :func:`deploy`, :func:`connect`.
 - :mod:`peer.ledger.memory`: :class:`MemoryChain`, the contract's rules in memory (the twin

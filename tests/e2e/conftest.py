@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from consensus.protocol import RoundStatus
-from consensus.task_spec import TrainingSettings
+from consensus.task_spec import TaskSpec, TrainingSettings
 from fedchain.errors import ToolchainError
 from fedchain.localnet.devnet import LocalFederation, TaskParams, find_ipfs
 from models.tasks import get_task
@@ -64,6 +65,8 @@ def federation_factory(tmp_path: Path, ipfs_available: None) -> Iterator[object]
         round_duration: int = 600,
         attest_duration: int = 600,
         max_samples: int = 1000,
+        spec: TaskSpec = SPEC,
+        data: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> LocalFederation:
         fed = LocalFederation(
             tmp_path / f"fed{len(feds)}",
@@ -71,11 +74,12 @@ def federation_factory(tmp_path: Path, ipfs_available: None) -> Iterator[object]
             chain=chain,
             extra_members=extra_members,
             fetch_timeout=fetch_timeout,
+            data=data,
         )
         feds.append(fed)
         fed.start(
             TaskParams(
-                spec=SPEC,
+                spec=spec,
                 rounds=rounds,
                 quorum=quorum or len(names),
                 round_duration=round_duration,

@@ -96,9 +96,15 @@ def test_demo_writes_the_record(tmp_path: Path) -> None:
         }
         assert len(r["participants"]) == 2
         assert set(r["participants"][0]) == {"address", "update_cid", "num_samples"}
-        assert 0.0 <= r["metrics"]["pooled_accuracy"] <= 1.0
-        assert set(r["metrics"]["per_hospital_accuracy"]) == {"cleveland", "hungary"}
-    assert set(record["local_only"]) == {"cleveland", "hungary"}
+        assert r["metrics"]["primary_metric"] == "auroc"
+        assert 0.0 <= r["metrics"]["pooled_primary"] <= 1.0
+        assert 0.0 <= r["metrics"]["pooled"]["accuracy"] <= 1.0
+        assert set(r["metrics"]["per_institution"]) == {"cleveland", "hungary"}
+    institutions = record["institutions"]
+    assert set(institutions) == {"cleveland", "hungary"}
+    for m in institutions.values():
+        assert 0.0 <= m["local_only_own_test"] <= 1.0 and 0.0 <= m["federated_own_test"] <= 1.0
+        assert m["peer_peak_rss_mb"] > 50  # a live peer process (torch alone takes more)
     assert "finalized rounds" in proc.stdout
     processes = read_process_record(out / "processes.json")
     names = sorted(e["name"] for e in processes)

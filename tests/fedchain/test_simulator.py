@@ -29,7 +29,8 @@ def test_same_seed_same_aggregates_other_seed_other_ones(tmp_path: Path) -> None
     institutions = record["institutions"]
     assert set(institutions) == {"cleveland", "hungary", "switzerland", "va"}
     assert all(
-        v["federated"] is not None and v["local_only"] is not None for v in institutions.values()
+        v["federated_own_test"] is not None and v["local_only_own_test"] is not None
+        for v in institutions.values()
     )
     for name in institutions:
         entries = list(History(tmp_path / "a" / "peers" / name).entries())

@@ -47,6 +47,34 @@ def test_each_problem_names_its_key(tmp_path: Path, change: dict[str, object], w
         load_config(write(tmp_path, {**GOOD, **change}))
 
 
+def test_data_section_is_the_task_layers_local_data(tmp_path: Path) -> None:
+    from models.tasks import LocalData
+
+    cfg = load_config(write(tmp_path, GOOD))
+    assert isinstance(cfg.data, LocalData) and cfg.data.partition == "cleveland"
+    own = {"path": "records/ehr.csv", "test_fraction": 0.25, "split_seed": 4}
+    cfg = load_config(write(tmp_path, {**GOOD, "data": own}))
+    assert cfg.data.path == (tmp_path / "records" / "ehr.csv").resolve()
+    assert cfg.data.partition is None and cfg.data.test_fraction == 0.25
+    signals = {"path": "/data/wear.npz", "format": "npz", "modalities": ["acc"]}
+    cfg = load_config(write(tmp_path, {**GOOD, "data": signals}))
+    assert cfg.data.path == Path("/data/wear.npz") and cfg.data.modalities == ("acc",)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"partition": "va", "path": "x.csv"}, "exactly one of data.partition"),
+        ({"path": "x.csv", "format": "xlsx"}, r"data\.format"),
+        ({"path": "x.csv", "test_fraction": 0}, r"data\.test_fraction"),
+        ({"partition": "va", "format": "csv"}, "only with data.path"),
+    ],
+)
+def test_bad_data_sections(tmp_path: Path, data: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, {**GOOD, "data": data}))
+
+
 def test_missing_section(tmp_path: Path) -> None:
     cfg = {k: v for k, v in GOOD.items() if k != "chain"}
     with pytest.raises(ConfigError, match=r"\[chain\] Field required"):

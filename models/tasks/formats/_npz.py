@@ -13,6 +13,11 @@ def read_npz(path: Path, where: str) -> dict[str, np.ndarray]:
     """Every array of an ``.npz`` (object arrays refused), or one-line DataError."""
     if not path.is_file():
         raise DataError(f"{where} is not a file; point data.path at your .npz")
+    with path.open("rb") as handle:
+        magic = handle.read(4)
+    if magic not in (b"PK\x03\x04", b"PK\x05\x06"):
+        # np.load would otherwise take any other bytes for a pickle (refused, but misnamed).
+        raise DataError(f"{where}: not a readable .npz (no zip header); save it with numpy.savez")
     try:
         with np.load(path, allow_pickle=False) as archive:
             return {key: archive[key] for key in archive.files}

@@ -176,3 +176,16 @@ def test_stores_are_thread_safe(network: MemoryContentNetwork) -> None:
     for thread in threads:
         thread.join()
     assert errors == []
+
+
+def test_fifty_nodes_fetch_from_each_other(network: MemoryContentNetwork) -> None:
+    stores = [network.store(f"h{i:02d}") for i in range(50)]
+    for store in stores[1:]:
+        store.connect(stores[0].address)
+    update = os.urandom(200_000)
+    cid = stores[7].add(update)
+    stores[7].connect(stores[0].address)
+    with pytest.raises(ContentError):  # only 0 and 7's direct peers can serve 7's content
+        stores[8].get(cid, timeout=1)
+    stores[0].pin(cid)  # now the hub holds it
+    assert all(store.get(cid, timeout=1, max_bytes=len(update)) == update for store in stores)

@@ -16,6 +16,7 @@ from typing import Protocol
 import pytest
 
 from fedchain.errors import ProtocolError, ServiceUnavailableError
+from peer.announcements import RejectedAnnouncement, RejectReason
 from peer.gossip.abc import Gossip, GossipMessage
 from peer.gossip.hook import Validator
 
@@ -55,10 +56,27 @@ def receive_all(peer: Gossip, count: int) -> list[GossipMessage]:
     return received
 
 
+def receive_set(
+    peer: Gossip, expected: set[tuple[str, bytes]], *, quiet: float
+) -> set[tuple[str, bytes]]:
+    """(sender, data) of what arrives until ``expected`` is complete, then for ``quiet`` s more."""
+    got: set[tuple[str, bytes]] = set()
+    deadline = time.monotonic() + ARRIVAL_TIMEOUT
+    while not expected <= got and time.monotonic() < deadline:
+        message = peer.receive(timeout=max(deadline - time.monotonic(), 0.01))
+        if message is not None:
+            got.add((message.sender_peer_id, message.data))
+    while (message := peer.receive(timeout=quiet)) is not None:
+        got.add((message.sender_peer_id, message.data))
+    return got
+
+
 def judge(sender_peer_id: str, data: bytes) -> object:
-    """Refuses b"no" by returning False and b"boom" by raising; returns a verdict otherwise."""
+    """Refuses b"no" by returning False, b"boom" and b"stranger" by raising; else a verdict."""
     if data == b"boom":
         raise ValueError("cannot read this")
+    if data == b"stranger":
+        raise RejectedAnnouncement(RejectReason.NON_MEMBER, "not one of us")
     if data == b"no":
         return False
     return {"from": sender_peer_id, "length": len(data)}
@@ -101,16 +119,18 @@ class GossipConformance:
             for n in range(3):
                 peer.publish(f"{index}:{n}".encode())
         for index, peer in enumerate(peers):
-            got = {(m.sender_peer_id, m.data) for m in receive_all(peer, 6)}
             expected = {
                 (other.peer_id, f"{j}:{n}".encode())
                 for j, other in enumerate(peers)
                 if j != index
                 for n in range(3)
             }
+            got = receive_set(peer, expected, quiet=make_peer.settle)
             assert got == expected
-            assert peer.receive(timeout=make_peer.settle) is None
-            assert peer.stats().accepted == 6 and peer.stats().rejected_total == 0
+            # py-libp2p 0.8.1 now and then delivers a message twice (it arrived by two
+            # paths at once, both past the seen-cache before either was validated), so
+            # receivers must tolerate duplicates; the count is at least one per message.
+            assert peer.stats().accepted >= 6 and peer.stats().rejected_total == 0
 
     def test_refused_messages_are_not_delivered_and_are_counted_by_reason(
         self, make_peer: PeerFactory
@@ -118,15 +138,18 @@ class GossipConformance:
         receiver = make_peer(validator=judge)
         sender = make_peer(validator=judge)
         wait_connected(receiver, sender)
-        # The sender's own validator does not judge its own messages: all three go out.
-        for data in (b"no", b"boom", b"fine"):
+        # The sender's own validator does not judge its own messages: all four go out.
+        for data in (b"no", b"boom", b"stranger", b"fine"):
             sender.publish(data)
         [received] = receive_all(receiver, 1)
         assert received.data == b"fine"
         assert received.validated == {"from": sender.peer_id, "length": 4}
         assert receiver.receive(timeout=make_peer.settle) is None
         stats = receiver.stats()
-        assert (stats.accepted, dict(stats.rejected)) == (1, {"refused": 1, "ValueError": 1})
+        assert (stats.accepted, dict(stats.rejected)) == (
+            1,
+            {"refused": 1, "ValueError": 1, "non-member": 1},
+        )
         assert sender.stats().rejected_total == 0 and sender.stats().accepted == 0
 
     def test_a_receiver_refuses_messages_over_its_own_limit(self, make_peer: PeerFactory):

@@ -174,3 +174,30 @@ def test_a_closed_peer_leaves_the_others_lists_at_once() -> None:
     assert a.connected_peers() == ["b"] and b.connected_peers() == ["a"]
     a.publish(b"after c left")
     assert drain(b) == [b"after c left"] and drain(c) == []
+
+
+def test_random_duplicates_are_reproducible_and_judged_again() -> None:
+    def run(seed: int) -> list[bytes]:
+        network = MemoryGossipNetwork()
+        a, b = started(network, "a", "b")
+        network.duplicate_randomly(0.3, seed=seed)
+        for n in range(50):
+            a.publish(b"%d" % n)
+        got = drain(b)
+        assert b.stats().accepted == len(got)
+        return got
+
+    first = run(1)
+    assert first == run(1) and 55 < len(first) < 80
+    assert sorted(set(first)) == sorted(b"%d" % n for n in range(50))
+
+
+def test_a_hundred_peers_in_one_process() -> None:
+    network = MemoryGossipNetwork(wall_clock=False)
+    peers = started(network, *(f"p{i:03d}" for i in range(100)))
+    for peer in peers:
+        peer.publish(peer.peer_id.encode())
+    for peer in peers:
+        got = drain(peer)
+        assert len(got) == 99 and peer.peer_id.encode() not in got
+        assert got == sorted(got), "deliveries follow the publish order"

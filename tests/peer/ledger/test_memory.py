@@ -6,6 +6,7 @@ these tests cover the twin's own promises to the simulator and to unit tests.
 
 from __future__ import annotations
 
+import inspect
 import threading
 
 import pytest
@@ -13,6 +14,7 @@ from eth_account import Account
 
 from peer.ledger import errors as E
 from peer.ledger.abc import FederationLedger
+from peer.ledger.client import FederationClient
 from peer.ledger.events import UpdateSubmitted
 from peer.ledger.memory import MemoryChain, MemoryFederation
 from tests.peer.ledger.conftest import HOUR, MAX_SAMPLES, ManualClock, cid_of
@@ -101,3 +103,20 @@ def test_threads_share_one_chain() -> None:
         assert [e.index for e in reader.events(UpdateSubmitted, task, 1)] == [0, 1, 2, 3]
     hashes = {e.tx_hash for e in reader.events(UpdateSubmitted)}
     assert len(hashes) == 100 and chain.block_number() == 1 + 25 + 100
+
+
+def test_client_and_twin_share_the_interface() -> None:
+    """Every public method of the client is in the interface, with the same signature in both."""
+    public = {
+        n
+        for n in dir(FederationClient)
+        if not n.startswith("_") and inspect.isfunction(getattr(FederationClient, n))
+    }
+    assert public <= set(dir(FederationLedger)), public - set(dir(FederationLedger))
+    for name in public:
+        want = inspect.signature(getattr(FederationLedger, name))
+        for impl in (FederationClient, MemoryFederation):
+            got = inspect.signature(getattr(impl, name))
+            assert list(got.parameters) == list(want.parameters), (impl.__name__, name)
+            assert got.return_annotation == want.return_annotation, (impl.__name__, name)
+    assert not getattr(MemoryFederation, "__abstractmethods__", None)
