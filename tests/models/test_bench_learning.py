@@ -94,6 +94,13 @@ def test_hapt_quick(tmp_path):
     assert any(m.startswith("gain:") for m in payload)
     meta = json.loads((tmp_path / "learning-hapt.meta.json").read_text())
     _check_simulated(meta, 1, {"federated", "federated:missing_gyro"})
+    missing = next(r for r in meta["federated_runs"] if r["method"] == "federated:missing_gyro")
+    held = {
+        name: v["modalities"]
+        for name, v in json.loads(Path(missing["record"]).read_text())["institutions"].items()
+    }
+    assert meta["lacking_gyro"] and all(held[name] == ["acc"] for name in meta["lacking_gyro"])
+    assert all(v == ["acc", "gyro"] for n, v in held.items() if n not in meta["lacking_gyro"])
 
 
 def test_bad_arguments_are_refused(tmp_path):
