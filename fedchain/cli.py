@@ -168,7 +168,7 @@ ROUND_1_HELP = (
 
 
 TASK_HELP = "Built-in task: heart (4 hospitals), hapt (6 institutions, 2 lack a gyroscope), breast."
-PEERS_HELP = "Institutions (default: the task's own; heart 2-4, hapt 2-15, breast 2-10)."
+PEERS_HELP = "Institutions (default: the task's own; heart 2-4, hapt 2-15, breast 2-20)."
 
 
 @app.command("devnet")

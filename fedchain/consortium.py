@@ -26,7 +26,7 @@ from peer.ledger.abc import FederationLedger
 from peer.ledger.client import FederationClient, connect, deploy
 from peer.ledger.errors import QuorumNotMajority
 
-log = logging.getLogger("fedchain.admin")
+log = logging.getLogger("fedchain.consortium")
 
 
 class Founder(BaseModel):

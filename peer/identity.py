@@ -13,7 +13,7 @@ from pathlib import Path
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from peer.gossip.identity import peer_id_from_seed
+from peer.gossip.peer_id import peer_id_from_seed
 from peer.keystore import DEFAULT_SCRYPT_N, new_secret, read_keystore, write_keystore
 
 ETH_FILE = "eth.json"

@@ -171,7 +171,6 @@ class PeerNode:
                 self._reconnect_swarm()
                 continue
             if outcome is StepOutcome.DONE:
-                self._drain_background()
                 return 0
             if outcome is StepOutcome.WAITING:
                 self._wait(self.cfg.protocol.poll_interval)
@@ -210,6 +209,7 @@ class PeerNode:
         action = next_action(view)
         if action is Action.DONE:
             self._finish_round(round_no)
+            self._drain_background()  # every record out (and any failure to write one raised)
             log.info("task %d complete (round %d)", self._task_id, task.last_finalized_round)
             return StepOutcome.DONE
         if action is Action.WAIT:

@@ -41,7 +41,7 @@ from fedchain.localnet.procs import ManagedProcess, free_port, on_process_start
 from fedchain.private_files import private_dir, write_private_text
 from models.tasks import initial_weights
 from peer.content.kubo import KuboContentStore
-from peer.gossip.identity import peer_id_from_seed
+from peer.gossip.peer_id import peer_id_from_seed
 from peer.identity import Identity, create_identity, load_identity
 from peer.keystore import new_secret, read_keystore
 from peer.ledger.client import FederationClient, connect, deploy

@@ -20,7 +20,7 @@ DEMO_TASKS: dict[str, tuple[int, int, int]] = {
     # task: (default institutions, fewest, most)
     "heart": (4, 2, 4),
     "hapt": (6, 2, 15),
-    "breast": (4, 2, 10),
+    "breast": (4, 2, 20),
 }
 HEART_TRAINING = TrainingSettings(epochs=5, lr=0.05, batch_size=16, seed=7, weight_decay=0.01)
 """The heart demo's rounds: five quick epochs of logistic regression (well under 0.1 s)."""
@@ -47,8 +47,23 @@ def without_gyroscope(institutions: int) -> int:
     return max(1, institutions // 3) if institutions > 1 else 0
 
 
-def plan_for(task_name: str, institutions: int | None = None, *, name: str = "") -> FederationPlan:
-    """The plan for a built-in task with ``institutions`` members (None: the task's default)."""
+def in_range(task_name: str, institutions: int) -> bool:
+    """Whether :func:`plan_for` plans ``task_name`` with this many institutions."""
+    if task_name not in DEMO_TASKS:
+        return False
+    _, fewest, most = DEMO_TASKS[task_name]
+    return fewest <= institutions <= most
+
+
+def plan_for(
+    task_name: str, institutions: int | None = None, *, seed: int | None = None, name: str = ""
+) -> FederationPlan:
+    """The plan for a built-in task with ``institutions`` members (None: the task's default).
+
+    ``seed`` (default: the task's own) seeds training and, where the task has one, its data
+    split; the simulator passes its ``--seed`` here, so a simulation and a real federation of
+    the same task, size and seed train the same institutions from the same spec.
+    """
     if task_name not in DEMO_TASKS:
         raise ConfigError(
             f"no local federation is defined for task {task_name!r}; choose one of "
@@ -60,11 +75,15 @@ def plan_for(task_name: str, institutions: int | None = None, *, name: str = "")
         raise ConfigError(f"task {task_name!r} runs with {fewest}..{most} institutions, not {n}")
     task = get_task(task_name)
     overrides: dict[str, Any] = {"name": name or f"{task_name}-demo"}
-    if task_name == "heart":
-        overrides["training"] = HEART_TRAINING
-    else:
-        overrides["task_args"] = {"n_institutions": n}
-    spec = task.default_spec(**overrides)
+    training = HEART_TRAINING if task_name == "heart" else task.default_training()
+    task_args: dict[str, Any] = {}
+    if "n_institutions" in task.default_task_args():
+        task_args["n_institutions"] = n
+    if seed is not None:
+        training = training.model_copy(update={"seed": seed})
+        if "split_seed" in task.default_task_args():
+            task_args["split_seed"] = seed
+    spec = task.default_spec(training=training, task_args=task_args, **overrides)
     names = tuple(task.builtin_institutions(spec)[:n])
     data: dict[str, dict[str, Any]] = {member: {"partition": member} for member in names}
     if task_name == "hapt":

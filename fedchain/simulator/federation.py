@@ -23,13 +23,12 @@ from pathlib import Path
 from eth_account import Account
 
 from consensus.protocol import RoundStatus, default_quorum
-from consensus.serialization import weights_to_bytes
 from consensus.task_spec import TaskSpec
+from fedchain.consortium import TaskTerms, publish_task
 from fedchain.errors import FedchainError
 from peer.announcements import Domain
 from peer.clock import VirtualClock
 from peer.config import PeerConfig
-from peer.content.cid import cid_to_bytes
 from peer.content.memory import MemoryContentNetwork, MemoryContentStore
 from peer.executor import InlineExecutor
 from peer.gossip.memory import MemoryGossip, MemoryGossipNetwork
@@ -159,18 +158,15 @@ class VirtualFederation:
         for name, learner in learners.items():
             self._add_peer(name, founders[name], learner)
         first = next(iter(self.peers.values()))
-        spec_cid = first.content.add(spec.to_bytes())
-        model_cid = first.content.add(weights_to_bytes(initial_weights))
-        quorum = timing.quorum or default_quorum(len(founders))
-        self.task_id = first.ledger.create_task(
-            cid_to_bytes(spec_cid),
-            cid_to_bytes(model_cid),
-            quorum,
-            timing.round_duration,
-            timing.attest_duration,
-            timing.rounds,
-            timing.max_samples,
+        terms = TaskTerms(
+            rounds=timing.rounds,
+            quorum=timing.quorum or default_quorum(len(founders)),
+            round_duration=timing.round_duration,
+            attest_duration=timing.attest_duration,
+            max_samples=timing.max_samples,
         )
+        published = publish_task(first.ledger, first.content, spec, initial_weights, terms)
+        self.task_id = published.task_id
         self.domain = Domain(chain_id=deployer.chain_id, contract=deployer.address)
 
     # -- peers ------------------------------------------------------------------

@@ -20,6 +20,7 @@ import numpy as np
 
 from consensus.task_spec import TaskSpec
 from fedchain.errors import ConfigError
+from fedchain.localnet.plan import in_range, plan_for
 from models.tasks import InstitutionData, Learner, LocalData, Samples, Task
 
 DIRICHLET_ALPHA = 0.5
@@ -43,21 +44,16 @@ def _spec(task: Task, seed: int, task_args: dict[str, Any]) -> TaskSpec:
 
 
 def _builtin(task: Task, peers: int, seed: int) -> Population | None:
-    defaults = task.default_task_args()
-    task_args: dict[str, Any] = {}
-    if "n_institutions" in defaults:
-        task_args["n_institutions"] = peers
-    if "split_seed" in defaults:
-        task_args["split_seed"] = seed
-    try:
-        spec = _spec(task, seed, task_args)
-    except ConfigError:
-        return None  # e.g. more institutions than the task's partitions allow
-    names = task.builtin_institutions(spec)
-    if len(names) < peers:
+    """The demo's own plan (:mod:`fedchain.localnet.plan`) when it covers ``peers``: the same
+    spec, partitions and modality sets as ``fedchain demo --task`` with real peers."""
+    if not in_range(task.name, peers):
         return None
-    learners = {n: Learner.from_local(task, spec, LocalData(partition=n), n) for n in names[:peers]}
-    return Population(spec, learners, "built-in")
+    plan = plan_for(task.name, peers, seed=seed)
+    learners = {
+        n: Learner.from_local(task, plan.spec, LocalData.model_validate(plan.data[n]), n)
+        for n in plan.institutions
+    }
+    return Population(plan.spec, learners, "built-in")
 
 
 def _train_test(index: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -52,7 +52,7 @@ from fedchain.errors import (
 from peer.content.abc import DEFAULT_PIN_TIMEOUT, ContentStore
 from peer.content.cid import Cid
 from peer.content.unixfs import MAX_FLAT_FILE_BYTES, file_cid
-from peer.gossip.identity import peer_id_from_seed
+from peer.gossip.peer_id import peer_id_from_seed
 
 ADDRESS_PREFIX = "/memory/"
 _PEER_ID_DOMAIN = b"fedchain memory content node\0"

@@ -9,8 +9,8 @@ is its in-memory twin, for simulators and unit tests; both pass
 
 from peer.gossip.abc import Gossip, GossipMessage
 from peer.gossip.hook import Validator
-from peer.gossip.identity import generate_ed25519_seed, peer_id_from_seed
 from peer.gossip.memory import MemoryGossip, MemoryGossipNetwork
+from peer.gossip.peer_id import generate_ed25519_seed, peer_id_from_seed
 from peer.gossip.stats import GossipStats
 
 __all__ = [

@@ -67,7 +67,7 @@ from fedchain.errors import ConfigError, ProtocolError, ServiceUnavailableError
 from peer.gossip._pubsub import GuardedPubsub
 from peer.gossip.abc import Gossip, GossipMessage
 from peer.gossip.hook import REFUSED, TIMED_OUT, TOO_LARGE, Validator, rejection_reason
-from peer.gossip.identity import check_seed, peer_id_from_seed
+from peer.gossip.peer_id import check_seed, peer_id_from_seed
 from peer.gossip.stats import GossipCounters, GossipStats
 
 logger = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from consensus.protocol import RoundStatus
 from consensus.scoring import sample_scores, scores_tree
 from peer.announcements import Domain, sign_update
 from peer.content.cid import cid_from_bytes, cid_to_bytes
-from peer.gossip.identity import generate_ed25519_seed
+from peer.gossip.peer_id import generate_ed25519_seed
 from peer.ledger.client import FederationClient
 from peer.ledger.errors import SamplesAboveCap
 from peer.ledger.events import DissentRecorded

@@ -54,7 +54,7 @@ def _check_simulated(meta: dict[str, Any], seeds: int, methods: set[str]) -> Non
 
 
 def test_heart_quick(tmp_path):
-    done = _run(tmp_path, "--dataset", "heart", "--cv-folds", "2")
+    done = _run(tmp_path, "--dataset", "heart", "--cv-folds", "2", seeds=1)
     assert done.returncode == 0, done.stderr
     required = [
         "pooled",
@@ -67,7 +67,7 @@ def test_heart_quick(tmp_path):
     assert 0.0 < payload["pooled"]["accuracy"]["mean"] <= 1.0
     assert 0.0 < payload["federated"]["auroc"]["mean"] <= 1.0
     meta = json.loads((tmp_path / "learning-heart.meta.json").read_text())
-    assert meta["seeds"] == [0, 1] and len(meta["targets"]) == 2
+    assert meta["seeds"] == [0] and len(meta["targets"]) == 2
     assert meta["federated"]["rounds"] == 2
     _check_simulated(meta, 1, {"federated"})
     record = json.loads(Path(meta["federated_runs"][0]["record"]).read_text())

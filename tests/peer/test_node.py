@@ -210,3 +210,12 @@ def test_virtual_time_only_moves_when_every_node_waits(tmp_path: Path) -> None:
     fed.run()
     # Every member submits, so the set closes at once: no deadline was waited for.
     assert fed.clock.now() == start
+
+
+def test_run_loops_steps_until_the_task_is_complete(tmp_path: Path) -> None:
+    fed = federation(tmp_path, ("solo",), rounds=2)
+    node = fed.peers["solo"].node
+    assert node is not None
+    assert node.run() == 0
+    assert fed.task_complete()
+    assert sorted(history(fed, "solo")) == [1, 2]

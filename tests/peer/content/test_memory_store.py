@@ -15,7 +15,7 @@ from fedchain.errors import ConfigError, ContentError, ProtocolError, ServiceUna
 from peer.content.cid import Cid
 from peer.content.memory import MemoryContentNetwork, memory_peer_id
 from peer.content.unixfs import file_cid
-from peer.gossip.identity import peer_id_from_seed
+from peer.gossip.peer_id import peer_id_from_seed
 from peer.updates import ContentFetcher
 from tests.peer.content.conformance import MiB, never_added_cid
 

@@ -15,8 +15,8 @@ import pytest
 
 from peer.gossip.abc import Gossip
 from peer.gossip.hook import Validator
-from peer.gossip.identity import generate_ed25519_seed, peer_id_from_seed
 from peer.gossip.memory import MemoryGossipNetwork
+from peer.gossip.peer_id import generate_ed25519_seed, peer_id_from_seed
 from tests.peer.gossip.conformance import GossipConformance
 
 TOPIC = "fedchain/test-conformance"

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from fedchain.errors import ConfigError, ProtocolError, ServiceUnavailableError
-from peer.gossip.identity import generate_ed25519_seed, peer_id_from_seed
 from peer.gossip.libp2p_gossip import Libp2pGossip
+from peer.gossip.peer_id import generate_ed25519_seed, peer_id_from_seed
 
 TOPIC = "fedchain/test-lifecycle"
 

@@ -7,7 +7,7 @@ import socket
 import statistics
 from typing import Any
 
-from peer.gossip.identity import generate_ed25519_seed, peer_id_from_seed
+from peer.gossip.peer_id import generate_ed25519_seed, peer_id_from_seed
 from tests.peer.gossip.conftest import STARTUP_TIMEOUT, PeerProcess
 
 TOPIC = "fedchain/test-gossip"

@@ -15,7 +15,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from peer.announcements import Domain, RejectedAnnouncement, RejectReason, sign_update
-from peer.gossip.identity import generate_ed25519_seed, peer_id_from_seed
+from peer.gossip.peer_id import generate_ed25519_seed, peer_id_from_seed
 from peer.gossip.validation import AnnouncementValidator, BlockCachedMembership
 
 CID = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"

@@ -9,7 +9,7 @@ from eth_account import Account
 
 from fedchain.localnet.chain_node import AnvilNode
 from peer.announcements import Domain, RejectedAnnouncement, RejectReason, sign_update
-from peer.gossip.identity import generate_ed25519_seed, peer_id_from_seed
+from peer.gossip.peer_id import generate_ed25519_seed, peer_id_from_seed
 from peer.gossip.validation import AnnouncementValidator, ChainMembership
 from peer.ledger.client import FederationClient, connect, deploy
 

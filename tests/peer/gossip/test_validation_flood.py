@@ -20,7 +20,7 @@ from typing import Any
 from eth_account import Account
 
 from peer.announcements import Domain, RejectReason, sign_update
-from peer.gossip.identity import generate_ed25519_seed, peer_id_from_seed
+from peer.gossip.peer_id import generate_ed25519_seed, peer_id_from_seed
 from tests.peer.gossip.conftest import STARTUP_TIMEOUT
 from tests.peer.gossip.test_processes import close_cleanly, node_args
 

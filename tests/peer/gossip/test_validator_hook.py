@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from peer.gossip.identity import generate_ed25519_seed
 from peer.gossip.libp2p_gossip import Libp2pGossip
+from peer.gossip.peer_id import generate_ed25519_seed
 from tests.peer.gossip.test_lifecycle import TOPIC, wait_for_peers
 
 

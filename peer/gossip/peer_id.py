@@ -35,7 +35,7 @@ def check_seed(seed: bytes) -> bytes:
         got = f"{len(seed)} bytes" if isinstance(seed, bytes | bytearray) else type(seed).__name__
         raise ConfigError(
             f"gossip private key must be a {ED25519_SEED_BYTES}-byte Ed25519 seed, got {got}; "
-            "create one with peer.gossip.identity.generate_ed25519_seed()"
+            "create one with peer.gossip.peer_id.generate_ed25519_seed()"
         )
     return bytes(seed)
 

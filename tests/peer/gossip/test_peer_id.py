@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fedchain.errors import ConfigError
-from peer.gossip.identity import (
+from peer.gossip.peer_id import (
     ED25519_SEED_BYTES,
     check_seed,
     generate_ed25519_seed,
