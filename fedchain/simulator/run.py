@@ -24,14 +24,16 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from consensus.protocol import RoundStatus
+from consensus.serialization import weights_from_bytes
 from fedchain.errors import ConfigError, FedchainError
 from fedchain.private_files import private_dir, write_private_text
 from fedchain.simulator.federation import TaskTiming, VirtualFederation
-from fedchain.simulator.partitions import population
+from fedchain.simulator.partitions import Population, population
 from models.tasks import Learner, get_task
 from models.tasks.determinism import use_deterministic_torch
 from peer.content.cid import cid_from_bytes
 from peer.records import RoundRecord
+from peer.round_state import StateDict
 
 log = logging.getLogger("fedchain.simulator")
 
@@ -63,6 +65,8 @@ class SimulationResult:
     """The agreed aggregate of each finalized round, in round order."""
     record: dict[str, Any]
     wall_seconds: float
+    final_weights: StateDict | None = None
+    """The agreed aggregate of the last finalized round (what every peer ends with)."""
 
 
 def _fmt(value: float | None) -> str:
@@ -113,11 +117,13 @@ def simulate(
     gossip: bool = True,
     local_only: bool = True,
     console: Console | None = None,
+    given_population: Population | None = None,
 ) -> SimulationResult:
     """Run ``rounds`` rounds of ``task_name`` among ``peers`` virtual institutions.
 
     Reproducible: the same arguments give the same chain, the same aggregate CIDs and the same
-    records (torch runs deterministic, one thread).
+    records (torch runs deterministic, one thread).  ``given_population`` replaces the default
+    population (``partitions.population(task, peers, seed)``): the caller's spec and learners.
     """
     if peers < 1 or rounds < 1:
         raise ConfigError("a simulation needs at least one peer and one round")
@@ -127,8 +133,13 @@ def simulate(
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     out_dir = private_dir(out if out is not None else Path("runs") / f"simulate-{stamp}")
     task = get_task(task_name)
-    with console.status(f"loading {peers} partitions of {task_name}…"):
-        pop = population(task, peers, seed)
+    if given_population is not None:
+        pop = given_population
+        if len(pop.learners) != peers or pop.spec.task != task_name:
+            raise ConfigError(f"the given population is not {peers} learners of {task_name}")
+    else:
+        with console.status(f"loading {peers} partitions of {task_name}…"):
+            pop = population(task, peers, seed)
     spec, learners = pop.spec, pop.learners
     metric = task.primary_metric_for(spec)
     names = list(learners)
@@ -249,4 +260,8 @@ def simulate(
     console.print(_summary(record, metric))
     if len(results) != rounds:
         raise FedchainError(f"only {len(results)} of {rounds} rounds were finalized")
-    return SimulationResult(out_dir, cids, record, record["wall_seconds"])
+    first = fed.peers[names[0]]
+    agreed = weights_from_bytes(
+        first.content.get(cids[-1], timeout=5.0), reference=first.learner.reference_weights()
+    )
+    return SimulationResult(out_dir, cids, record, record["wall_seconds"], agreed)

@@ -1,10 +1,12 @@
 """The three experiments of ``scripts/bench/learning``: heart, hapt, breast.
 
 Each experiment runs, for one seed, pooled training, local-only training per institution and
-federated FedAvg (``models.federated``, which aggregates with ``consensus.aggregation.fedavg``),
-all with the one trainer (``models.training.train``) and the task layer's models, institutions
-and data (``models.tasks``), and returns ``{method: metrics}``. Unless a method name says
-otherwise (``@<institution>``), metrics are computed on the pooled test set.
+federated FedAvg, all with the one trainer (``models.training.train``) and the task layer's
+models, institutions and data (``models.tasks``), and returns ``{method: metrics}``. The
+federated column is ``fedchain simulate`` (``fedchain.simulator.run.simulate``): real peer
+nodes, one per institution holding that institution's data, agree on every round's aggregate
+over the in-memory chain; the agreed final model is then scored like the other columns. Unless
+a method name says otherwise (``@<institution>``), metrics are computed on the pooled test set.
 """
 
 from __future__ import annotations
@@ -12,23 +14,27 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 from _learning_common import Summary, Target
+from rich.console import Console
 from torch import nn
 
 from consensus.task_spec import TaskSpec, TrainingSettings
+from fedchain.simulator.partitions import Population
+from fedchain.simulator.run import simulate
 from models.baselines import pool_sites, train_pooled
 from models.cv import cross_validate
 from models.datasets.heart import HOSPITALS
-from models.federated import run_fedavg
 from models.metrics import METRIC_NAMES
 from models.partition import modality_availability
 from models.registry import init_model
 from models.sites import Site, concatenate, restrict
-from models.tasks import InstitutionData, LocalData, get_task
+from models.tasks import InstitutionData, Learner, LocalData, get_task
 from models.tasks.hapt import packaged_windows, subject_groups
+from models.tasks.learner import build_model
 from models.training import ModelInput, Samples, evaluate, train
 
 Metrics = dict[str, float]
@@ -80,13 +86,19 @@ def pooled_test(data: Mapping[str, InstitutionData]) -> tuple[ModelInput, np.nda
     return concatenate([t.x for t in tests]), np.concatenate([t.y for t in tests])
 
 
+FEDERATED_SOURCE = "fedchain simulate"
+
+
 class Task(ABC):
     name: str
     headline: tuple[str, ...]
 
-    def __init__(self, quick: bool, cv_folds: int) -> None:
+    def __init__(self, quick: bool, cv_folds: int, sim_out: Path) -> None:
         self.quick = quick
         self.cv_folds = cv_folds
+        self.sim_out = sim_out
+        """Where the simulator writes each federated run (record.json, peers' histories)."""
+        self.federated_runs: list[dict[str, Any]] = []
 
     @abstractmethod
     def budget(self) -> Budget: ...
@@ -106,18 +118,68 @@ class Task(ABC):
             "pooled": budget.pooled.model_dump(),
             "local": budget.local.model_dump(),
             "federated": {**budget.federated.model_dump(), "rounds": budget.rounds},
+            "federated_source": FEDERATED_SOURCE,
+            "federated_runs": self.federated_runs,
         }
+
+    def simulate_federated(
+        self,
+        spec: TaskSpec,
+        data: Mapping[str, InstitutionData],
+        seed: int,
+        label: str = "federated",
+    ) -> nn.Module:
+        """FedAvg among real peer nodes (``fedchain simulate``), one per institution of ``data``.
+
+        The spec's training settings become the budget's federated ones with ``seed``, so the
+        initial global model is ``init_model(spec.model, seed)``, as for pooled and local-only.
+        Returns the spec's model holding the agreed final aggregate.
+        """
+        budget = self.budget()
+        spec = spec.model_copy(
+            update={"training": budget.federated.model_copy(update={"seed": seed})}
+        )
+        task = get_task(spec.task)
+        learners = {name: Learner(task, spec, d, name) for name, d in data.items()}
+        out = self.sim_out / f"seed-{seed}" / label
+        result = simulate(
+            spec.task,
+            len(learners),
+            budget.rounds,
+            seed,
+            out=out,
+            local_only=False,
+            console=Console(stderr=True, quiet=True),
+            given_population=Population(spec, learners, "built-in (learning bench)"),
+        )
+        assert result.final_weights is not None
+        self.federated_runs.append(
+            {
+                "seed": seed,
+                "method": label,
+                "record": str(result.out_dir / "record.json"),
+                "rounds": len(result.aggregate_cids),
+                "final_aggregate_cid": result.aggregate_cids[-1],
+                "wall_seconds": result.wall_seconds,
+            }
+        )
+        model = build_model(spec)
+        model.load_state_dict(dict(result.final_weights))
+        model.eval()
+        return model
 
     def _standard_methods(
         self,
-        spec: Mapping[str, Any],
-        sites: Sequence[Site],
+        task_spec: TaskSpec,
+        data: Mapping[str, InstitutionData],
         x_test: ModelInput,
         y_test: np.ndarray,
         seed: int,
     ) -> tuple[dict[str, Metrics], dict[str, Any]]:
         """pooled, local:<site>, federated on the pooled test set; returns the models too."""
         budget = self.budget()
+        spec = task_spec.model.model_dump()
+        sites = sites_of(data)
         out: dict[str, Metrics] = {}
         models: dict[str, Any] = {}
         pooled = train_pooled(init_model(spec, seed), sites, budget.pooled, seed)
@@ -126,8 +188,7 @@ class Task(ABC):
             local = fit(init_model(spec, seed), site, budget.local, seed)
             out[f"local:{site.name}"] = score(local, x_test, y_test)
             models[f"local:{site.name}"] = local
-        federated = init_model(spec, seed)
-        run_fedavg(federated, sites, rounds=budget.rounds, local=budget.federated, seed=seed)
+        federated = self.simulate_federated(task_spec, data, seed)
         out["federated"], models["federated"] = score(federated, x_test, y_test), federated
         return out, models
 
@@ -158,8 +219,8 @@ class HeartTask(Task):
     name = "heart"
     headline = ("accuracy", "auroc")
 
-    def __init__(self, quick: bool, cv_folds: int) -> None:
-        super().__init__(quick, cv_folds)
+    def __init__(self, quick: bool, cv_folds: int, sim_out: Path) -> None:
+        super().__init__(quick, cv_folds, sim_out)
         self.task_spec = get_task("heart").default_spec()
         self.spec = self.task_spec.model.model_dump()
 
@@ -172,7 +233,7 @@ class HeartTask(Task):
         data = institutions(self.task_spec)
         sites = sites_of(data)
         x_test, y_test = pooled_test(data)
-        out, models = self._standard_methods(self.spec, sites, x_test, y_test, seed)
+        out, models = self._standard_methods(self.task_spec, data, x_test, y_test, seed)
         for h in HOSPITALS:
             own_x, own_y = data[h].test.x, data[h].test.y
             out[f"pooled@{h}"] = score(models["pooled"], own_x, own_y)
@@ -254,7 +315,7 @@ class HaptTask(Task):
         sites = sites_of(data)
         x_test, y_test = pooled_test(data)
         both = _fusion_spec(["acc", "gyro"])
-        out, models = self._standard_methods(both, sites, x_test, y_test, seed)
+        out, models = self._standard_methods(self.task_spec, data, x_test, y_test, seed)
         out["federated@acc_input"] = score(models["federated"], restrict(x_test, ["acc"]), y_test)
         budget = self.budget()
         for modality in ("acc", "gyro"):
@@ -266,8 +327,18 @@ class HaptTask(Task):
         partial = [
             Site(s.name, restrict(s.x, ["acc"]), s.y) if s.name in lacking else s for s in sites
         ]
-        federated = init_model(both, seed)
-        run_fedavg(federated, partial, rounds=budget.rounds, local=budget.federated, seed=seed)
+        # The institutions without a gyroscope load their partition as a peer would with
+        # ``[data] modalities = ["acc"]``.
+        task = get_task(self.name)
+        partial_data = {
+            name: task.load(self.task_spec, LocalData(partition=name, modalities=("acc",)))
+            if name in lacking
+            else d
+            for name, d in data.items()
+        }
+        federated = self.simulate_federated(
+            self.task_spec, partial_data, seed, label="federated:missing_gyro"
+        )
         out["federated:missing_gyro"] = score(federated, x_test, y_test)
         acc_view = score(federated, restrict(x_test, ["acc"]), y_test)
         out["federated:missing_gyro@acc_input"] = acc_view
@@ -351,7 +422,7 @@ class BreastTask(Task):
         data = institutions(spec)
         sites = sites_of(data)
         x_test, y_test = pooled_test(data)  # the official test split, shared IID
-        out, _ = self._standard_methods(self.spec, sites, x_test, y_test, seed)
+        out, _ = self._standard_methods(spec, data, x_test, y_test, seed)
         pooled = pool_sites(sites)
         out.update(self._cv(self.spec, pooled.x, pooled.y, seed))
         return out
