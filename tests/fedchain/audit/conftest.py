@@ -16,8 +16,9 @@ import pytest
 
 from fedchain.audit.forge_tests import ForgeTests
 from fedchain.audit.types import AuditSettings, PartResult
+from fedchain.checkout import SOURCE_ROOT
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = SOURCE_ROOT
 
 
 @dataclass(frozen=True)

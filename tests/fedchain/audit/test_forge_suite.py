@@ -10,7 +10,7 @@ from fedchain.audit.gas import GasReport
 from fedchain.audit.matrix import AccessMatrix, build_matrix, load_raw
 from fedchain.audit.types import AuditSettings
 from fedchain.contract_build import federation_artifact
-from tests.audit.conftest import ForgeRun
+from tests.fedchain.audit.conftest import ForgeRun
 
 INVARIANTS = {
     "invariant_nonMemberNeverChangesState()",

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from fedchain.audit.forge import parse_test_results, run_forge
-from tests.audit.conftest import REPO
+from tests.fedchain.audit.conftest import REPO
 
 FOUNDRY_TOML = """[profile.fast]
 src = "contracts"

@@ -18,7 +18,7 @@ from fedchain.audit.slither import (
     parse_findings,
 )
 from fedchain.audit.types import AuditSettings
-from tests.audit.conftest import REPO
+from tests.fedchain.audit.conftest import REPO
 
 FUNCTION = "Federation.submitUpdate(uint256,uint32,bytes,uint64)"
 
