@@ -190,8 +190,9 @@ class PeerNode:
         task = self.ledger.task(self._task_id)
         self._max_samples = task.max_samples
         round_no = task.current_round
-        for ended in self._rounds.enter(round_no, self.clock.monotonic()):
-            self._finish_round(ended)
+        for ended in self._rounds.ended_since(round_no):
+            self._finish_round(ended)  # an outage here leaves the book on the old round
+        self._rounds.enter(round_no, self.clock.monotonic())
         info = self.ledger.round_info(self._task_id, round_no)
         state = self._rounds[round_no]
         view = RoundView(

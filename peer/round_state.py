@@ -56,15 +56,20 @@ class RoundBook:
     def __getitem__(self, round_no: int) -> RoundState:
         return self._rounds.setdefault(round_no, RoundState(round=round_no))
 
-    def enter(self, round_no: int, now: float) -> list[int]:
-        """Note that the chain's current round is ``round_no``; returns the earlier rounds the
-        node was in that must have ended since (oldest first)."""
-        if self.current == round_no:
+    def ended_since(self, round_no: int) -> list[int]:
+        """The earlier rounds the node was in that must have ended now that the chain is at
+        ``round_no`` (oldest first). The book moves on only in :meth:`enter`, after they are
+        finished, so an outage while finishing them makes the next pass try again."""
+        if self.current is None or self.current == round_no:
             return []
-        ended = [] if self.current is None else list(range(self.current, round_no))
+        return list(range(self.current, round_no))
+
+    def enter(self, round_no: int, now: float) -> None:
+        """Note that the chain's current round is ``round_no``."""
+        if self.current == round_no:
+            return
         self.current = round_no
         self[round_no].started = now
-        return ended
 
     def is_finished(self, round_no: int) -> bool:
         return round_no in self._finished
