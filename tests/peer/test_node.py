@@ -12,6 +12,7 @@ import torch
 
 from consensus.protocol import RoundStatus
 from consensus.task_spec import TaskSpec
+from fedchain.errors import ServiceUnavailableError
 from fedchain.simulator.federation import TaskTiming, VirtualFederation
 from peer.content.cid import cid_from_bytes
 from peer.node import MemberRemoved, StepOutcome
@@ -219,3 +220,38 @@ def test_run_loops_steps_until_the_task_is_complete(tmp_path: Path) -> None:
     assert node.run() == 0
     assert fed.task_complete()
     assert sorted(history(fed, "solo")) == [1, 2]
+
+
+def test_an_outage_while_finishing_a_round_is_retried_not_lost(tmp_path: Path) -> None:
+    """The chain moves on while node a's service is down: the next pass finishes the round."""
+    fed = federation(tmp_path)
+    node = fed.peers["a"].node
+    assert node is not None
+    finish = node._finish_round
+    outages: list[int] = []
+
+    def down_once(round_no: int, **kwargs: bool) -> None:
+        if not outages:
+            outages.append(round_no)
+            raise ServiceUnavailableError("own Kubo at /memory/a does not answer")
+        finish(round_no, **kwargs)
+
+    node._finish_round = down_once  # type: ignore[method-assign]
+    while fed.running():
+        acted = False
+        for peer in fed.running():
+            if peer.name == "a":
+                try:  # what run()'s outage guard does: log, retry on the next pass
+                    outcome: StepOutcome | None = node.step()
+                except ServiceUnavailableError:
+                    outcome = StepOutcome.ACTED
+                if outcome is StepOutcome.DONE:
+                    peer.done = True
+                    node.close()
+            else:
+                outcome = fed.step_peer(peer.name)
+            acted |= outcome is not StepOutcome.WAITING
+        if not acted:
+            fed.advance()
+    assert outages == [1]
+    assert sorted(history(fed, "a")) == [1, 2]
