@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from fedchain.errors import ProtocolError
 
@@ -43,6 +43,25 @@ class TrainingSettings(_Frozen):
     optimizer: Literal["adam", "sgd"] = "adam"
 
 
+class RuleSpec(_Frozen):
+    """A registered aggregation rule or wrapper by name, with its parameters."""
+
+    name: str = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class AggregationSpec(_Frozen):
+    """The agreed aggregation: a rule (``consensus.strategies.registry``) and its wrappers.
+
+    ``wrappers`` apply innermost first: ``[norm-clip]`` around ``median`` clips each update, then
+    takes the median.  In a spec file a bare rule name (``aggregation = "fedavg"``) is accepted.
+    """
+
+    rule: str = Field(default="fedavg", min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+    wrappers: tuple[RuleSpec, ...] = ()
+
+
 class TaskSpec(_Frozen):
     version: int = Field(default=1, ge=1, le=1)
     name: str = Field(min_length=1, max_length=128)
@@ -51,11 +70,20 @@ class TaskSpec(_Frozen):
     task_args: dict[str, Any] = Field(default_factory=dict)
     """Federation-agreed task parameters: a CSV schema, an image size, the modalities, ..."""
     model: ModelSpec
-    aggregation: str = "fedavg"
+    aggregation: AggregationSpec = Field(default_factory=AggregationSpec)
     training: TrainingSettings
     max_abs_weight: float = Field(default=1e6, gt=0)
     """An update with any weight of larger magnitude is left out: huge but finite values would
     overflow the aggregate's outputs on every peer (a one-member denial of service)."""
+
+    max_update_norm_ratio: float | None = Field(default=None, gt=1)
+    """When set, an update whose change from the global model has an L2 norm above this multiple
+    of the round's median change is left out before aggregation (with its reason recorded)."""
+
+    @field_validator("aggregation", mode="before")
+    @classmethod
+    def _rule_name_alone(cls, value: Any) -> Any:
+        return {"rule": value} if isinstance(value, str) else value
 
     def to_bytes(self) -> bytes:
         """Canonical JSON, so the same spec always has the same CID."""

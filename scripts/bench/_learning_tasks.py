@@ -290,7 +290,7 @@ class HaptTask(Task):
             pooled=federated.model_copy(update={"epochs": 15}),
             local=federated.model_copy(update={"epochs": 20}),
             federated=federated,
-            rounds=20,
+            rounds=30,
         )
 
     def config(self) -> dict[str, Any]:
