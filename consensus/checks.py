@@ -22,6 +22,9 @@ from dataclasses import dataclass
 
 import torch
 
+from consensus.strategies.abc import Update
+from consensus.vectors import change_vector, median, norm
+
 
 @dataclass(frozen=True)
 class SubmittedDigest:
@@ -58,3 +61,22 @@ def all_zero(weights: Mapping[str, torch.Tensor]) -> bool:
 def non_finite(weights: Mapping[str, torch.Tensor]) -> list[str]:
     """Names of the tensors holding a NaN or an infinity (a trained model must have none)."""
     return [k for k, v in weights.items() if not bool(torch.isfinite(v).all())]
+
+
+def change_norm_outliers(
+    updates: Sequence[Update], previous: Mapping[str, torch.Tensor], ratio: float
+) -> dict[str, str]:
+    """Members whose change from the global model exceeds ``ratio`` x the round's median change.
+
+    The median is over every checked update of the round, so a minority cannot move it far.
+    """
+    norms = {u.member: norm(change_vector(u.weights, previous)) for u in updates}
+    if not norms:
+        return {}
+    mid = median(list(norms.values()))
+    return {
+        m: f"its change has norm {n:.4g}, over {ratio:g}x the round's median {mid:.4g} "
+        "(max_update_norm_ratio in the task spec)"
+        for m, n in norms.items()
+        if n > ratio * mid
+    }

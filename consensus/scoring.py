@@ -1,9 +1,8 @@
 """Contribution scores a finalizing quorum agrees on, and their on-chain commitment.
 
-The first rule is deliberately simple and verifiable by anyone: a member's score
-for a round is the number of samples behind its accepted update, and 0 for an
-update left out.  The scores are committed as a Merkle root so each member can
-later claim its own score with a short proof.
+Scores come from :mod:`consensus.contribution` (bounded sample count when the update was
+useful, else 0); every checked update gets a leaf.  The scores are committed as a Merkle root
+so each member can later claim its own score with a short proof.
 """
 
 from __future__ import annotations
@@ -20,9 +19,9 @@ class Score:
     score: int
 
 
-def sample_scores(accepted: Sequence[tuple[str, int]]) -> list[Score]:
-    """Scores for the accepted ``(member, num_samples)`` pairs, in chain order."""
-    return [Score(member=m, score=n) for m, n in accepted]
+def member_scores(pairs: Sequence[tuple[str, int]]) -> list[Score]:
+    """Leaves for ``(member, score)`` pairs, in chain order."""
+    return [Score(member=m, score=n) for m, n in pairs]
 
 
 def scores_tree(task_id: int, round_no: int, scores: Sequence[Score]) -> MerkleTree:

@@ -60,6 +60,55 @@ def weights_from_bytes(
     return weights
 
 
+STATE_PREFIX = "rule_state/"
+"""Names of the aggregation rule's agreed state inside an aggregate's content."""
+
+
+def bundle_to_bytes(
+    weights: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor]
+) -> bytes:
+    """An aggregate's content: the model and the rule's state (``rule_state/<name>``), so the
+    state is attested with the aggregate under one digest and a restarted peer resumes it."""
+    return weights_to_bytes({**weights, **{STATE_PREFIX + k: v for k, v in state.items()}})
+
+
+def bundle_reference(
+    reference: Mapping[str, torch.Tensor], state_reference: Mapping[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """What a full bundle holds, to bound its size before download."""
+    return {**reference, **{STATE_PREFIX + k: v for k, v in state_reference.items()}}
+
+
+def bundle_from_bytes(
+    data: bytes,
+    *,
+    reference: Mapping[str, torch.Tensor],
+    state_reference: Mapping[str, torch.Tensor],
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Split untrusted content into (model, rule state), each checked against its reference.
+
+    The state is all of ``state_reference`` or nothing (round 1's model, or a rule change).
+    """
+    limit = model_bytes_limit(bundle_reference(reference, state_reference))
+    tensors = weights_from_bytes(data, max_bytes=limit)
+    weights = {k: v for k, v in tensors.items() if not k.startswith(STATE_PREFIX)}
+    state = {k[len(STATE_PREFIX) :]: v for k, v in tensors.items() if k.startswith(STATE_PREFIX)}
+    check_compatible(weights, reference)
+    if state:
+        check_compatible(state, state_reference)
+    return weights, state
+
+
+def agreed_model_from_bytes(
+    data: bytes, *, reference: Mapping[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """The model in an aggregate's content, whatever rule state rides along (for evaluation)."""
+    tensors = weights_from_bytes(data)
+    weights = {k: v for k, v in tensors.items() if not k.startswith(STATE_PREFIX)}
+    check_compatible(weights, reference)
+    return weights
+
+
 def check_compatible(
     weights: Mapping[str, torch.Tensor], reference: Mapping[str, torch.Tensor]
 ) -> None:

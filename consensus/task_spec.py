@@ -62,6 +62,15 @@ class AggregationSpec(_Frozen):
     wrappers: tuple[RuleSpec, ...] = ()
 
 
+class CreditSettings(_Frozen):
+    """When an update earns credit (``consensus.contribution``)."""
+
+    norm_band: float = Field(default=4.0, gt=1)
+    """A change more than this factor above or below the round's median change earns nothing."""
+    min_alignment: float = Field(default=0.0, ge=-1, lt=1)
+    """A change whose cosine with the agreed change is not above this earns nothing."""
+
+
 class TaskSpec(_Frozen):
     version: int = Field(default=1, ge=1, le=1)
     name: str = Field(min_length=1, max_length=128)
@@ -79,6 +88,8 @@ class TaskSpec(_Frozen):
     max_update_norm_ratio: float | None = Field(default=None, gt=1)
     """When set, an update whose change from the global model has an L2 norm above this multiple
     of the round's median change is left out before aggregation (with its reason recorded)."""
+
+    credit: CreditSettings = Field(default_factory=CreditSettings)
 
     @field_validator("aggregation", mode="before")
     @classmethod

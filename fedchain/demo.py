@@ -24,7 +24,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from consensus.protocol import RoundStatus, default_quorum
-from consensus.serialization import weights_from_bytes
+from consensus.serialization import agreed_model_from_bytes
 from consensus.strategies.abc import StateDict
 from fedchain.errors import FedchainError, ServiceUnavailableError
 from fedchain.interrupts import raise_if_interrupted
@@ -194,7 +194,7 @@ def _round_result(
 ) -> RoundResult:
     event = client.finalized_event(fed.task_id, round_no)
     cid = cid_from_bytes(event.aggregate_cid)
-    weights = weights_from_bytes(
+    weights = agreed_model_from_bytes(
         store.get(cid, timeout=60), reference=reference_weights(evaluation.plan.spec)
     )
     participants = [

@@ -3,9 +3,11 @@
 A claim needs this member's score and a Merkle proof under the round's agreed
 scores root.  The live round loop knows both right after attesting; a restarted
 peer (or ``fedchain claim``) does not, so it recomputes them from the chain: first
-from the update set the chain alone decides (cheap), and only when that does not
-reproduce the agreed root, from the fetched and checked updates, exactly as a
-live peer would.  Nothing is kept only in memory.
+assuming every update the chain alone accepts earned its bounded sample count
+(cheap, and right whenever every update was useful), and only when that does not
+reproduce the agreed root, from the fetched and checked updates, aggregated and
+credited exactly as a live peer does (:func:`consensus.round_decision.decide_round`).
+Nothing is kept only in memory.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 
 from consensus.checks import SubmittedDigest, chain_verdicts
 from consensus.protocol import RoundStatus
-from consensus.scoring import Score, sample_scores, scores_tree
+from consensus.scoring import Score, member_scores, scores_tree
 from peer.ledger.abc import FederationLedger
 from peer.ledger.errors import AlreadyClaimed
 from peer.ledger.events import UpdateSubmitted
@@ -24,8 +26,8 @@ from peer.ledger.types import RoundInfo, Submission
 
 log = logging.getLogger("fedchain.peer")
 
-AcceptedFn = Callable[[int, list[Submission], bytes], Sequence[tuple[str, int]]]
-"""(round, submissions, model digest) -> accepted (member, bounded samples), after fetching."""
+ScoresFn = Callable[[int, list[Submission], bytes], Sequence[tuple[str, int]]]
+"""(round, submissions, model digest) -> the round's (member, score) leaves, after fetching."""
 
 
 @dataclass(frozen=True)
@@ -37,22 +39,22 @@ class Claim:
 
 
 def scores_root_and_claim(
-    task_id: int, round_no: int, member: str, accepted: Sequence[tuple[str, int]]
+    task_id: int, round_no: int, member: str, scores: Sequence[tuple[str, int]]
 ) -> tuple[bytes, Claim | None]:
-    """The scores root of ``accepted`` and this member's claim under it (None: earned nothing)."""
-    scores: list[Score] = sample_scores(list(accepted))
-    tree = scores_tree(task_id, round_no, scores)
-    for i, s in enumerate(scores):
-        if s.member.lower() == member.lower():
+    """The scores root of ``scores`` and this member's claim under it (None: earned nothing)."""
+    leaves: list[Score] = member_scores(list(scores))
+    tree = scores_tree(task_id, round_no, leaves)
+    for i, s in enumerate(leaves):
+        if s.member.lower() == member.lower() and s.score > 0:
             return tree.root, Claim(round_no, s.score, tree.root, tree.proof(i))
     return tree.root, None
 
 
 def claim_for(
-    task_id: int, round_no: int, member: str, accepted: Sequence[tuple[str, int]]
+    task_id: int, round_no: int, member: str, scores: Sequence[tuple[str, int]]
 ) -> Claim | None:
-    """This member's claim under the scores of ``accepted``, or None if it earned nothing."""
-    return scores_root_and_claim(task_id, round_no, member, accepted)[1]
+    """This member's claim under ``scores``, or None if it earned nothing."""
+    return scores_root_and_claim(task_id, round_no, member, scores)[1]
 
 
 class ClaimBook:
@@ -82,17 +84,17 @@ class ClaimBook:
         log.info("round %d: claimed contribution %d", claim.round, claim.score)
         return True
 
-    def rebuild(self, accepted_after_fetch: AcceptedFn) -> int:
+    def rebuild(self, scores_after_fetch: ScoresFn) -> int:
         """Claim every finalized round this member submitted to and has not claimed; count them."""
         before = len(self.claimed)
         mine = self._ledger.events(UpdateSubmitted, self._task_id, None, self._member)
         for round_no in sorted({e.round for e in mine}):
             info = self._ledger.round_info(self._task_id, round_no)
             if info.status is RoundStatus.FINALIZED:
-                self.settle_round(info, accepted_after_fetch)
+                self.settle_round(info, scores_after_fetch)
         return len(self.claimed) - before
 
-    def settle_round(self, info: RoundInfo, accepted_after_fetch: AcceptedFn) -> bool:
+    def settle_round(self, info: RoundInfo, scores_after_fetch: ScoresFn) -> bool:
         """Claim a finalized round from the chain's record (one this peer did not aggregate).
 
         True when the round is claimed, now or before.
@@ -105,8 +107,8 @@ class ClaimBook:
             return False
         claim = self._from_chain(round_no, subs, info.model_digest)
         if claim is None or claim.root != info.scores_digest:
-            accepted = accepted_after_fetch(round_no, subs, info.model_digest)
-            claim = claim_for(self._task_id, round_no, self._member, accepted)
+            scores = scores_after_fetch(round_no, subs, info.model_digest)
+            claim = claim_for(self._task_id, round_no, self._member, scores)
         return claim is not None and self.settle(claim, info.scores_digest)
 
     def _from_chain(

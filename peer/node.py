@@ -35,7 +35,6 @@ from typing import Protocol
 
 import torch
 
-from consensus.aggregation import build_strategy
 from consensus.checks import non_finite
 from consensus.protocol import (
     Action,
@@ -45,7 +44,15 @@ from consensus.protocol import (
     round_ended,
     round_need,
 )
-from consensus.serialization import model_bytes_limit, weights_from_bytes, weights_to_bytes
+from consensus.round_decision import RoundDecision, RoundInputs, decide_round
+from consensus.serialization import (
+    bundle_from_bytes,
+    bundle_reference,
+    bundle_to_bytes,
+    model_bytes_limit,
+    weights_to_bytes,
+)
+from consensus.strategies.registry import build_rule
 from consensus.task_spec import TaskSpec
 from fedchain.errors import (
     ContentError,
@@ -128,13 +135,15 @@ class PeerNode:
 
     def __post_init__(self) -> None:
         self._reference = self.learner.reference_weights()
+        self._rule = build_rule(self.spec.aggregation)
+        self._state_reference = self._rule.state_names(self._reference)
         self._fetcher = ContentFetcher(
             self.content,
             timeout=self.cfg.ipfs.fetch_timeout,
-            max_bytes=model_bytes_limit(self._reference),
+            # the largest content is an aggregate with the rule's state
+            max_bytes=model_bytes_limit(bundle_reference(self._reference, self._state_reference)),
             executor=self.fetch_executor,
         )
-        self._strategy = build_strategy(self.spec.aggregation)
         self._domain = Domain(chain_id=self.ledger.chain_id, contract=self.ledger.address)
         self._task_id = self.cfg.chain.task_id
         self._me = self.identity.address
@@ -260,13 +269,19 @@ class PeerNode:
         return digest != bytes(32)
 
     def _global_model(self, model_digest: bytes) -> StateDict:
+        return self._global_content(model_digest)[0]
+
+    def _global_content(self, model_digest: bytes) -> tuple[StateDict, StateDict]:
+        """The agreed model with this digest and the rule state it carries (maybe empty)."""
         cid = self._model_cids.get(model_digest) or self.ledger.model_cid(
             self._task_id, model_digest
         )
         if Cid.parse(cid).digest != model_digest:
             raise ProtocolError(f"global model CID {cid} does not match the on-chain digest")
         data = self._fetcher.fetch_verified(cid)
-        return weights_from_bytes(data, reference=self._reference)
+        return bundle_from_bytes(
+            data, reference=self._reference, state_reference=self._state_reference
+        )
 
     def _train_and_submit(self, state: RoundState, model_digest: bytes) -> bool:
         round_no = state.round
@@ -343,10 +358,25 @@ class PeerNode:
         self._require_own_kubo_healthy(round_no, collected.unavailable)
         return collected
 
-    def _accepted_after_fetch(
+    def _decide(
+        self, round_no: int, submissions: list[Submission], model_digest: bytes
+    ) -> tuple[RoundUpdates, RoundDecision | None]:
+        """The round's checked updates and, when any is left, the agreed aggregate and credits."""
+        collected = self._collect(round_no, submissions, model_digest)
+        if not collected.accepted:
+            return collected, None
+        previous, rule_state = self._global_content(model_digest)
+        inputs = RoundInputs(self._task_id, round_no, model_digest, previous, rule_state)
+        decision = decide_round(
+            collected.accepted, collected.digests, inputs, self.spec, self._rule
+        )
+        return collected, decision
+
+    def _scores_after_fetch(
         self, round_no: int, submissions: list[Submission], model_digest: bytes
     ) -> list[tuple[str, int]]:
-        return self._collect(round_no, submissions, model_digest).sample_counts()
+        decision = self._decide(round_no, submissions, model_digest)[1]
+        return [] if decision is None else decision.scores()
 
     def _ledger_cap(self) -> int:
         if not self._max_samples:
@@ -357,28 +387,29 @@ class PeerNode:
         round_no = state.round
         t0 = time.perf_counter()
         submissions = self.ledger.submissions(self._task_id, round_no)
-        collected = self._collect(round_no, submissions, model_digest)
-        state.left_out = collected.left_out
-        for member, reason in collected.left_out.items():
+        collected, decision = self._decide(round_no, submissions, model_digest)
+        state.left_out = {**collected.left_out, **(decision.left_out if decision else {})}
+        for member, reason in state.left_out.items():
             log.warning("round %d: left out the update of %s: %s", round_no, member, reason)
-        if not collected.accepted:
+        if decision is None:
             log.warning(
                 "round %d: no valid update to aggregate; waiting for the deadline", round_no
             )
             state.attested = True
             return
-        aggregate = self._strategy.aggregate(collected.for_aggregation())
-        agg_bytes = weights_to_bytes(aggregate)
+        aggregate = decision.aggregate.weights
+        agg_bytes = bundle_to_bytes(aggregate, decision.aggregate.state)
         agg_cid = self.content.add(agg_bytes)
-        root, claim = scores_root_and_claim(
-            self._task_id, round_no, self._me, collected.sample_counts()
-        )
+        root, claim = scores_root_and_claim(self._task_id, round_no, self._me, decision.scores())
+        state.no_credit = {c.member: c.reason for c in decision.credits if c.reason}
+        for member, reason in state.no_credit.items():
+            log.warning("round %d: no credit for %s: %s", round_no, member, reason)
         t1 = time.perf_counter()
         state.attested = True
         self.ledger.attest_aggregate(self._task_id, round_no, Cid.parse(agg_cid).binary, root)
         t2 = time.perf_counter()
         state.aggregate_cid = agg_cid
-        state.accepted = [u.member for u in collected.accepted]
+        state.accepted = list(decision.aggregate.accepted)
         state.scores_root = "0x" + root.hex()
         state.claim = claim
         state.seconds.update(aggregate=t1 - t0, attest=t2 - t1)
@@ -386,8 +417,8 @@ class PeerNode:
         log.info(
             "round %d: aggregated %d updates (%d left out) into %s and attested",
             round_no,
-            len(collected.accepted),
-            len(collected.left_out),
+            len(decision.aggregate.accepted),
+            len(state.left_out),
             agg_cid,
         )
         # Only the aggregate (the next round's likely model) stays cached.
@@ -463,7 +494,7 @@ class PeerNode:
         """Claims and history lines for every round that ended while this peer was away."""
         task = self.ledger.task(self._task_id)
         self._max_samples = task.max_samples
-        made = self._claims.rebuild(self._accepted_after_fetch)
+        made = self._claims.rebuild(self._scores_after_fetch)
         if made:
             log.info("claimed contributions of %d earlier rounds", made)
         written = self._history.rounds()
@@ -503,6 +534,7 @@ class PeerNode:
             aggregate_cid=state.aggregate_cid,
             accepted=tuple(state.accepted),
             left_out=dict(state.left_out),
+            no_credit=dict(state.no_credit),
             scores_root=state.scores_root,
             score=state.claim.score if state.claim is not None else None,
             seconds=seconds,
@@ -520,7 +552,7 @@ class PeerNode:
                 state.claim, info.scores_digest
             )
             if not claimed:  # not aggregated here, or our scores lost: rebuild from the chain
-                claimed = self._claims.settle_round(info, self._accepted_after_fetch)
+                claimed = self._claims.settle_round(info, self._scores_after_fetch)
             dissent: list[str] = []
             if not missed:  # the contract takes dissent for the last finalized round only
                 dissent = self._report_dissent(round_no, agreed_digest, info.scores_digest)

@@ -56,6 +56,8 @@ class RoundRecord:
     """The aggregate this peer computed and attested (None: it did not aggregate)."""
     accepted: tuple[str, ...] = ()
     left_out: Mapping[str, str] = field(default_factory=dict)
+    no_credit: Mapping[str, str] = field(default_factory=dict)
+    """Members whose update was used or checked but earned 0 credit, with the reason."""
     scores_root: str | None = None
     score: int | None = None
     seconds: Mapping[str, float] = field(default_factory=dict)
@@ -77,6 +79,7 @@ class RoundRecord:
             "aggregate_cid": self.aggregate_cid,
             "accepted": list(self.accepted),
             "left_out": dict(self.left_out),
+            "no_credit": dict(self.no_credit),
             "scores_root": self.scores_root,
             "score": self.score,
             "seconds": dict(self.seconds),
@@ -113,6 +116,7 @@ class RoundRecord:
             aggregate_cid=entry.get("aggregate_cid"),
             accepted=tuple(entry.get("accepted") or ()),
             left_out=dict(entry.get("left_out") or {}),
+            no_credit=dict(entry.get("no_credit") or {}),
             scores_root=entry.get("scores_root"),
             score=entry.get("score"),
             seconds=dict(entry.get("seconds") or {}),

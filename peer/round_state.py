@@ -29,6 +29,8 @@ class RoundState:
     aggregate_cid: str | None = None
     accepted: list[str] = field(default_factory=list)
     left_out: dict[str, str] = field(default_factory=dict)
+    no_credit: dict[str, str] = field(default_factory=dict)
+    """Members whose checked update earned 0, with the reason (``consensus.contribution``)."""
     scores_root: str | None = None
     claim: Claim | None = None
     seconds: dict[str, float] = field(default_factory=dict)

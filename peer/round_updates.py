@@ -1,7 +1,7 @@
 """A round's update set, as every honest peer must see it: fetched and checked.
 
-``accepted`` keeps chain order (the scores and claims are built over it); the
-strategy gets :meth:`RoundUpdates.for_aggregation`, the canonical digest order.
+``accepted`` keeps chain order (the scores and claims are built over it);
+:func:`consensus.round_decision.decide_round` hands the rule the canonical digest order.
 
 The same function serves the live round (aggregate and attest) and the rebuild
 of past rounds' scores (claims after a crash), so both reach the verdicts the
@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 
 import torch
 
-from consensus.aggregation import canonical_order
 from consensus.checks import SubmittedDigest, all_zero, chain_verdicts, largest_magnitude
 from consensus.serialization import weights_from_bytes
 from consensus.strategies.abc import Update
@@ -44,14 +43,6 @@ class RoundUpdates:
     left_out: dict[str, str] = field(default_factory=dict)
     unavailable: list[str] = field(default_factory=list)
     """Members left out only because their content did not arrive (not a verdict on it)."""
-
-    def for_aggregation(self) -> list[Update]:
-        """The accepted updates in canonical (update digest) order, as strategies receive them."""
-        return canonical_order([(self.digests[u.member], u) for u in self.accepted])
-
-    def sample_counts(self) -> list[tuple[str, int]]:
-        """(member, bounded samples) of the accepted updates, in chain order (for the scores)."""
-        return [(u.member, u.num_samples) for u in self.accepted]
 
 
 def collect_updates(

@@ -24,7 +24,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from consensus.protocol import RoundStatus
-from consensus.serialization import weights_from_bytes
+from consensus.serialization import agreed_model_from_bytes
 from fedchain.errors import ConfigError, FedchainError
 from fedchain.private_files import private_dir, write_private_text
 from fedchain.simulator.federation import TaskTiming, VirtualFederation
@@ -261,7 +261,7 @@ def simulate(
     if len(results) != rounds:
         raise FedchainError(f"only {len(results)} of {rounds} rounds were finalized")
     first = fed.peers[names[0]]
-    agreed = weights_from_bytes(
+    agreed = agreed_model_from_bytes(
         first.content.get(cids[-1], timeout=5.0), reference=first.learner.reference_weights()
     )
     return SimulationResult(out_dir, cids, record, record["wall_seconds"], agreed)

@@ -4,13 +4,13 @@ import pytest
 from eth_account import Account
 
 from consensus.merkle import MerkleTree, score_leaf, verify
-from consensus.scoring import sample_scores, scores_tree
+from consensus.scoring import member_scores, scores_tree
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 13])
 def test_every_leaf_proves_and_tampering_fails(n: int) -> None:
     members = [Account.create().address for _ in range(n)]
-    scores = sample_scores([(m, 100 + i) for i, m in enumerate(members)])
+    scores = member_scores([(m, 100 + i) for i, m in enumerate(members)])
     tree = scores_tree(7, 3, scores)
     for i, s in enumerate(scores):
         leaf = score_leaf(7, 3, s.member, s.score)

@@ -18,7 +18,7 @@ import secrets
 import pytest
 
 from consensus.protocol import RoundStatus
-from consensus.scoring import sample_scores, scores_tree
+from consensus.scoring import member_scores, scores_tree
 from peer.announcements import Domain, sign_update
 from peer.content.cid import cid_from_bytes, cid_to_bytes
 from peer.gossip.peer_id import generate_ed25519_seed
@@ -159,7 +159,7 @@ def test_hostile_members_are_left_out_and_cannot_finalize(federation_factory, tm
         # The agreed scores are exactly the honest members' bounded sample counts.
         subs = [s for s in client.submissions(task_id, round_no) if s.member.lower() in honest]
         expected_root = scores_tree(
-            task_id, round_no, sample_scores([(s.member, min(s.num_samples, CAP)) for s in subs])
+            task_id, round_no, member_scores([(s.member, min(s.num_samples, CAP)) for s in subs])
         ).root
         assert client.round_info(task_id, round_no).scores_digest == expected_root
         for h in fed.hospitals:

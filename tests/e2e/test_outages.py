@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from consensus.protocol import RoundStatus
-from consensus.scoring import sample_scores, scores_tree
+from consensus.scoring import member_scores, scores_tree
 from fedchain.localnet.devnet import LocalFederation
 from tests.e2e.conftest import wait_task_done
 
@@ -82,7 +82,7 @@ def agreed_scores(fed: LocalFederation, witness: str) -> dict[str, int]:
             for s in client.submissions(fed.task_id, r)
             if s.member not in left_out[r]
         ]
-        assert scores_tree(fed.task_id, r, sample_scores(accepted)).root == info.scores_digest
+        assert scores_tree(fed.task_id, r, member_scores(accepted)).root == info.scores_digest
         for member, score in accepted:
             totals[member] = totals.get(member, 0) + score
     return totals
