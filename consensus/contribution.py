@@ -1,7 +1,11 @@
 """Credit for a round, computed by every honest peer from the round's updates alone.
 
-A member's score is its bounded sample count when its update was *useful*, else 0.  Useful
-means all of:
+A member's score is its bounded sample count when its update was *useful*, else 0.  A round
+pays credit only when it moved the model: when the agreed change is at least ``min_progress``
+times the round's median member change.  Once a federation has converged, members' changes
+mostly pull toward their own data and cancel out (heart: progress 0.8 in round 1, 0.1-0.2
+after); there, a sign-flipped update looks like an honest one, so such rounds pay nobody rather
+than pay an attacker.  In a round that pays, an update is useful when all of these hold:
 
 * it passed the update checks and the aggregation rule used it (rule score above 0): a
   rejected update earns nothing;
@@ -44,6 +48,7 @@ def contribution_credits(
     *,
     norm_band: float,
     min_alignment: float,
+    min_progress: float,
 ) -> list[Credit]:
     """A credit for every update in ``updates`` (chain order, bounded sample counts)."""
     if not updates:
@@ -53,11 +58,17 @@ def contribution_credits(
     changes = {u.member: change_vector(u.weights, previous) for u in updates}
     norms = {m: norm(c) for m, c in changes.items()}
     mid = median(list(norms.values()))
+    progress = agreed_norm / mid if mid > 0 else 0.0
     credits: list[Credit] = []
     for u in updates:
         size = norms[u.member]
         reason: str | None = None
-        if aggregate.scores.get(u.member, 0.0) <= 0.0:
+        if not progress >= min_progress:
+            reason = (
+                f"the round did not move the model beyond its members' disagreement "
+                f"(progress {progress:.3f}, needs >= {min_progress:g})"
+            )
+        elif aggregate.scores.get(u.member, 0.0) <= 0.0:
             reason = "not used by the aggregation rule"
         elif size == 0.0 or agreed_norm == 0.0:
             reason = "no change from the global model"

@@ -71,5 +71,6 @@ def decide_round(
         aggregate,
         norm_band=spec.credit.norm_band,
         min_alignment=spec.credit.min_alignment,
+        min_progress=spec.credit.min_progress,
     )
     return RoundDecision(aggregate=aggregate, left_out=left_out, credits=credits)

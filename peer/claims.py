@@ -41,11 +41,11 @@ class Claim:
 def scores_root_and_claim(
     task_id: int, round_no: int, member: str, scores: Sequence[tuple[str, int]]
 ) -> tuple[bytes, Claim | None]:
-    """The scores root of ``scores`` and this member's claim under it (None: earned nothing)."""
+    """The scores root of ``scores`` and this member's claim under it (None: no leaf)."""
     leaves: list[Score] = member_scores(list(scores))
     tree = scores_tree(task_id, round_no, leaves)
     for i, s in enumerate(leaves):
-        if s.member.lower() == member.lower() and s.score > 0:
+        if s.member.lower() == member.lower():
             return tree.root, Claim(round_no, s.score, tree.root, tree.proof(i))
     return tree.root, None
 
@@ -69,11 +69,14 @@ class ClaimBook:
     def settle(self, claim: Claim, agreed_root: bytes) -> bool:
         """Claim ``claim`` if ``agreed_root`` (the finalized round's) is its root.
 
-        True when the round is claimed, now or before; False when our scores were not agreed.
+        True when the round is settled (claimed now or before, or this member earned 0 under the
+        agreed scores: nothing to claim); False when our scores were not agreed.
         """
         if agreed_root != claim.root:
             log.info("round %d: the agreed scores differ from ours; nothing to claim", claim.round)
             return False
+        if claim.score == 0:
+            return True
         if self._ledger.has_claimed(self._task_id, claim.round, self._member):
             return True
         try:

@@ -13,13 +13,11 @@ import signal
 from collections.abc import Iterator
 from types import FrameType
 
-from consensus.task_spec import MAX_SPEC_BYTES, TaskSpec
-from fedchain.errors import ContentError, FedchainError, LedgerError
+from fedchain.errors import FedchainError, LedgerError
+from peer.agreed_spec import read_spec
 from peer.announcements import Domain
 from peer.config import PeerConfig
-from peer.content.abc import ContentStore
 from peer.content.kubo import KuboContentStore
-from peer.content.unixfs import file_cid
 from peer.gossip.validation import AnnouncementValidator, ChainMembership
 from peer.identity import Identity, load_identity
 from peer.keystore import resolve_password
@@ -46,20 +44,6 @@ def _check_membership(ledger: FederationClient, ident: Identity, contract: str) 
             f"the libp2p key {ident.peer_id} is not the one registered for {ident.address} "
             f"({registered}); check keys.libp2p_keystore"
         )
-
-
-def _read_spec(
-    ledger: FederationClient, content: ContentStore, task_id: int, timeout: float
-) -> TaskSpec:
-    spec_cid = ledger.spec_cid(task_id)
-    data = content.get(spec_cid, timeout=timeout, max_bytes=MAX_SPEC_BYTES)
-    if file_cid(data) != spec_cid:
-        raise ContentError(f"task spec content does not hash to {spec_cid}")
-    spec = TaskSpec.from_bytes(data)
-    log.info(
-        "task %d: %s (model %s, rule %s)", task_id, spec.name, spec.model.arch, spec.aggregation
-    )
-    return spec
 
 
 @contextlib.contextmanager
@@ -113,7 +97,7 @@ def run_peer(cfg: PeerConfig) -> int:
                 content.connect(addr)
             except FedchainError as exc:
                 log.warning("could not connect Kubo to %s (will rely on others): %s", addr, exc)
-        spec = _read_spec(ledger, content, cfg.chain.task_id, cfg.ipfs.fetch_timeout)
+        spec = read_spec(ledger, content, cfg.chain.task_id, cfg.ipfs.fetch_timeout)
         # Heavy imports (torch, libp2p) only once every cheap check has passed.
         from models.tasks import Learner, get_task, use_deterministic_torch
         from peer.gossip.libp2p_gossip import Libp2pGossip
@@ -161,7 +145,7 @@ def claim_all(cfg: PeerConfig) -> list[tuple[int, int]]:
     """
     ident, ledger = open_ledger(cfg)
     with KuboContentStore(cfg.ipfs.api) as content:
-        spec = _read_spec(ledger, content, cfg.chain.task_id, cfg.ipfs.fetch_timeout)
+        spec = read_spec(ledger, content, cfg.chain.task_id, cfg.ipfs.fetch_timeout)
         from consensus.serialization import model_bytes_limit
         from models.tasks import reference_weights
         from peer.claims import ClaimBook

@@ -35,7 +35,9 @@ def _spec(**kw: object) -> TaskSpec:
 
 
 def _credits(updates: list[Update], aggregate: Aggregate) -> dict[str, int]:
-    got = contribution_credits(updates, PREVIOUS, aggregate, norm_band=4.0, min_alignment=0.0)
+    got = contribution_credits(
+        updates, PREVIOUS, aggregate, norm_band=4.0, min_alignment=0.0, min_progress=0.3
+    )
     return {c.member: c.score for c in got}
 
 
@@ -62,7 +64,9 @@ def test_sign_flip_scaling_and_near_free_ride_earn_nothing() -> None:
     )
     credits = {
         c.member: c
-        for c in contribution_credits(ups, PREVIOUS, agg, norm_band=4.0, min_alignment=0.0)
+        for c in contribution_credits(
+            ups, PREVIOUS, agg, norm_band=4.0, min_alignment=0.0, min_progress=0.3
+        )
     }
     assert [credits[m].score for m in ("h0", "h1", "h2")] == [50, 50, 50]
     assert credits["flip"].score == 0 and "points away" in str(credits["flip"].reason)
@@ -103,3 +107,13 @@ def test_bare_rule_name_in_a_spec_is_read_as_the_rule() -> None:
     )
     assert spec.aggregation.rule == "fedavg"
     assert spec == _spec()
+
+
+def test_a_round_whose_changes_cancel_out_pays_nobody() -> None:
+    a = Update("a", {"w": torch.full((3, 4), 0.1), "b": torch.full((3,), 0.1)}, 40)
+    b = Update("b", {"w": torch.full((3, 4), -0.1), "b": torch.full((3,), -0.09)}, 40)
+    got = contribution_credits(
+        [a, b], PREVIOUS, _fedavg([a, b]), norm_band=4.0, min_alignment=0.0, min_progress=0.3
+    )
+    assert [c.score for c in got] == [0, 0]
+    assert all("did not move the model" in str(c.reason) for c in got)

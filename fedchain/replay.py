@@ -1,0 +1,147 @@
+"""Re-derive a task's finalized rounds from the chain and IPFS alone, as an auditor would.
+
+For each finalized round: fetch and check every submitted update exactly as a peer does
+(:func:`peer.round_updates.collect_updates`), run the agreed rule and credit
+(:func:`consensus.round_decision.decide_round`) with the rule state carried in the round's
+global model, and compare the content identifier of the result and the scores root with what
+the round finalized with.  Nothing is written anywhere: CIDs are computed locally.
+
+One thing the chain cannot tell: an update whose content could not be fetched while the round
+was being aggregated is left out by the peers, yet may be fetchable now.  Pass such members
+(from an attesting peer's ``left_out``) as ``unavailable`` to replay the round as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+
+from consensus.protocol import RoundStatus
+from consensus.round_decision import RoundDecision, RoundInputs, decide_round
+from consensus.scoring import member_scores, scores_tree
+from consensus.serialization import (
+    bundle_from_bytes,
+    bundle_reference,
+    bundle_to_bytes,
+    model_bytes_limit,
+)
+from consensus.strategies.registry import build_rule
+from consensus.task_spec import TaskSpec
+from fedchain.errors import ProtocolError
+from models.tasks.learner import reference_weights
+from peer.agreed_spec import read_spec
+from peer.content.abc import ContentStore
+from peer.content.cid import Cid
+from peer.content.unixfs import file_cid
+from peer.ledger.abc import FederationLedger
+from peer.round_updates import collect_updates
+from peer.updates import ContentFetcher
+
+
+@dataclass(frozen=True)
+class ReplayedRound:
+    """One finalized round as re-derived, beside what the chain says."""
+
+    round: int
+    agreed_cid: str
+    recomputed_cid: str | None
+    scores_match: bool
+    scores: list[tuple[str, int]] = field(default_factory=list)
+    left_out: dict[str, str] = field(default_factory=dict)
+    no_credit: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.recomputed_cid == self.agreed_cid and self.scores_match
+
+
+class Replayer:
+    """Replays the rounds of one task; holds the spec, the rule and the content fetcher."""
+
+    def __init__(
+        self,
+        ledger: FederationLedger,
+        content: ContentStore,
+        task_id: int,
+        *,
+        timeout: float = 60.0,
+        spec: TaskSpec | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.task_id = task_id
+        self.spec = spec or read_spec(ledger, content, task_id, timeout)
+        self.rule = build_rule(self.spec.aggregation)
+        self.reference = reference_weights(self.spec)
+        self.state_reference = self.rule.state_names(self.reference)
+        limit = model_bytes_limit(bundle_reference(self.reference, self.state_reference))
+        self.fetcher = ContentFetcher(content, timeout=timeout, max_bytes=limit)
+
+    def finalized_rounds(self) -> list[int]:
+        task = self.ledger.task(self.task_id)
+        return [
+            r
+            for r in range(1, task.current_round + 1)
+            if RoundStatus(self.ledger.round_info(self.task_id, r).status) is RoundStatus.FINALIZED
+        ]
+
+    def decide(
+        self, round_no: int, unavailable: Collection[str] = ()
+    ) -> tuple[dict[str, str], RoundDecision | None]:
+        """Left-out updates and the decision of ``round_no`` (None: nothing to aggregate)."""
+        info = self.ledger.round_info(self.task_id, round_no)
+        gone = {m.lower() for m in unavailable}
+        subs = self.ledger.submissions(self.task_id, round_no)
+        collected = collect_updates(
+            [s for s in subs if s.member.lower() not in gone],
+            info.model_digest,
+            self.fetcher,
+            self.reference,
+            max_samples=self.ledger.task(self.task_id).max_samples,
+            max_abs_weight=self.spec.max_abs_weight,
+        )
+        collected.left_out.update(
+            {
+                s.member: "unavailable while the round was aggregated"
+                for s in subs
+                if s.member.lower() in gone
+            }
+        )
+        if not collected.accepted:
+            return collected.left_out, None
+        model_cid = self.ledger.model_cid(self.task_id, info.model_digest)
+        if Cid.parse(model_cid).digest != info.model_digest:
+            raise ProtocolError(f"round {round_no}: model CID {model_cid} differs from its digest")
+        previous, state = bundle_from_bytes(
+            self.fetcher.fetch_verified(model_cid),
+            reference=self.reference,
+            state_reference=self.state_reference,
+        )
+        inputs = RoundInputs(self.task_id, round_no, info.model_digest, previous, state)
+        decision = decide_round(collected.accepted, collected.digests, inputs, self.spec, self.rule)
+        return {**collected.left_out, **decision.left_out}, decision
+
+    def replay(self, round_no: int, unavailable: Collection[str] = ()) -> ReplayedRound:
+        info = self.ledger.round_info(self.task_id, round_no)
+        agreed = Cid.from_bytes(self.ledger.finalized_event(self.task_id, round_no).aggregate_cid)
+        left_out, decision = self.decide(round_no, unavailable)
+        if decision is None:
+            return ReplayedRound(round_no, agreed.text, None, False, left_out=left_out)
+        data = bundle_to_bytes(decision.aggregate.weights, decision.aggregate.state)
+        scores = decision.scores()
+        root = scores_tree(self.task_id, round_no, member_scores(scores)).root
+        return ReplayedRound(
+            round=round_no,
+            agreed_cid=agreed.text,
+            recomputed_cid=file_cid(data),
+            scores_match=root == info.scores_digest,
+            scores=scores,
+            left_out=left_out,
+            no_credit={c.member: c.reason for c in decision.credits if c.reason},
+        )
+
+    def replay_all(
+        self, unavailable: Mapping[int, Collection[str]] | None = None
+    ) -> list[ReplayedRound]:
+        """Every finalized round; ``unavailable``: per round, members left out as unfetchable."""
+        gone = unavailable or {}
+        return [self.replay(r, gone.get(r, ())) for r in self.finalized_rounds()]
