@@ -90,8 +90,27 @@ def _make_optimizer(
     raise ConfigError(f"unknown optimizer {name!r}; use 'adam' or 'sgd'")
 
 
-def train(model: nn.Module, data: Samples, settings: TrainingSettings, seed: int) -> float:
+def _proximal_term(model: nn.Module, anchors: list[torch.Tensor], mu: float) -> torch.Tensor:
+    """``mu / 2 * sum_p ||p - anchor_p||^2`` over the model's parameters (FedProx)."""
+    total = torch.zeros((), dtype=torch.float32)
+    for param, anchor in zip(model.parameters(), anchors, strict=True):
+        total = total + (param - anchor).pow(2).sum()
+    return total * (mu / 2.0)
+
+
+def train(
+    model: nn.Module,
+    data: Samples,
+    settings: TrainingSettings,
+    seed: int,
+    *,
+    proximal_mu: float = 0.0,
+) -> float:
     """Train ``model`` in place with cross-entropy; return the last epoch's mean loss.
+
+    ``proximal_mu`` > 0 adds FedProx's ``mu / 2 * ||w - w_start||^2`` to every batch's loss
+    (``w_start``: the parameters at the start of this call, i.e. the global model); the returned
+    loss is the cross-entropy alone.  At 0 (the default) the loss is exactly the plain one.
 
     Uses ``settings``' epochs, lr, batch_size, weight_decay and optimizer (``"adam"``, or
     ``"sgd"`` with momentum 0.9); ``seed`` (not ``settings.seed``) seeds this call, so callers
@@ -101,6 +120,8 @@ def train(model: nn.Module, data: Samples, settings: TrainingSettings, seed: int
     inside a forked RNG context.
     """
     _check_hyper(settings.epochs, settings.lr, settings.batch_size)
+    if not (proximal_mu >= 0 and np.isfinite(proximal_mu)):
+        raise ConfigError(f"proximal_mu must be a finite number >= 0, got {proximal_mu}")
     x = data.x
     n = num_samples(x)
     if n == 0:
@@ -113,6 +134,7 @@ def train(model: nn.Module, data: Samples, settings: TrainingSettings, seed: int
     targets = torch.from_numpy(labels.astype(np.int64))
     opt = _make_optimizer(settings.optimizer, model, settings.lr, settings.weight_decay)
     loss_fn = nn.CrossEntropyLoss(reduction="sum")
+    anchors = [p.detach().clone() for p in model.parameters()] if proximal_mu > 0 else []
     last_epoch_loss = float("nan")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -125,7 +147,10 @@ def train(model: nn.Module, data: Samples, settings: TrainingSettings, seed: int
                 opt.zero_grad(set_to_none=True)
                 logits = model(_to_tensor(x, batch))
                 loss = loss_fn(logits, targets[batch])
-                (loss / batch.size).backward()
+                objective = loss / batch.size
+                if anchors:
+                    objective = objective + _proximal_term(model, anchors, proximal_mu)
+                objective.backward()
                 opt.step()
                 total += float(loss.detach())
             last_epoch_loss = total / n

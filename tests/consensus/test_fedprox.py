@@ -1,0 +1,71 @@
+"""FedProx's client half: the proximal term keeps local training near the global model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import torch
+
+from consensus.task_spec import TrainingSettings
+from fedchain.errors import ConfigError
+from models.datasets.heart import load_heart_hospital
+from models.registry import build_model
+from models.training import Samples, train
+
+SETTINGS = TrainingSettings(epochs=5, lr=0.05, batch_size=16)
+
+
+@pytest.fixture(scope="module")
+def data() -> Samples:
+    split = load_heart_hospital("cleveland")
+    return Samples(split.x_train, split.y_train)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def _fresh() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_model("logreg", in_features=13)
+
+
+def _distance(a: torch.nn.Module, b: torch.nn.Module) -> float:
+    sa, sb = a.state_dict(), b.state_dict()
+    return float(sum(((sa[k] - sb[k]).double() ** 2).sum() for k in sa)) ** 0.5
+
+
+def test_proximal_term_keeps_weights_closer_to_the_start(data: Samples) -> None:
+    start = _fresh()
+    moved = {}
+    for mu in (0.0, 1.0, 10.0):
+        model = _fresh()
+        train(model, data, SETTINGS, seed=3, proximal_mu=mu)
+        moved[mu] = _distance(model, start)
+    assert moved[0.0] > moved[1.0] > moved[10.0] > 0
+
+
+def test_mu_zero_is_exactly_plain_training(data: Samples) -> None:
+    a, b = _fresh(), _fresh()
+    loss_a = train(a, data, SETTINGS, seed=4)
+    loss_b = train(b, data, SETTINGS, seed=4, proximal_mu=0.0)
+    assert loss_a == loss_b
+    assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+
+
+def test_proximal_training_is_deterministic(data: Samples) -> None:
+    a, b = _fresh(), _fresh()
+    train(a, data, SETTINGS, seed=5, proximal_mu=0.5)
+    train(b, data, SETTINGS, seed=5, proximal_mu=0.5)
+    assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+
+
+@pytest.mark.parametrize("mu", [-0.1, float("nan"), float("inf")])
+def test_bad_mu_is_refused(data: Samples, mu: float) -> None:
+    with pytest.raises(ConfigError, match="proximal_mu"):
+        train(_fresh(), data, SETTINGS, seed=0, proximal_mu=mu)
