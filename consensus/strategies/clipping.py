@@ -46,7 +46,9 @@ class NormClip(RuleWrapper):
                 "median_multiple (> 0 times the round's median change norm)"
             )
         self.max_norm = (
-            None if max_norm is None else real(self.name, "max_norm", max_norm, low=0.0, low_open=True)
+            None
+            if max_norm is None
+            else real(self.name, "max_norm", max_norm, low=0.0, low_open=True)
         )
         self.median_multiple = (
             None
@@ -78,7 +80,9 @@ class NormClip(RuleWrapper):
             clipped.append(Update(member=u.member, weights=weights, num_samples=u.num_samples))
             factors.append(factor)
         inner = self.inner.aggregate(clipped, ctx)
-        scores = [inner.scores.get(u.member, 0.0) * f for u, f in zip(updates, factors, strict=True)]
+        scores = [
+            inner.scores.get(u.member, 0.0) * f for u, f in zip(updates, factors, strict=True)
+        ]
         return make_aggregate(updates, inner.weights, scores, inner.state)
 
     def describe(self) -> dict[str, Any]:

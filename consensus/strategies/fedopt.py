@@ -91,9 +91,7 @@ class FedOpt(AggregationRule):
             **{"m/" + k: t for k, t in unflatten(m, reference, keys).items()},
             **{"v/" + k: t for k, t in unflatten(v, reference, keys).items()},
         }
-        return make_aggregate(
-            updates, unflatten(new, reference, keys), [1.0] * len(updates), state
-        )
+        return make_aggregate(updates, unflatten(new, reference, keys), [1.0] * len(updates), state)
 
     def describe(self) -> dict[str, Any]:
         return {

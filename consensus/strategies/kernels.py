@@ -68,7 +68,9 @@ def flatten(weights: Mapping[str, torch.Tensor], keys: Sequence[str]) -> Vector:
     return torch.cat([weights[k].detach().reshape(-1).to(torch.float64) for k in keys])
 
 
-def unflatten(vector: Vector, reference: Mapping[str, torch.Tensor], keys: Sequence[str]) -> StateDict:
+def unflatten(
+    vector: Vector, reference: Mapping[str, torch.Tensor], keys: Sequence[str]
+) -> StateDict:
     """Inverse of :func:`flatten`: float32, contiguous tensors shaped like ``reference``.
 
     Each tensor is cast separately, so no two results share storage (safetensors refuses that).
@@ -90,7 +92,9 @@ def update_vectors(updates: Sequence[Update], keys: Sequence[str]) -> list[Vecto
     return [flatten(u.weights, keys) for u in updates]
 
 
-def deltas(updates: Sequence[Update], previous: Mapping[str, torch.Tensor], keys: Sequence[str]) -> list[Vector]:
+def deltas(
+    updates: Sequence[Update], previous: Mapping[str, torch.Tensor], keys: Sequence[str]
+) -> list[Vector]:
     """Each update's change ``float64(w_i) - float64(previous)`` as a vector."""
     missing = [k for k in keys if k not in previous]
     if missing:

@@ -11,8 +11,16 @@ from consensus.strategies.abc import Aggregate, StateDict, Update
 from fedchain.errors import ConfigError
 
 
-def real(rule: str, name: str, value: object, *, low: float, high: float = math.inf,
-         low_open: bool = False, high_open: bool = False) -> float:
+def real(
+    rule: str,
+    name: str,
+    value: object,
+    *,
+    low: float,
+    high: float = math.inf,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
     """``value`` as a float within the range; ConfigError naming ``rule.name`` and the range."""
     lo = "(" if low_open else "["
     hi = ")" if high_open or math.isinf(high) else "]"
@@ -31,7 +39,7 @@ def real(rule: str, name: str, value: object, *, low: float, high: float = math.
 
 
 def integer(rule: str, name: str, value: object, *, low: int, high: int | None = None) -> int:
-    """``value`` as an int within ``[low, high]``; ConfigError naming ``rule.name`` and the range."""
+    """``value`` as an int in ``[low, high]``; ConfigError naming ``rule.name`` and the range."""
     allowed = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{rule}: {name} must be {allowed}, got {value!r}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from consensus.strategies.abc import AggregationRule, RuleWrapper
@@ -48,7 +49,7 @@ def build_rule(spec: AggregationSpec) -> AggregationRule:
         raise ConfigError(
             f"unknown aggregation rule {spec.rule!r}; known rules: {_known(RULES)}"
         ) from None
-    rule = _construct(f"aggregation rule {spec.rule!r}", lambda **kw: cls(**kw), spec.params)
+    rule = _construct(f"aggregation rule {spec.rule!r}", cls, spec.params)
     for wrapper in spec.wrappers:
         try:
             wcls = WRAPPERS[wrapper.name]
@@ -56,9 +57,8 @@ def build_rule(spec: AggregationSpec) -> AggregationRule:
             raise ConfigError(
                 f"unknown aggregation wrapper {wrapper.name!r}; known wrappers: {_known(WRAPPERS)}"
             ) from None
-        inner = rule
         rule = _construct(
-            f"aggregation wrapper {wrapper.name!r}", lambda **kw: wcls(inner, **kw), wrapper.params
+            f"aggregation wrapper {wrapper.name!r}", partial(wcls, rule), wrapper.params
         )
     return rule
 

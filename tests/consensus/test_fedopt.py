@@ -14,8 +14,11 @@ def _round(seed: int, previous: dict[str, torch.Tensor] | None = None):
     g = torch.Generator().manual_seed(seed)
     prev = previous or {"w": torch.randn(6, 4, generator=g), "b": torch.randn(4, generator=g)}
     ups = [
-        Update(f"m{i}", {k: v + 0.1 * torch.randn(*v.shape, generator=g) for k, v in prev.items()},
-               4 + 2 * i)
+        Update(
+            f"m{i}",
+            {k: v + 0.1 * torch.randn(*v.shape, generator=g) for k, v in prev.items()},
+            4 + 2 * i,
+        )
         for i in range(4)
     ]
     return ups, prev
@@ -78,9 +81,7 @@ def test_state_survives_safetensors_bytes() -> None:
     ups, prev = _round(5)
     r1 = FedAdam().aggregate(ups, RoundContext(1, prev, 0))
     ups2, _ = _round(6, r1.weights)
-    stored = weights_from_bytes(
-        weights_to_bytes(r1.state), reference=FedAdam().state_names(prev)
-    )
+    stored = weights_from_bytes(weights_to_bytes(r1.state), reference=FedAdam().state_names(prev))
     direct = FedAdam().aggregate(ups2, RoundContext(2, r1.weights, 0, r1.state))
     via_bytes = FedAdam().aggregate(ups2, RoundContext(2, r1.weights, 0, stored))
     assert weights_to_bytes(direct.weights) == weights_to_bytes(via_bytes.weights)

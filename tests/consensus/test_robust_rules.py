@@ -19,8 +19,9 @@ CTX = RoundContext(round=1, previous={}, seed=0)
 def _random(seed: int, n: int) -> list[Update]:
     g = torch.Generator().manual_seed(seed)
     return [
-        Update(f"m{i}", {"a": torch.randn(5, 7, generator=g), "b": torch.randn(3, generator=g)},
-               3 + i)
+        Update(
+            f"m{i}", {"a": torch.randn(5, 7, generator=g), "b": torch.randn(3, generator=g)}, 3 + i
+        )
         for i in range(n)
     ]
 

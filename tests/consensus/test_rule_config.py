@@ -11,15 +11,22 @@ from fedchain.errors import ConfigError
 
 def test_rule_names() -> None:
     assert set(RULES) == {
-        "fedavg", "fedprox", "fedadam", "fedyogi", "median", "trimmed-mean", "krum",
-        "multi-krum", "geometric-median",
+        "fedavg",
+        "fedprox",
+        "fedadam",
+        "fedyogi",
+        "median",
+        "trimmed-mean",
+        "krum",
+        "multi-krum",
+        "geometric-median",
     }
 
 
 def test_unknown_rule_and_wrapper_name_the_known_ones() -> None:
-    with pytest.raises(ConfigError, match="unknown aggregation rule 'krumm'.*multi-krum"):
+    with pytest.raises(ConfigError, match=r"unknown aggregation rule 'krumm'.*multi-krum"):
         build_rule(AggregationSpec(rule="krumm"))
-    with pytest.raises(ConfigError, match="unknown aggregation wrapper 'clip'.*norm-clip"):
+    with pytest.raises(ConfigError, match=r"unknown aggregation wrapper 'clip'.*norm-clip"):
         build_rule(AggregationSpec(rule="fedavg", wrappers=(RuleSpec(name="clip"),)))
 
 
@@ -51,8 +58,13 @@ def test_bad_parameters(rule: str, params: dict[str, object], match: str) -> Non
 
 @pytest.mark.parametrize(
     "params",
-    [{}, {"max_norm": 1.0, "median_multiple": 2.0}, {"max_norm": 0}, {"median_multiple": -1},
-     {"max_norm": 1.0, "bound": 2}],
+    [
+        {},
+        {"max_norm": 1.0, "median_multiple": 2.0},
+        {"max_norm": 0},
+        {"median_multiple": -1},
+        {"max_norm": 1.0, "bound": 2},
+    ],
 )
 def test_norm_clip_needs_exactly_one_positive_bound(params: dict[str, object]) -> None:
     spec = AggregationSpec(rule="median", wrappers=(RuleSpec(name="norm-clip", params=params),))
@@ -62,7 +74,10 @@ def test_norm_clip_needs_exactly_one_positive_bound(params: dict[str, object]) -
 
 def test_fedprox_declares_its_client_hook_others_none() -> None:
     assert build_rule(AggregationSpec(rule="fedprox")).client_hooks().proximal_mu == 0.01
-    assert build_rule(AggregationSpec(rule="fedprox", params={"mu": 0.3})).client_hooks().proximal_mu == 0.3
+    assert (
+        build_rule(AggregationSpec(rule="fedprox", params={"mu": 0.3})).client_hooks().proximal_mu
+        == 0.3
+    )
     for name in RULES:
         if name != "fedprox":
             assert build_rule(AggregationSpec(rule=name)).client_hooks().proximal_mu == 0.0
@@ -71,14 +86,21 @@ def test_fedprox_declares_its_client_hook_others_none() -> None:
 def test_a_task_spec_names_a_rule_with_parameters() -> None:
     spec = TaskSpec.model_validate(
         {
-            "name": "t", "task": "heart", "model": {"arch": "logreg"},
+            "name": "t",
+            "task": "heart",
+            "model": {"arch": "logreg"},
             "training": {"epochs": 1, "lr": 0.1, "batch_size": 8},
-            "aggregation": {"rule": "trimmed-mean", "params": {"trim": 0.1},
-                            "wrappers": [{"name": "norm-clip", "params": {"max_norm": 5}}]},
+            "aggregation": {
+                "rule": "trimmed-mean",
+                "params": {"trim": 0.1},
+                "wrappers": [{"name": "norm-clip", "params": {"max_norm": 5}}],
+            },
         }
     )
     rule = build_rule(TaskSpec.from_bytes(spec.to_bytes()).aggregation)
     assert rule.describe() == {
-        "name": "norm-clip", "inner": {"name": "trimmed-mean", "trim": 0.1},
-        "max_norm": 5.0, "median_multiple": None,
+        "name": "norm-clip",
+        "inner": {"name": "trimmed-mean", "trim": 0.1},
+        "max_norm": 5.0,
+        "median_multiple": None,
     }

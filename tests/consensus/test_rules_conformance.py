@@ -49,9 +49,7 @@ CASES = _cases()
 IDS = list(CASES)
 
 
-def make_round(
-    seed: int, n: int = N_UPDATES
-) -> tuple[list[Update], RoundContext]:
+def make_round(seed: int, n: int = N_UPDATES) -> tuple[list[Update], RoundContext]:
     """A round's inputs from a seed: the global model and n updates near it (float32)."""
     g = torch.Generator().manual_seed(seed)
     previous = {k: torch.randn(*s, generator=g) for k, s in SHAPES.items()}
@@ -82,17 +80,18 @@ def two_rounds(rule: AggregationRule, seed: int) -> Aggregate:
     ups, ctx = make_round(seed)
     first = rule.aggregate(ups, ctx)
     shift = [
-        Update(u.member, {k: v + (first.weights[k] - ctx.previous[k]) for k, v in u.weights.items()},
-               u.num_samples)
+        Update(
+            u.member,
+            {k: v + (first.weights[k] - ctx.previous[k]) for k, v in u.weights.items()},
+            u.num_samples,
+        )
         for u in ups
     ]
     return rule.aggregate(shift, RoundContext(4, first.weights, seed + 1, first.state))
 
 
 def all_digests(seed: int) -> dict[str, str]:
-    return {
-        case: result_digest(two_rounds(build_rule(spec), seed)) for case, spec in CASES.items()
-    }
+    return {case: result_digest(two_rounds(build_rule(spec), seed)) for case, spec in CASES.items()}
 
 
 _SCRIPT = """
@@ -111,7 +110,11 @@ def digests_by_process() -> list[dict[str, str]]:
         env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
         done = subprocess.run(
             [sys.executable, "-c", _SCRIPT, root, "11"],
-            check=True, env=env, capture_output=True, text=True, cwd=root,
+            check=True,
+            env=env,
+            capture_output=True,
+            text=True,
+            cwd=root,
         )
         outs.append(json.loads(done.stdout.strip().splitlines()[-1]))
     return outs
@@ -156,7 +159,9 @@ def test_accepted_and_scores(case) -> None:
 
 
 def _same(update: Mapping[str, torch.Tensor], n: int) -> list[Update]:
-    return [Update(f"0x{i:02x}", {k: v.clone() for k, v in update.items()}, 4 + i) for i in range(n)]
+    return [
+        Update(f"0x{i:02x}", {k: v.clone() for k, v in update.items()}, 4 + i) for i in range(n)
+    ]
 
 
 @pytest.mark.parametrize("case", IDS)
@@ -176,7 +181,7 @@ def test_identical_updates_give_that_update(case) -> None:
     ups, ctx = make_round(4)
     agg = rule.aggregate(_same(ups[0].weights, N_UPDATES), ctx)
     if rule.state_names(ctx.previous):
-        for k, v in agg.weights.items():
+        for k in agg.weights:
             step = (agg.weights[k] - ctx.previous[k]).double()
             change = (ups[0].weights[k] - ctx.previous[k]).double()
             assert bool(((step * change) >= 0).all()) and bool((step != 0).any())
@@ -195,7 +200,7 @@ def test_refuses_an_empty_round(case) -> None:
 @pytest.mark.parametrize("case", IDS)
 def test_state_has_the_declared_names_and_shapes(case) -> None:
     rule = build_rule(CASES[case])
-    ups, ctx = make_round(6)
+    _, ctx = make_round(6)
     names = rule.state_names(ctx.previous)
     agg = two_rounds(rule, 6)
     assert sorted(agg.state) == sorted(names)
@@ -210,9 +215,16 @@ def test_wrappers_pass_state_and_hooks_through() -> None:
     wrapped = AggregationSpec(
         rule="fedadam", wrappers=(RuleSpec(name="norm-clip", params={"max_norm": 1.0}),)
     )
-    assert build_rule(
-        inner.model_copy(update={"wrappers": (RuleSpec(name="norm-clip", params={"max_norm": 1.0}),)})
-    ).client_hooks().proximal_mu == 0.5
+    assert (
+        build_rule(
+            inner.model_copy(
+                update={"wrappers": (RuleSpec(name="norm-clip", params={"max_norm": 1.0}),)}
+            )
+        )
+        .client_hooks()
+        .proximal_mu
+        == 0.5
+    )
     _, ctx = make_round(7)
     assert sorted(build_rule(wrapped).state_names(ctx.previous)) == sorted(
         build_rule(AggregationSpec(rule="fedadam")).state_names(ctx.previous)
