@@ -90,12 +90,16 @@ def _make_optimizer(
     raise ConfigError(f"unknown optimizer {name!r}; use 'adam' or 'sgd'")
 
 
-def _proximal_term(model: nn.Module, anchors: list[torch.Tensor], mu: float) -> torch.Tensor:
-    """``mu / 2 * sum_p ||p - anchor_p||^2`` over the model's parameters (FedProx)."""
-    total = torch.zeros((), dtype=torch.float32)
+@torch.no_grad()
+def _add_proximal_gradient(model: nn.Module, anchors: list[torch.Tensor], mu: float) -> None:
+    """Add ``mu * (p - anchor_p)``, the gradient of ``mu / 2 * ||p - anchor_p||^2`` (FedProx).
+
+    Only to parameters the batch's loss reached: a parameter without a gradient (an encoder of
+    a modality this site lacks) stays untouched, as in plain training, even under weight decay.
+    """
     for param, anchor in zip(model.parameters(), anchors, strict=True):
-        total = total + (param - anchor).pow(2).sum()
-    return total * (mu / 2.0)
+        if param.grad is not None:
+            param.grad.add_((param - anchor) * mu)
 
 
 def train(
@@ -109,8 +113,9 @@ def train(
     """Train ``model`` in place with cross-entropy; return the last epoch's mean loss.
 
     ``proximal_mu`` > 0 adds FedProx's ``mu / 2 * ||w - w_start||^2`` to every batch's loss
-    (``w_start``: the parameters at the start of this call, i.e. the global model); the returned
-    loss is the cross-entropy alone.  At 0 (the default) the loss is exactly the plain one.
+    (``w_start``: the parameters at the start of this call, i.e. the global model), by adding its
+    gradient ``mu * (w - w_start)`` after the backward pass; the returned loss is the
+    cross-entropy alone.  At 0 (the default) training is exactly the plain one.
 
     Uses ``settings``' epochs, lr, batch_size, weight_decay and optimizer (``"adam"``, or
     ``"sgd"`` with momentum 0.9); ``seed`` (not ``settings.seed``) seeds this call, so callers
@@ -147,10 +152,9 @@ def train(
                 opt.zero_grad(set_to_none=True)
                 logits = model(_to_tensor(x, batch))
                 loss = loss_fn(logits, targets[batch])
-                objective = loss / batch.size
+                (loss / batch.size).backward()
                 if anchors:
-                    objective = objective + _proximal_term(model, anchors, proximal_mu)
-                objective.backward()
+                    _add_proximal_gradient(model, anchors, proximal_mu)
                 opt.step()
                 total += float(loss.detach())
             last_epoch_loss = total / n

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 import torch
 
@@ -69,3 +70,28 @@ def test_proximal_training_is_deterministic(data: Samples) -> None:
 def test_bad_mu_is_refused(data: Samples, mu: float) -> None:
     with pytest.raises(ConfigError, match="proximal_mu"):
         train(_fresh(), data, SETTINGS, seed=0, proximal_mu=mu)
+
+
+def test_proximal_gradient_equals_adding_the_term_to_the_loss(data: Samples) -> None:
+    """Same steps as autograd on ``loss / b + mu / 2 * ||w - w_start||^2`` (up to rounding)."""
+    settings = TrainingSettings(epochs=2, lr=0.05, batch_size=64, optimizer="sgd")
+    mu, seed = 0.7, 9
+    trained = _fresh()
+    train(trained, data, settings, seed=seed, proximal_mu=mu)
+
+    model = _fresh()
+    start = [p.detach().clone() for p in model.parameters()]
+    opt = torch.optim.SGD(model.parameters(), lr=settings.lr, momentum=0.9)
+    x = torch.from_numpy(np.asarray(data.x, dtype=np.float32))
+    y = torch.from_numpy(np.asarray(data.y).astype(np.int64))
+    shuffler = torch.Generator().manual_seed(seed)
+    for _ in range(settings.epochs):
+        order = torch.randperm(len(y), generator=shuffler)
+        for batch in order.split(settings.batch_size):
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(x[batch]), y[batch], reduction="sum")
+            prox = sum(((p - s) ** 2).sum() for p, s in zip(model.parameters(), start, strict=True))
+            (loss / len(batch) + mu / 2 * prox).backward()
+            opt.step()
+    for key, value in model.state_dict().items():
+        assert torch.allclose(value, trained.state_dict()[key], rtol=1e-5, atol=1e-6)
