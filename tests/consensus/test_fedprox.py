@@ -12,6 +12,7 @@ from consensus.task_spec import TrainingSettings
 from fedchain.errors import ConfigError
 from models.datasets.heart import load_heart_hospital
 from models.registry import build_model
+from models.tasks import Learner, LocalData, get_task, initial_weights
 from models.training import Samples, train
 
 SETTINGS = TrainingSettings(epochs=5, lr=0.05, batch_size=16)
@@ -95,3 +96,23 @@ def test_proximal_gradient_equals_adding_the_term_to_the_loss(data: Samples) -> 
             opt.step()
     for key, value in model.state_dict().items():
         assert torch.allclose(value, trained.state_dict()[key], rtol=1e-5, atol=1e-6)
+
+
+def test_learner_applies_the_agreed_rules_proximal_term() -> None:
+    task = get_task("heart")
+    training = TrainingSettings(epochs=3, lr=0.05, batch_size=32, seed=3)
+    plain = task.default_spec(name="plain", training=training)
+    prox = task.default_spec(
+        name="prox", training=training, aggregation={"rule": "fedprox", "params": {"mu": 5.0}}
+    )
+    a = Learner.from_local(task, plain, LocalData(partition="cleveland"), "cleveland")
+    b = Learner(task, prox, a.data, "cleveland")
+    assert (a.proximal_mu, b.proximal_mu) == (0.0, 5.0)
+    start = initial_weights(plain)
+    assert b.round_seed(2) == a.round_seed(2)
+    far, near = a.train(start, 2), b.train(start, 2)
+
+    def moved(w: dict[str, torch.Tensor]) -> float:
+        return sum(float(((w[k] - start[k]).double() ** 2).sum()) for k in start)
+
+    assert moved(far) > moved(near) > 0
