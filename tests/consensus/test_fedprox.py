@@ -39,7 +39,7 @@ def _fresh() -> torch.nn.Module:
 
 def _distance(a: torch.nn.Module, b: torch.nn.Module) -> float:
     sa, sb = a.state_dict(), b.state_dict()
-    return float(sum(((sa[k] - sb[k]).double() ** 2).sum() for k in sa)) ** 0.5
+    return sum(float(((sa[k] - sb[k]).double() ** 2).sum()) for k in sa) ** 0.5
 
 
 def test_proximal_term_keeps_weights_closer_to_the_start(data: Samples) -> None:
