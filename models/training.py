@@ -90,8 +90,32 @@ def _make_optimizer(
     raise ConfigError(f"unknown optimizer {name!r}; use 'adam' or 'sgd'")
 
 
-def train(model: nn.Module, data: Samples, settings: TrainingSettings, seed: int) -> float:
+@torch.no_grad()
+def _add_proximal_gradient(model: nn.Module, anchors: list[torch.Tensor], mu: float) -> None:
+    """Add ``mu * (p - anchor_p)``, the gradient of ``mu / 2 * ||p - anchor_p||^2`` (FedProx).
+
+    Only to parameters the batch's loss reached: a parameter without a gradient (an encoder of
+    a modality this site lacks) stays untouched, as in plain training, even under weight decay.
+    """
+    for param, anchor in zip(model.parameters(), anchors, strict=True):
+        if param.grad is not None:
+            param.grad.add_((param - anchor) * mu)
+
+
+def train(
+    model: nn.Module,
+    data: Samples,
+    settings: TrainingSettings,
+    seed: int,
+    *,
+    proximal_mu: float = 0.0,
+) -> float:
     """Train ``model`` in place with cross-entropy; return the last epoch's mean loss.
+
+    ``proximal_mu`` > 0 adds FedProx's ``mu / 2 * ||w - w_start||^2`` to every batch's loss
+    (``w_start``: the parameters at the start of this call, i.e. the global model), by adding its
+    gradient ``mu * (w - w_start)`` after the backward pass; the returned loss is the
+    cross-entropy alone.  At 0 (the default) training is exactly the plain one.
 
     Uses ``settings``' epochs, lr, batch_size, weight_decay and optimizer (``"adam"``, or
     ``"sgd"`` with momentum 0.9); ``seed`` (not ``settings.seed``) seeds this call, so callers
@@ -101,6 +125,8 @@ def train(model: nn.Module, data: Samples, settings: TrainingSettings, seed: int
     inside a forked RNG context.
     """
     _check_hyper(settings.epochs, settings.lr, settings.batch_size)
+    if not (proximal_mu >= 0 and np.isfinite(proximal_mu)):
+        raise ConfigError(f"proximal_mu must be a finite number >= 0, got {proximal_mu}")
     x = data.x
     n = num_samples(x)
     if n == 0:
@@ -113,6 +139,7 @@ def train(model: nn.Module, data: Samples, settings: TrainingSettings, seed: int
     targets = torch.from_numpy(labels.astype(np.int64))
     opt = _make_optimizer(settings.optimizer, model, settings.lr, settings.weight_decay)
     loss_fn = nn.CrossEntropyLoss(reduction="sum")
+    anchors = [p.detach().clone() for p in model.parameters()] if proximal_mu > 0 else []
     last_epoch_loss = float("nan")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -126,6 +153,8 @@ def train(model: nn.Module, data: Samples, settings: TrainingSettings, seed: int
                 logits = model(_to_tensor(x, batch))
                 loss = loss_fn(logits, targets[batch])
                 (loss / batch.size).backward()
+                if anchors:
+                    _add_proximal_gradient(model, anchors, proximal_mu)
                 opt.step()
                 total += float(loss.detach())
             last_epoch_loss = total / n

@@ -11,39 +11,12 @@ reproduce it with NumPy, summing in digest order:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
-import torch
+from consensus.strategies.abc import Aggregate, AggregationRule, RoundContext, Update
+from consensus.strategies.kernels import check_updates, weighted_mean
 
-from consensus.strategies.abc import Aggregate, AggregationRule, RoundContext, StateDict, Update
-from fedchain.errors import ProtocolError
-
-
-def check_updates(updates: Sequence[Update], rule: str) -> list[str]:
-    """The common tensor names of ``updates`` (sorted); ProtocolError if none or they differ."""
-    if not updates:
-        raise ProtocolError(f"{rule} needs at least one valid update; the round has none")
-    if any(u.num_samples <= 0 for u in updates):
-        raise ProtocolError("every update must report a positive number of samples")
-    keys = sorted(updates[0].weights)
-    for u in updates[1:]:
-        if sorted(u.weights) != keys:
-            raise ProtocolError(f"update from {u.member} has different tensor names")
-    return keys
-
-
-def weighted_mean(
-    tensors: Sequence[Mapping[str, torch.Tensor]], weights: Sequence[float], keys: Sequence[str]
-) -> StateDict:
-    """``sum_i(float64(t_i) * w_i) / sum_i(w_i)`` per key, summed in the given order, as float32."""
-    total = float(sum(weights))
-    result: StateDict = {}
-    for key in keys:
-        acc = torch.zeros_like(tensors[0][key], dtype=torch.float64)
-        for t, w in zip(tensors, weights, strict=True):
-            acc = acc + t[key].to(torch.float64) * float(w)
-        result[key] = (acc / total).to(torch.float32).contiguous()
-    return result
+__all__ = ["FedAvg", "check_updates", "weighted_mean"]
 
 
 class FedAvg(AggregationRule):

@@ -6,14 +6,34 @@ from functools import partial
 from typing import Any
 
 from consensus.strategies.abc import AggregationRule, RuleWrapper
+from consensus.strategies.clipping import NormClip
 from consensus.strategies.fedavg import FedAvg
+from consensus.strategies.fedopt import FedAdam, FedYogi
+from consensus.strategies.fedprox import FedProx
+from consensus.strategies.geometric_median import GeometricMedian
+from consensus.strategies.krum import Krum, MultiKrum
+from consensus.strategies.median import Median
+from consensus.strategies.trimmed_mean import TrimmedMean
 from consensus.task_spec import AggregationSpec
 from fedchain.errors import ConfigError
 
-RULES: dict[str, type[AggregationRule]] = {cls.name: cls for cls in (FedAvg,)}
+RULES: dict[str, type[AggregationRule]] = {
+    cls.name: cls
+    for cls in (
+        FedAvg,
+        FedProx,
+        FedAdam,
+        FedYogi,
+        Median,
+        TrimmedMean,
+        Krum,
+        MultiKrum,
+        GeometricMedian,
+    )
+}
 """Registered rules by the name a task spec uses."""
 
-WRAPPERS: dict[str, type[RuleWrapper]] = {}
+WRAPPERS: dict[str, type[RuleWrapper]] = {cls.name: cls for cls in (NormClip,)}
 """Registered wrappers by name; each takes the inner rule first, then its parameters."""
 
 

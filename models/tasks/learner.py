@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from consensus.strategies.abc import StateDict
+from consensus.strategies.registry import build_rule
 from consensus.task_spec import TaskSpec
 from fedchain.errors import ConfigError
 from models.registry import build_model_from_spec, init_model
@@ -87,6 +88,8 @@ class Learner:
         self.spec = spec
         self.data = data
         self.institution = institution
+        self.proximal_mu = build_rule(spec.aggregation).client_hooks().proximal_mu
+        """The agreed rule's client-side proximal term (FedProx; 0 for every other rule)."""
 
     @classmethod
     def from_local(cls, task: Task, spec: TaskSpec, local: LocalData, institution: str) -> Learner:
@@ -110,7 +113,13 @@ class Learner:
         """Local training from the agreed model; contiguous float32 clones of the result."""
         model = build_model(self.spec)
         model.load_state_dict(dict(global_weights))
-        train(model, self.data.train, self.spec.training, seed=self.round_seed(round_no))
+        train(
+            model,
+            self.data.train,
+            self.spec.training,
+            seed=self.round_seed(round_no),
+            proximal_mu=self.proximal_mu,
+        )
         return _float32_clone(model)
 
     def evaluate(self, weights: Mapping[str, torch.Tensor]) -> dict[str, float]:

@@ -1,0 +1,199 @@
+"""Numeric kernels shared by the aggregation rules, each bit-identical on every peer.
+
+How determinism is reached, once for every rule that uses these:
+
+* everything is float64, computed from the float32 inputs, and cast to float32 once at the end;
+* only element-wise torch operations (``+ - * /``, ``sqrt``, comparisons) are used on data,
+  which IEEE 754 rounds exactly per element, whatever the thread count or SIMD width;
+* sums over members are explicit Python loops in the given (canonical) order;
+* sums over coordinates (norms, distances) use :func:`math.fsum`, which is correctly rounded,
+  so its result does not depend on any summation order at all;
+* sorting along the member axis (``torch.sort(..., stable=True)``) is exact, ties by input order.
+
+An auditor can reproduce each kernel with NumPy and ``math.fsum`` from these docstrings.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import torch
+
+from consensus.strategies.abc import StateDict, Update
+from fedchain.errors import ProtocolError
+
+Vector = torch.Tensor
+"""A whole model as one 1-D float64 tensor, tensors concatenated in sorted-key order."""
+
+
+def check_updates(updates: Sequence[Update], rule: str) -> list[str]:
+    """The common tensor names of ``updates`` (sorted); ProtocolError if none or they differ."""
+    if not updates:
+        raise ProtocolError(f"{rule} needs at least one valid update; the round has none")
+    if any(u.num_samples <= 0 for u in updates):
+        raise ProtocolError("every update must report a positive number of samples")
+    keys = sorted(updates[0].weights)
+    for u in updates[1:]:
+        if sorted(u.weights) != keys:
+            raise ProtocolError(f"update from {u.member} has different tensor names")
+    return keys
+
+
+def weighted_mean(
+    tensors: Sequence[Mapping[str, torch.Tensor]], weights: Sequence[float], keys: Sequence[str]
+) -> StateDict:
+    """``sum_i(float64(t_i) * w_i) / sum_i(w_i)`` per key, summed in the given order, as float32."""
+    total = float(sum(weights))
+    result: StateDict = {}
+    for key in keys:
+        acc = torch.zeros_like(tensors[0][key], dtype=torch.float64)
+        for t, w in zip(tensors, weights, strict=True):
+            acc = acc + t[key].to(torch.float64) * float(w)
+        result[key] = (acc / total).to(torch.float32).contiguous()
+    return result
+
+
+def weighted_mean_vector(vectors: Sequence[Vector], weights: Sequence[float]) -> Vector:
+    """Float64 :func:`weighted_mean` of flat vectors (same operations, so the same values)."""
+    total = float(sum(weights))
+    acc = torch.zeros_like(vectors[0])
+    for v, w in zip(vectors, weights, strict=True):
+        acc = acc + v * float(w)
+    return acc / total
+
+
+def flatten(weights: Mapping[str, torch.Tensor], keys: Sequence[str]) -> Vector:
+    """``weights`` as one float64 vector, the tensors of ``keys`` (sorted) one after another."""
+    return torch.cat([weights[k].detach().reshape(-1).to(torch.float64) for k in keys])
+
+
+def unflatten(
+    vector: Vector, reference: Mapping[str, torch.Tensor], keys: Sequence[str]
+) -> StateDict:
+    """Inverse of :func:`flatten`: float32, contiguous tensors shaped like ``reference``.
+
+    Each tensor is cast separately, so no two results share storage (safetensors refuses that).
+    """
+    out: StateDict = {}
+    start = 0
+    for k in keys:
+        shape = reference[k].shape
+        size = reference[k].numel()
+        out[k] = vector[start : start + size].reshape(shape).to(torch.float32).contiguous()
+        start += size
+    if start != vector.numel():
+        raise ProtocolError(f"vector of {vector.numel()} values does not fit a model of {start}")
+    return out
+
+
+def update_vectors(updates: Sequence[Update], keys: Sequence[str]) -> list[Vector]:
+    """Each update's weights as a float64 vector, in the given order."""
+    return [flatten(u.weights, keys) for u in updates]
+
+
+def deltas(
+    updates: Sequence[Update], previous: Mapping[str, torch.Tensor], keys: Sequence[str]
+) -> list[Vector]:
+    """Each update's change ``float64(w_i) - float64(previous)`` as a vector."""
+    missing = [k for k in keys if k not in previous]
+    if missing:
+        raise ProtocolError(f"the round's global model lacks tensors {missing}")
+    base = flatten(previous, keys)
+    return [flatten(u.weights, keys) - base for u in updates]
+
+
+def fixed_sum(vector: Vector) -> float:
+    """The correctly rounded sum of a float64 vector (``math.fsum``: independent of order)."""
+    return math.fsum(vector.tolist())
+
+
+def squared_norm(vector: Vector) -> float:
+    """``fsum(x_j * x_j)``: squares element-wise, then a correctly rounded sum."""
+    return fixed_sum(vector * vector)
+
+
+def l2_norm(vector: Vector) -> float:
+    """``sqrt(fsum(x_j * x_j))`` (``math.sqrt`` is correctly rounded)."""
+    return math.sqrt(squared_norm(vector))
+
+
+def pairwise_sq_distances(vectors: Sequence[Vector]) -> list[list[float]]:
+    """``d[i][j] = fsum((x_i - x_j)^2)``, computed once per pair and mirrored; 0 on the diagonal."""
+    n = len(vectors)
+    d = [[0.0] * n for _ in range(n)]
+    for i in range(n):
+        for j in range(i + 1, n):
+            d[i][j] = d[j][i] = squared_norm(vectors[i] - vectors[j])
+    return d
+
+
+def sorted_members(vectors: Sequence[Vector]) -> Vector:
+    """The vectors stacked ``[n, P]`` and sorted along the member axis (exact, stable)."""
+    return torch.sort(torch.stack(list(vectors)), dim=0, stable=True).values
+
+
+def median_of_floats(values: Sequence[float]) -> float:
+    """Median of Python floats; for an even count ``(a + b) / 2`` of the two middle values."""
+    s = sorted(values)
+    n = len(s)
+    if n == 0:
+        raise ProtocolError("median of no values")
+    mid = n // 2
+    return s[mid] if n % 2 else (s[mid - 1] + s[mid]) / 2.0
+
+
+def coordinate_median(vectors: Sequence[Vector]) -> tuple[Vector, Vector, Vector]:
+    """Coordinate-wise median and the lower and upper middle values per coordinate.
+
+    Odd count: the middle value (lower = upper = median).  Even count: ``(lo + hi) / 2`` in
+    float64, which is what ``numpy.median`` computes.
+    """
+    s = sorted_members(vectors)
+    n = s.shape[0]
+    lo, hi = s[(n - 1) // 2], s[n // 2]
+    return (lo + hi) / 2.0 if n % 2 == 0 else lo.clone(), lo, hi
+
+
+def trimmed_mean(vectors: Sequence[Vector], trim_each: int) -> tuple[Vector, Vector, Vector]:
+    """Per coordinate, drop the ``trim_each`` smallest and largest values and average the rest.
+
+    The kept sorted values are summed in ascending order, then divided by their count.  Also
+    returns the smallest and largest kept value per coordinate.
+    """
+    n = len(vectors)
+    kept = n - 2 * trim_each
+    if trim_each < 0 or kept <= 0:
+        raise ProtocolError(
+            f"trimming {trim_each} of {n} updates from each end leaves none to average"
+        )
+    s = sorted_members(vectors)
+    acc = torch.zeros_like(s[0])
+    for row in range(trim_each, n - trim_each):
+        acc = acc + s[row]
+    return acc / float(kept), s[trim_each], s[n - trim_each - 1]
+
+
+def inside_fraction(vectors: Sequence[Vector], lo: Vector, hi: Vector) -> list[float]:
+    """For each vector, the fraction of coordinates with ``lo <= x <= hi`` (integer counts)."""
+    size = lo.numel()
+    if size == 0:
+        return [1.0] * len(vectors)
+    return [int(((v >= lo) & (v <= hi)).sum().item()) / size for v in vectors]
+
+
+def weiszfeld(
+    vectors: Sequence[Vector], alphas: Sequence[float], iterations: int, eps: float
+) -> tuple[Vector, list[float]]:
+    """Weighted geometric median by a fixed number of (smoothed) Weiszfeld steps.
+
+    Starts from the weighted mean ``z``; each step sets ``beta_i = alpha_i / max(eps,
+    ||x_i - z||)`` and ``z = sum_i(beta_i * x_i) / sum_i(beta_i)`` (members summed in order).
+    Returns ``z`` and the ``beta`` of the last step (the start's ``alpha`` if no step ran).
+    """
+    z = weighted_mean_vector(vectors, alphas)
+    betas = [float(a) for a in alphas]
+    for _ in range(iterations):
+        betas = [float(a) / max(eps, l2_norm(v - z)) for v, a in zip(vectors, alphas, strict=True)]
+        z = weighted_mean_vector(vectors, betas)
+    return z, betas
