@@ -367,9 +367,13 @@ class PeerNode:
             return collected, None
         previous, rule_state = self._global_content(model_digest)
         inputs = RoundInputs(self._task_id, round_no, model_digest, previous, rule_state)
-        decision = decide_round(
-            collected.accepted, collected.digests, inputs, self.spec, self._rule
-        )
+        try:
+            decision = decide_round(
+                collected.accepted, collected.digests, inputs, self.spec, self._rule
+            )
+        except ProtocolError as exc:  # e.g. Krum with fewer updates than it needs
+            log.error("round %d: the aggregation rule refused the round: %s", round_no, exc)
+            return collected, None
         return collected, decision
 
     def _scores_after_fetch(

@@ -43,8 +43,9 @@ class GossipTotals:
 class RoundRecord:
     """What one peer saw and did in one ended round; one line of ``history.jsonl``.
 
-    Always written: ``round`` .. ``not_trained``.  Written only when they apply: ``missed`` (the
-    round ended while this peer was down), ``gossip``, ``claimed`` (finalized rounds),
+    Always written: ``round`` .. ``not_trained``.  Written only when they apply: ``no_credit``,
+    ``missed`` (the round ended while this peer was down), ``gossip``, ``claimed`` (finalized
+    rounds),
     ``local_test`` (metrics of the agreed model on the local test split) or ``not_evaluated``.
     """
 
@@ -79,7 +80,6 @@ class RoundRecord:
             "aggregate_cid": self.aggregate_cid,
             "accepted": list(self.accepted),
             "left_out": dict(self.left_out),
-            "no_credit": dict(self.no_credit),
             "scores_root": self.scores_root,
             "score": self.score,
             "seconds": dict(self.seconds),
@@ -88,6 +88,8 @@ class RoundRecord:
             "dissent": list(self.dissent),
             "not_trained": self.not_trained,
         }
+        if self.no_credit:
+            entry["no_credit"] = dict(self.no_credit)
         if self.missed:
             entry["missed"] = True
         if self.gossip is not None:

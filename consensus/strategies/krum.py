@@ -3,7 +3,10 @@
 With ``n`` updates of which up to ``f`` may be Byzantine, each update's score is the sum of its
 squared distances to its ``n - f - 2`` nearest other updates; the ``m`` lowest-scoring updates
 are averaged with FedAvg weights (sample counts), in input order.  Krum is ``m = 1``.  The
-guarantee needs ``n >= 2f + 3``; with fewer updates the round is refused (ProtocolError).
+guarantee needs ``n >= 2f + 3``.  With fewer (4 hospitals tolerating 1), each score still
+counts the ``n - f - 2 >= 1`` nearest others, which keeps one far outlier out but no longer
+carries the proof; with ``n < f + 3`` there is no neighbour to compare and the round is refused
+(ProtocolError, the round then fails at its deadline).
 ``m`` is capped at ``n - f``, so at least ``f`` updates are always left out.
 
 Determinism: squared distances are correctly rounded sums (``math.fsum``) of element-wise
@@ -54,10 +57,10 @@ class MultiKrum(AggregationRule):
     def aggregate(self, updates: Sequence[Update], ctx: RoundContext) -> Aggregate:
         keys = check_updates(updates, self.name)
         n, f = len(updates), self.byzantine
-        if n < 2 * f + 3:
+        if n < f + 3:
             raise ProtocolError(
-                f"{self.name} with byzantine f={f} needs at least 2f+3={2 * f + 3} updates; "
-                f"the round has n={n}"
+                f"{self.name} with byzantine f={f} needs at least f+3={f + 3} updates "
+                f"(2f+3={2 * f + 3} for its guarantee); the round has n={n}"
             )
         scores = krum_scores(pairwise_sq_distances(update_vectors(updates, keys)), f)
         keep = min(n - f, n - f if self.keep is None else self.keep)
