@@ -35,7 +35,6 @@ from typing import Protocol
 
 import torch
 
-from consensus.aggregation import build_strategy
 from consensus.checks import non_finite
 from consensus.protocol import (
     Action,
@@ -46,6 +45,8 @@ from consensus.protocol import (
     round_need,
 )
 from consensus.serialization import model_bytes_limit, weights_from_bytes, weights_to_bytes
+from consensus.strategies.abc import RoundContext
+from consensus.strategies.registry import build_rule
 from consensus.task_spec import TaskSpec
 from fedchain.errors import (
     ContentError,
@@ -134,7 +135,7 @@ class PeerNode:
             max_bytes=model_bytes_limit(self._reference),
             executor=self.fetch_executor,
         )
-        self._strategy = build_strategy(self.spec.aggregation)
+        self._strategy = build_rule(self.spec.aggregation)
         self._domain = Domain(chain_id=self.ledger.chain_id, contract=self.ledger.address)
         self._task_id = self.cfg.chain.task_id
         self._me = self.identity.address
@@ -367,7 +368,12 @@ class PeerNode:
             )
             state.attested = True
             return
-        aggregate = self._strategy.aggregate(collected.for_aggregation())
+        aggregate = self._strategy.aggregate(
+            collected.for_aggregation(),
+            RoundContext(
+                round=round_no, previous=collected.for_aggregation()[0].weights, seed=0
+            ),
+        ).weights
         agg_bytes = weights_to_bytes(aggregate)
         agg_cid = self.content.add(agg_bytes)
         root, claim = scores_root_and_claim(
