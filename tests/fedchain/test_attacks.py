@@ -418,3 +418,27 @@ def test_simulate_refuses_mismatched_attack_options(tmp_path: Path) -> None:
         simulate("heart", 4, 1, out=tmp_path, console=_quiet(), byzantine=1)
     with pytest.raises(ConfigError, match="unknown attack"):
         simulate("heart", 4, 1, out=tmp_path, console=_quiet(), attack="x", byzantine=1)
+
+
+def test_cli_attack_params_are_toml_values() -> None:
+    from fedchain.cli import _key_values
+
+    got = _key_values(["factor=10", "scale=0.5", "flag=true", "name=va", 'q="x y"'], "--p")
+    assert got == {"factor": 10, "scale": 0.5, "flag": True, "name": "va", "q": "x y"}
+    with pytest.raises(ConfigError, match="'factor' is not key=value"):
+        _key_values(["factor"], "--attack-param")
+
+
+def test_cli_simulate_with_an_attack(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from fedchain.cli import app
+
+    out = tmp_path / "run"
+    args = ["simulate", "--peers", "4", "--rounds", "1", "--no-local-only", "--out", str(out)]
+    attack = ["--attack", "scaling", "--attack-param", "factor=10"]
+    result = CliRunner().invoke(app, [*args, *attack])
+    assert result.exit_code == 0, result.output
+    byz = json.loads((out / "record.json").read_text())["byzantine"]
+    assert byz["attack"] == {"name": "scaling", "params": {"factor": 10.0}}
+    assert len(byz["members"]) == 1  # --byzantine defaults to 1 with --attack
