@@ -89,6 +89,7 @@ class ByzantineLearner:
         )
         crafted = self.attack.craft(view)
         _check_like(self.attack.name, crafted, global_weights)
+        crafted = {k: crafted[k] for k in global_weights}  # in the global model's order
         log.warning(
             "round %d: %s is a Byzantine member (test only): submitting the %r attack's update",
             round_no,
@@ -99,7 +100,7 @@ class ByzantineLearner:
 
 
 def _check_like(name: str, crafted: Mapping[str, torch.Tensor], like: Weights) -> None:
-    if list(crafted) != list(like):
+    if set(crafted) != set(like):
         raise ProtocolError(
             f"attack {name!r} crafted tensors {sorted(crafted)}, not the model's {sorted(like)}"
         )

@@ -231,6 +231,18 @@ def test_byzantine_learner_wraps_a_real_heart_learner() -> None:
     assert set(byz.evaluate(crafted)) == set(honest.evaluate(crafted))
 
 
+@pytest.mark.parametrize("name", ["label-flip", "gaussian-noise", "sign-flip", "collude"])
+def test_any_tensor_order_of_the_global_model_is_accepted(name: str) -> None:
+    """The node decodes the global model in sorted name order, not the model's own order."""
+    honest = heart_learner()
+    start = honest.initial_weights()
+    shuffled = {k: start[k] for k in reversed(list(start))}
+    byz = ByzantineLearner(honest, get_attack(name), member="cleveland", seed=0)
+    got = byz.train(shuffled, 1)
+    assert list(got) == list(shuffled)
+    assert all(got[k].shape == start[k].shape for k in start)
+
+
 def test_label_flip_learner_trains_on_a_flipped_copy() -> None:
     honest = heart_learner()
     labels = honest.data.train.y.copy()
