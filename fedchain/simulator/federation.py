@@ -292,8 +292,10 @@ class VirtualFederation:
         finished, or stopped): False means every node waits for time to pass.
 
         Byzantine members (``byzantine``) are stepped only in a pass in which no honest member
-        acted, so an attack that reads the round's honest updates finds every running honest
-        member's update submitted (the clock only moves when all of them wait).
+        acted, and the pass ends after the first of them that acts: whatever it changed (e.g.
+        its attestation finalized a round), the honest members act on it first.  So an attack
+        that reads the round's honest updates finds every running honest member's update
+        submitted (the clock only moves when all of them wait).
         """
         acted = False
         for peer in self.running():
@@ -302,9 +304,11 @@ class VirtualFederation:
         if acted:
             return True
         for peer in self.running():
-            if peer.name in self.byzantine:
-                acted |= self.step_peer(peer.name) is not StepOutcome.WAITING
-        return acted
+            if peer.name in self.byzantine and (
+                self.step_peer(peer.name) is not StepOutcome.WAITING
+            ):
+                return True
+        return False
 
     def advance(self) -> None:
         """Move the clock to just past the deadline the current round waits for."""
