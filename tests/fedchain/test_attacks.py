@@ -7,6 +7,7 @@ import json
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -43,7 +44,7 @@ def view(**kw) -> AttackView:
     return AttackView(**{"round": 1, "global_weights": G, "honest_update": H, "seed": 7, **kw})
 
 
-def assert_exact(got: dict[str, torch.Tensor], want: dict[str, list]) -> None:
+def assert_exact(got: dict[str, torch.Tensor], want: dict[str, list[Any]]) -> None:
     assert list(got) == list(want)
     for key, value in want.items():
         assert got[key].dtype == torch.float32 and got[key].is_contiguous()
