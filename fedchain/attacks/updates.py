@@ -6,7 +6,7 @@ With ``g`` the round's global model and ``h`` the member's honest update (``h - 
 * ``scaling``: ``g + factor * (h - g)``, the change scaled up (``factor`` default 100);
 * ``gaussian-noise``: ``h + N(0, sigma^2)`` per coordinate (``sigma`` default 1.0, about the size
   of the built-in models' weights: enough to visibly hurt plain FedAvg), drawn from a
-  ``torch.Generator`` seeded with ``view.seed``;
+  ``torch.Generator`` seeded with ``view.seed``, tensor by tensor in sorted name order;
 * ``free-ride``: ``g`` unchanged (the chain-only check leaves it out as a free rider).
 
 Arithmetic is float64, cast to float32 once, so a crafted update is reproducible bit for bit.
