@@ -245,6 +245,21 @@ def simulate_cmd(
     local_only: Annotated[
         bool, typer.Option(help="Also train each institution alone, for comparison.")
     ] = True,
+    attack: Annotated[
+        str | None,
+        typer.Option(help="Byzantine members play this attack (sign-flip, scaling, ...)."),
+    ] = None,
+    attack_param: Annotated[
+        list[str] | None,
+        typer.Option(help="An attack parameter as key=value (TOML value); repeatable."),
+    ] = None,
+    byzantine: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="How many members are Byzantine, chosen from the seed (default 1 with --attack).",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run a whole federation in this process: real peer nodes on an in-memory chain, content
@@ -254,11 +269,43 @@ def simulate_cmd(
         logging.getLogger("fedchain").setLevel(logging.WARNING)
     from fedchain.simulator.run import simulate
 
-    result = simulate(task, peers, rounds, seed, out=out, gossip=gossip, local_only=local_only)
+    params = _key_values(attack_param or [], "--attack-param")
+    k = byzantine if byzantine is not None else (1 if attack is not None else 0)
+    result = simulate(
+        task,
+        peers,
+        rounds,
+        seed,
+        out=out,
+        gossip=gossip,
+        local_only=local_only,
+        attack=attack,
+        attack_params=params,
+        byzantine=k,
+    )
     typer.echo(
         f"{len(result.aggregate_cids)} rounds in {result.wall_seconds:.1f} s; "
         f"record written to {result.out_dir / 'record.json'}"
     )
+
+
+def _key_values(items: list[str], option: str) -> dict[str, object]:
+    """``key=value`` options as a dict; each value read as TOML (``2``, ``0.5``, ``true``,
+    ``"text"``), or as a plain string when it is not a TOML value."""
+    import tomllib
+
+    from fedchain.errors import ConfigError
+
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{option} {item!r} is not key=value")
+        try:
+            out[key.strip()] = tomllib.loads(f"v = {value.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[key.strip()] = value.strip()
+    return out
 
 
 @app.command("audit")

@@ -7,9 +7,10 @@ config directory can be moved as a whole.  Every problem is reported as one
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -61,6 +62,22 @@ class ProtocolConfig(_Section):
     """Seconds the peer rides out an unreachable chain RPC or own Kubo before it gives up."""
 
 
+ALLOW_ATTACKS_ENV = "FEDCHAIN_ALLOW_ATTACKS"
+
+
+class TestingConfig(_Section):
+    """``[testing]``: make this peer a Byzantine member playing an attack (robustness tests).
+
+    Refused unless the environment has ``FEDCHAIN_ALLOW_ATTACKS=1``, so that no institution
+    turns it on by accident; see :mod:`fedchain.attacks`.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    attack: str = Field(min_length=1)
+    attack_params: dict[str, Any] = Field(default_factory=dict)
+
+
 class PeerConfig(_Section):
     institution: InstitutionConfig
     keys: KeysConfig
@@ -71,6 +88,19 @@ class PeerConfig(_Section):
     """``[data]``: where this institution's own records are (a built-in partition or a path)."""
     protocol: ProtocolConfig = ProtocolConfig()
     state_dir: Path
+    testing: TestingConfig | None = None
+    """Test only: play an attack (refused without ``FEDCHAIN_ALLOW_ATTACKS=1``)."""
+
+    @field_validator("testing")
+    @classmethod
+    def _attacks_allowed(cls, v: TestingConfig | None) -> TestingConfig | None:
+        if v is not None and os.environ.get(ALLOW_ATTACKS_ENV) != "1":
+            raise ValueError(
+                f"the [testing] table makes this peer attack the federation ({v.attack!r}) and "
+                f"is for robustness tests only; it is refused unless {ALLOW_ATTACKS_ENV}=1 is "
+                "set in the environment. Remove [testing] from a real institution's config"
+            )
+        return v
 
     @field_validator("state_dir")
     @classmethod

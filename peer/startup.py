@@ -12,6 +12,7 @@ import logging
 import signal
 from collections.abc import Iterator
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from fedchain.errors import FedchainError, LedgerError
 from peer.agreed_spec import read_spec
@@ -24,6 +25,9 @@ from peer.keystore import resolve_password
 from peer.ledger.client import FederationClient, connect
 from peer.ledger.types import Submission
 from peer.records import prepare_state_dir
+
+if TYPE_CHECKING:
+    from fedchain.attacks import Attack
 
 log = logging.getLogger("fedchain.peer")
 
@@ -86,8 +90,31 @@ def open_ledger(cfg: PeerConfig) -> tuple[Identity, FederationClient]:
     return ident, ledger
 
 
+def _testing_attack(cfg: PeerConfig) -> Attack | None:
+    """The attack of the test-only ``[testing]`` table (already allowed by the config), loudly."""
+    if cfg.testing is None:
+        return None
+    from fedchain.attacks import get_attack
+
+    attack = get_attack(cfg.testing.attack, **cfg.testing.attack_params)
+    log.warning(
+        "TESTING ONLY: this peer (%s) is a Byzantine member playing the attack %s; its updates "
+        "are deliberately wrong. Never run this against a real federation",
+        cfg.institution.name,
+        attack.describe(),
+    )
+    if attack.needs_honest_updates:
+        log.warning(
+            "attack %r would use the other members' updates of the round; a peer process does "
+            "not collect them before training, so it plays the attack without them",
+            attack.name,
+        )
+    return attack
+
+
 def run_peer(cfg: PeerConfig) -> int:
     """Check keys, chain, membership and Kubo first (cheap, clear errors), then start the node."""
+    attack = _testing_attack(cfg)
     prepare_state_dir(cfg.state_dir)
     ident, ledger = open_ledger(cfg)
     with terminate_as_interrupt(), contextlib.ExitStack() as stack:
@@ -101,10 +128,18 @@ def run_peer(cfg: PeerConfig) -> int:
         # Heavy imports (torch, libp2p) only once every cheap check has passed.
         from models.tasks import Learner, get_task, use_deterministic_torch
         from peer.gossip.libp2p_gossip import Libp2pGossip
-        from peer.node import PeerNode
+        from peer.node import LocalLearner, PeerNode
 
         use_deterministic_torch()
-        learner = Learner.from_local(get_task(spec.task), spec, cfg.data, cfg.institution.name)
+        learner: LocalLearner = Learner.from_local(
+            get_task(spec.task), spec, cfg.data, cfg.institution.name
+        )
+        if attack is not None:
+            from fedchain.attacks import ByzantineLearner
+
+            learner = ByzantineLearner(
+                learner, attack, member=cfg.institution.name, seed=spec.training.seed
+            )
         gossip = None
         if cfg.gossip.enabled:
             gossip = Libp2pGossip(

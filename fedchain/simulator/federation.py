@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -126,8 +126,11 @@ class VirtualFederation:
         seed: int = 0,
         gossip: bool = True,
         observers: Callable[[str], Sequence[RoundObserver]] = lambda name: (),
+        byzantine: Collection[str] = (),
     ) -> None:
         self.root = root
+        # Members stepped only in passes in which no honest member acted (see step_all).
+        self.byzantine = frozenset(byzantine)
         self.spec = spec
         self.seed = seed
         self.clock = VirtualClock(START_TIME)
@@ -286,11 +289,26 @@ class VirtualFederation:
 
     def step_all(self) -> bool:
         """Step every running node once, in a fixed order; True if any of them acted (or
-        finished, or stopped): False means every node waits for time to pass."""
+        finished, or stopped): False means every node waits for time to pass.
+
+        Byzantine members (``byzantine``) are stepped only in a pass in which no honest member
+        acted, and the pass ends after the first of them that acts: whatever it changed (e.g.
+        its attestation finalized a round), the honest members act on it first.  So an attack
+        that reads the round's honest updates finds every running honest member's update
+        submitted (the clock only moves when all of them wait).
+        """
         acted = False
         for peer in self.running():
-            acted |= self.step_peer(peer.name) is not StepOutcome.WAITING
-        return acted
+            if peer.name not in self.byzantine:
+                acted |= self.step_peer(peer.name) is not StepOutcome.WAITING
+        if acted:
+            return True
+        for peer in self.running():
+            if peer.name in self.byzantine and (
+                self.step_peer(peer.name) is not StepOutcome.WAITING
+            ):
+                return True
+        return False
 
     def advance(self) -> None:
         """Move the clock to just past the deadline the current round waits for."""

@@ -25,13 +25,17 @@ from rich.table import Table
 
 from consensus.protocol import RoundStatus
 from consensus.serialization import agreed_model_from_bytes
+from consensus.task_spec import AggregationSpec
+from fedchain.attacks import Attack, get_attack
 from fedchain.errors import ConfigError, FedchainError
 from fedchain.private_files import private_dir, write_private_text
+from fedchain.simulator.byzantine import make_byzantine
 from fedchain.simulator.federation import TaskTiming, VirtualFederation
 from fedchain.simulator.partitions import Population, population
 from models.tasks import Learner, get_task
 from models.tasks.determinism import use_deterministic_torch
 from peer.content.cid import cid_from_bytes
+from peer.node import LocalLearner
 from peer.records import RoundRecord
 from peer.round_state import StateDict
 
@@ -43,6 +47,8 @@ class _Metrics:
     """Observer: each institution's local test metrics of every agreed model."""
 
     by_round: dict[int, dict[str, dict[str, float | None]]] = field(default_factory=dict)
+    left_out: dict[int, dict[str, str]] = field(default_factory=dict)
+    """Per round, the updates any aggregating institution left out, with the reasons."""
 
     def observer(self, name: str) -> _InstitutionMetrics:
         return _InstitutionMetrics(self, name)
@@ -56,6 +62,8 @@ class _InstitutionMetrics:
     def round_finished(self, record: RoundRecord) -> None:
         if record.local_test is not None:
             self.sink.by_round.setdefault(record.round, {})[self.name] = dict(record.local_test)
+        if record.left_out:
+            self.sink.left_out.setdefault(record.round, {}).update(record.left_out)
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,32 @@ def _local_only(
     return out
 
 
+def _attack(
+    attack: str | Attack | None, params: Mapping[str, Any] | None, byzantine: int
+) -> Attack | None:
+    """The attack the Byzantine members play; ConfigError when the options do not fit."""
+    if byzantine < 0:
+        raise ConfigError(f"--byzantine must be >= 0, got {byzantine}")
+    if attack is None:
+        if byzantine or params:
+            raise ConfigError("--byzantine and --attack-param need --attack NAME")
+        return None
+    if byzantine == 0:
+        raise ConfigError("--attack needs --byzantine K with K >= 1 Byzantine members")
+    if isinstance(attack, Attack):
+        if params:
+            raise ConfigError("attack parameters go with an attack name, not an Attack object")
+        return attack
+    return get_attack(attack, **dict(params or {}))
+
+
+def _with_aggregation(pop: Population, aggregation: AggregationSpec) -> Population:
+    """``pop`` with its spec's aggregation replaced (the learners hold the new spec too)."""
+    spec = pop.spec.model_copy(update={"aggregation": aggregation})
+    learners = {n: Learner(ln.task, spec, ln.data, n) for n, ln in pop.learners.items()}
+    return Population(spec, learners, pop.partition)
+
+
 def simulate(
     task_name: str,
     peers: int,
@@ -118,15 +152,24 @@ def simulate(
     local_only: bool = True,
     console: Console | None = None,
     given_population: Population | None = None,
+    attack: str | Attack | None = None,
+    attack_params: Mapping[str, Any] | None = None,
+    byzantine: int = 0,
+    aggregation: AggregationSpec | None = None,
 ) -> SimulationResult:
     """Run ``rounds`` rounds of ``task_name`` among ``peers`` virtual institutions.
 
     Reproducible: the same arguments give the same chain, the same aggregate CIDs and the same
     records (torch runs deterministic, one thread).  ``given_population`` replaces the default
     population (``partitions.population(task, peers, seed)``): the caller's spec and learners.
+
+    ``byzantine`` members, chosen from ``seed`` (:mod:`fedchain.simulator.byzantine`), play
+    ``attack`` (a registered name with ``attack_params``, or an Attack); ``record.json`` names
+    them under ``"byzantine"``.  ``aggregation`` replaces the spec's aggregation rule.
     """
     if peers < 1 or rounds < 1:
         raise ConfigError("a simulation needs at least one peer and one round")
+    chosen_attack = _attack(attack, attack_params, byzantine)
     use_deterministic_torch()
     started = time.monotonic()
     console = console or Console()
@@ -140,21 +183,35 @@ def simulate(
     else:
         with console.status(f"loading {peers} partitions of {task_name}…"):
             pop = population(task, peers, seed)
+    if aggregation is not None:
+        pop = _with_aggregation(pop, aggregation)
     spec, learners = pop.spec, pop.learners
     metric = task.primary_metric_for(spec)
     names = list(learners)
     initial = next(iter(learners.values())).initial_weights()
     metrics = _Metrics()
+    bad = (
+        make_byzantine(learners, chosen_attack, byzantine, seed)
+        if chosen_attack is not None
+        else None
+    )
+    playing: dict[str, LocalLearner] = dict(learners)
+    if bad is not None:
+        playing.update(bad.learners)
+        log.warning("Byzantine members %s play %s", bad.members, bad.attack.describe())
     fed = VirtualFederation(
         out_dir,
         spec,
-        learners,
+        playing,
         initial,
         TaskTiming(rounds=rounds),
         seed=seed,
         gossip=gossip,
         observers=lambda name: [metrics.observer(name)],
+        byzantine=bad.members if bad is not None else (),
     )
+    if bad is not None:
+        bad.bind(fed)
     fed.start_all()
     round_seconds: dict[int, float] = {}
     with Progress(
@@ -217,6 +274,7 @@ def simulate(
                     }
                     for s in fed.deployer.submissions(fed.task_id, round_no)
                 ],
+                "left_out": metrics.left_out.get(round_no, {}),
                 "metrics": {
                     "primary_metric": metric,
                     "mean_primary": _mean(list(per.values())),
@@ -239,6 +297,7 @@ def simulate(
             "seed": seed,
             "partition": pop.partition,
         },
+        "byzantine": bad.record(fed) if bad is not None else None,
         "chain_id": fed.deployer.chain_id,
         "contract": fed.deployer.address,
         "task_spec": spec.model_dump(),

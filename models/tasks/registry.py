@@ -14,9 +14,10 @@ when asked for, and never hides the built-ins.
 from __future__ import annotations
 
 from collections.abc import Callable
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint
 
 from fedchain.errors import ConfigError
+from fedchain.plugins import load_entry_point, plugin_entry_points, plugin_label
 from models.tasks.abc import Task
 from models.tasks.breast import BreastTask
 from models.tasks.ehr import EhrCsvTask
@@ -35,20 +36,12 @@ BUILTIN_TASKS: dict[str, Callable[[], Task]] = {
 
 def _plugins() -> dict[str, EntryPoint]:
     """Installed plug-in entry points by name (built-in names are never overridden)."""
-    return {
-        ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name not in BUILTIN_TASKS
-    }
+    return plugin_entry_points(ENTRY_POINT_GROUP, BUILTIN_TASKS)
 
 
 def _load_plugin(ep: EntryPoint) -> Task:
-    label = f"task plug-in {ep.name!r} (entry point {ep.value!r} in group {ENTRY_POINT_GROUP!r})"
-    try:
-        obj = ep.load()
-    except Exception as exc:  # any import-time failure of third-party code
-        raise ConfigError(
-            f"{label} cannot be loaded: {type(exc).__name__}: {exc}; reinstall or remove the "
-            "package that declares it"
-        ) from None
+    label = plugin_label("task", ep)
+    obj = load_entry_point("task", ep)
     if isinstance(obj, type) and issubclass(obj, Task):
         try:
             task = obj()

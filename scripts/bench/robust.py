@@ -223,7 +223,7 @@ def summarize(runs: list[dict[str, Any]], seeds: int) -> dict[str, Any]:
     for rules in table.values():  # the clean run is every attack's share-0 cell
         for cells in rules.values():
             clean = cells.pop("_clean", None)
-            for attack, shares in cells.items():
+            for shares in cells.values():
                 if clean is not None:
                     shares["0"] = clean
     return table
