@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from consensus.strategies.abc import Update
-from consensus.vectors import change_vector, median, norm
+from consensus.strategies.kernels import deltas, l2_norm, median_of_floats
 
 
 @dataclass(frozen=True)
@@ -70,10 +70,11 @@ def change_norm_outliers(
 
     The median is over every checked update of the round, so a minority cannot move it far.
     """
-    norms = {u.member: norm(change_vector(u.weights, previous)) for u in updates}
-    if not norms:
+    if not updates:
         return {}
-    mid = median(list(norms.values()))
+    changes = deltas(updates, previous, sorted(previous))
+    norms = {u.member: l2_norm(c) for u, c in zip(updates, changes, strict=True)}
+    mid = median_of_floats(list(norms.values()))
     return {
         m: f"its change has norm {n:.4g}, over {ratio:g}x the round's median {mid:.4g} "
         "(max_update_norm_ratio in the task spec)"

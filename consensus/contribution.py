@@ -9,14 +9,17 @@ than pay an attacker.  In a round that pays, an update is useful when all of the
 
 * it passed the update checks and the aggregation rule used it (rule score above 0): a
   rejected update earns nothing;
-* its change from the round's global model points the way the agreed change does (cosine
-  above ``min_alignment``): a sign-flipped, label-flipped or noise update earns nothing;
+* its change from the round's global model points the way the other members' changes do:
+  cosine with their coordinate-wise median change above ``min_alignment`` (the median of the
+  *others*, so neither the member itself nor one attacker among them sets the reference; the
+  agreed change would not do, FedAvg lets a large member's flipped update dominate it): a
+  sign-flipped, label-flipped or noise update earns nothing;
 * its change is neither tiny nor huge against the round's median change (within the factor
   ``norm_band`` either way): a free rider sending the model back with a little noise, or a
   member scaling its update, earns nothing.
 
 Only updates, the global model and the agreed aggregate go in, so any member or auditor
-recomputes the same integers (float64 dot products summed in a fixed order; the gate is a
+recomputes the same integers (float64 vectors, correctly rounded sums; the gate is a
 comparison, the score an integer).  Members whose data helped get credit in proportion to
 their data, so in a clean federation credit shares are data shares.
 """
@@ -29,7 +32,13 @@ from dataclasses import dataclass
 import torch
 
 from consensus.strategies.abc import Aggregate, Update
-from consensus.vectors import change_vector, median, norm, ordered_dot
+from consensus.strategies.kernels import (
+    coordinate_median,
+    deltas,
+    fixed_sum,
+    l2_norm,
+    median_of_floats,
+)
 
 
 @dataclass(frozen=True)
@@ -53,40 +62,58 @@ def contribution_credits(
     """A credit for every update in ``updates`` (chain order, bounded sample counts)."""
     if not updates:
         return []
-    agreed = change_vector(aggregate.weights, previous)
-    agreed_norm = norm(agreed)
-    changes = {u.member: change_vector(u.weights, previous) for u in updates}
-    norms = {m: norm(c) for m, c in changes.items()}
-    mid = median(list(norms.values()))
-    progress = agreed_norm / mid if mid > 0 else 0.0
+    keys = sorted(previous)
+    changes = deltas(updates, previous, keys)
+    agreed = deltas([Update("agreed", aggregate.weights, 1)], previous, keys)[0]
+    norms = [l2_norm(c) for c in changes]
+    mid = median_of_floats(norms)
+    progress = l2_norm(agreed) / mid if mid > 0 else 0.0
     credits: list[Credit] = []
-    for u in updates:
-        size = norms[u.member]
-        reason: str | None = None
-        if not progress >= min_progress:
-            reason = (
-                f"the round did not move the model beyond its members' disagreement "
-                f"(progress {progress:.3f}, needs >= {min_progress:g})"
-            )
-        elif aggregate.scores.get(u.member, 0.0) <= 0.0:
-            reason = "not used by the aggregation rule"
-        elif size == 0.0 or agreed_norm == 0.0:
-            reason = "no change from the global model"
-        else:
-            cosine = ordered_dot(changes[u.member], agreed) / (size * agreed_norm)
-            if not cosine > min_alignment:
-                reason = (
-                    f"its change points away from the agreed one "
-                    f"(cosine {cosine:.3f}, needs > {min_alignment:g})"
-                )
-            elif size > norm_band * mid:
-                reason = (
-                    f"its change is {size / mid:.3g}x the round's median (bound {norm_band:g}x)"
-                )
-            elif size * norm_band < mid:
-                reason = (
-                    f"its change is 1/{mid / size:.3g} of the round's median "
-                    f"(bound 1/{norm_band:g})"
-                )
+    for i, u in enumerate(updates):
+        reason = _no_credit_reason(
+            i, changes, norms, mid, progress, aggregate.scores.get(u.member, 0.0),
+            norm_band=norm_band, min_alignment=min_alignment, min_progress=min_progress,
+        )  # fmt: skip
         credits.append(Credit(u.member, 0 if reason else u.num_samples, reason))
     return credits
+
+
+def _no_credit_reason(
+    i: int,
+    changes: Sequence[torch.Tensor],
+    norms: Sequence[float],
+    mid: float,
+    progress: float,
+    rule_score: float,
+    *,
+    norm_band: float,
+    min_alignment: float,
+    min_progress: float,
+) -> str | None:
+    """Why update ``i`` earns nothing, or None when it is useful."""
+    if not progress >= min_progress:
+        return (
+            f"the round did not move the model beyond its members' disagreement "
+            f"(progress {progress:.3f}, needs >= {min_progress:g})"
+        )
+    if rule_score <= 0.0:
+        return "not used by the aggregation rule"
+    size = norms[i]
+    if size == 0.0:
+        return "no change from the global model"
+    if size > norm_band * mid:
+        return f"its change is {size / mid:.3g}x the round's median (bound {norm_band:g}x)"
+    if size * norm_band < mid:
+        return f"its change is 1/{mid / size:.3g} of the round's median (bound 1/{norm_band:g})"
+    others = [c for j, c in enumerate(changes) if j != i]
+    if not others:
+        return None
+    reference = coordinate_median(others)[0]
+    ref_norm = l2_norm(reference)
+    cosine = fixed_sum(changes[i] * reference) / (size * ref_norm) if ref_norm > 0 else 0.0
+    if not cosine > min_alignment:
+        return (
+            f"its change points away from the other members' median change "
+            f"(cosine {cosine:.3f}, needs > {min_alignment:g})"
+        )
+    return None

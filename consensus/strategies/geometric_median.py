@@ -1,7 +1,7 @@
 """Geometric median by smoothed Weiszfeld steps (Pillutla et al., "Robust Aggregation for
 Federated Learning", IEEE TSP 2022: RFA), weighted by sample counts.
 
-Starts from the sample-weighted mean and runs exactly ``iterations`` steps
+Starts from the coordinate-wise median and runs exactly ``iterations`` steps
 ``beta_i = n_i / max(eps, ||w_i - z||)``, ``z = sum_i(beta_i w_i) / sum_i(beta_i)``.  A member's
 score is its final ``beta_i`` over the largest (1 for the most central update).
 

@@ -310,6 +310,7 @@ def simulate(
                 "test_samples": learners[n].data.test.size,
                 "local_only_own_test": alone.get(n),
                 "federated_own_test": final.get(n),
+                "credit": fed.deployer.credit_of(fed.peers[n].identity.address),
             }
             for n in names
         },
