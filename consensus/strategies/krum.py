@@ -5,8 +5,9 @@ squared distances to its ``n - f - 2`` nearest other updates; the ``m`` lowest-s
 are averaged with FedAvg weights (sample counts), in input order.  Krum is ``m = 1``.  The
 guarantee needs ``n >= 2f + 3``.  With fewer (4 hospitals tolerating 1), each score still
 counts the ``n - f - 2 >= 1`` nearest others, which keeps one far outlier out but no longer
-carries the proof; with ``n < f + 3`` there is no neighbour to compare and the round is refused
-(ProtocolError, the round then fails at its deadline).
+carries the proof; with ``n < f + 3`` (members already left out by the checks, say) there is no
+neighbour to compare, and the round takes the coordinate-wise median instead (robust for any
+``n``; refusing would fail every such round).
 ``m`` is capped at ``n - f``, so at least ``f`` updates are always left out.
 
 Determinism: squared distances are correctly rounded sums (``math.fsum``) of element-wise
@@ -27,8 +28,8 @@ from consensus.strategies.kernels import (
     update_vectors,
     weighted_mean,
 )
+from consensus.strategies.median import Median
 from consensus.strategies.params import integer, make_aggregate
-from fedchain.errors import ProtocolError
 
 
 def krum_scores(distances: Sequence[Sequence[float]], f: int) -> list[float]:
@@ -58,10 +59,7 @@ class MultiKrum(AggregationRule):
         keys = check_updates(updates, self.name)
         n, f = len(updates), self.byzantine
         if n < f + 3:
-            raise ProtocolError(
-                f"{self.name} with byzantine f={f} needs at least f+3={f + 3} updates "
-                f"(2f+3={2 * f + 3} for its guarantee); the round has n={n}"
-            )
+            return Median().aggregate(updates, ctx)
         scores = krum_scores(pairwise_sq_distances(update_vectors(updates, keys)), f)
         keep = min(n - f, n - f if self.keep is None else self.keep)
         ranked = sorted(range(n), key=lambda i: (scores[i], i))

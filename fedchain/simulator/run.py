@@ -229,6 +229,12 @@ def simulate(
                 fed.advance()
             task_info = fed.deployer.task(fed.task_id)
             ended = task_info.current_round - (0 if task_info.completed else 1)
+            failed = ended - task_info.finalized_rounds
+            if failed > max(3, rounds):
+                raise FedchainError(
+                    f"{failed} rounds failed without finalizing ({task_info.finalized_rounds} "
+                    f"of {rounds} finalized); the peers' log says why (e.g. no quorum)"
+                )
             while seen < ended:
                 seen += 1
                 now = time.monotonic()

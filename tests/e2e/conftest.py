@@ -10,13 +10,16 @@ from typing import Any
 import pytest
 
 from consensus.protocol import RoundStatus
-from consensus.task_spec import TaskSpec, TrainingSettings
+from consensus.task_spec import AggregationSpec, TaskSpec, TrainingSettings
 from fedchain.errors import ToolchainError
 from fedchain.localnet.devnet import LocalFederation, TaskParams, find_ipfs
 from models.tasks import get_task
 
 SPEC = get_task("heart").default_spec(
-    name="heart-e2e", training=TrainingSettings(epochs=1, lr=0.05, batch_size=32, seed=3)
+    name="heart-e2e",
+    training=TrainingSettings(epochs=1, lr=0.05, batch_size=32, seed=3),
+    # FedAvg, not the default rule: audit_rounds re-derives its aggregates independently (NumPy)
+    aggregation=AggregationSpec(rule="fedavg"),
 )
 
 
