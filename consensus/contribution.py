@@ -1,11 +1,12 @@
 """Credit for a round, computed by every honest peer from the round's updates alone.
 
 A member's score is its bounded sample count when its update was *useful*, else 0.  A round
-pays credit only when it moved the model: when the agreed change is at least ``min_progress``
-times the round's median member change.  Once a federation has converged, members' changes
-mostly pull toward their own data and cancel out (heart: progress 0.8 in round 1, 0.1-0.2
-after); there, a sign-flipped update looks like an honest one, so such rounds pay nobody rather
-than pay an attacker.  In a round that pays, an update is useful when all of these hold:
+pays credit only when its members moved the model together: when the coordinate-wise median of
+their changes is at least ``min_progress`` times the median change's norm.  Once a federation
+has converged, members' changes mostly pull toward their own data and cancel out (heart:
+progress about 0.8 in round 1, 0.1-0.2 after); there, a sign-flipped update looks like an
+honest one, so such rounds pay nobody rather than pay an attacker.  In a round that pays, an
+update is useful when all of these hold:
 
 * it passed the update checks and the aggregation rule used it (rule score above 0): a
   rejected update earns nothing;
@@ -64,10 +65,9 @@ def contribution_credits(
         return []
     keys = sorted(previous)
     changes = deltas(updates, previous, keys)
-    agreed = deltas([Update("agreed", aggregate.weights, 1)], previous, keys)[0]
     norms = [l2_norm(c) for c in changes]
     mid = median_of_floats(norms)
-    progress = l2_norm(agreed) / mid if mid > 0 else 0.0
+    progress = l2_norm(coordinate_median(changes)[0]) / mid if mid > 0 else 0.0
     credits: list[Credit] = []
     for i, u in enumerate(updates):
         reason = _no_credit_reason(

@@ -48,6 +48,13 @@ def integer(rule: str, name: str, value: object, *, low: int, high: int | None =
     return value
 
 
+def boolean(rule: str, name: str, value: object) -> bool:
+    """``value`` as a bool; ConfigError naming ``rule.name`` otherwise (no truthy strings)."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"{rule}: {name} must be true or false, got {value!r}")
+    return value
+
+
 def make_aggregate(
     updates: Sequence[Update],
     weights: StateDict,

@@ -52,6 +52,16 @@ RULE_SPECS: dict[str, dict[str, Any]] = {
     "krum": {"rule": "krum", "params": {"byzantine": 1}},
     "multi-krum": {"rule": "multi-krum", "params": {"byzantine": 1}},
     "geometric-median": {"rule": "geometric-median"},
+    "geometric-median:weighted": {"rule": "geometric-median", "params": {"weighted": True}},
+    "norm-clip+geometric-median": {
+        "rule": "geometric-median",
+        "wrappers": [{"name": "norm-clip", "params": {"median_multiple": 2.0}}],
+    },
+    "norm-clip+multi-krum": {
+        "rule": "multi-krum",
+        "params": {"byzantine": 1},
+        "wrappers": [{"name": "norm-clip", "params": {"median_multiple": 2.0}}],
+    },
     "norm-clip+fedavg": {
         "rule": "fedavg",
         "wrappers": [{"name": "norm-clip", "params": {"median_multiple": 2.0}}],

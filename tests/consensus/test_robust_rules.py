@@ -144,7 +144,10 @@ def test_geometric_median_is_robust_to_one_far_outlier() -> None:
     assert max(agg.scores.values()) == 1.0
 
 
-def test_geometric_median_of_two_points_weights_by_samples() -> None:
+def test_geometric_median_weights_by_samples_only_when_asked() -> None:
     ups = [Update("a", {"w": torch.tensor([0.0])}, 1), Update("b", {"w": torch.tensor([1.0])}, 3)]
-    agg = GeometricMedian(iterations=50).aggregate(ups, CTX)
+    agg = GeometricMedian(iterations=50, weighted=True).aggregate(ups, CTX)
     assert float(agg.weights["w"][0]) > 0.95  # the weighted geometric median is b
+    three = [*ups, Update("c", {"w": torch.tensor([0.1])}, 1)]
+    equal = GeometricMedian(iterations=50).aggregate(three, CTX)
+    assert float(equal.weights["w"][0]) < 0.2  # one vote each: b's 3 samples do not count
