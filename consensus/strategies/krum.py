@@ -6,8 +6,8 @@ are averaged with FedAvg weights (sample counts), in input order.  Krum is ``m =
 guarantee needs ``n >= 2f + 3``.  With fewer (4 hospitals tolerating 1), each score still
 counts the ``n - f - 2 >= 1`` nearest others, which keeps one far outlier out but no longer
 carries the proof; with ``n < f + 3`` (members already left out by the checks, say) there is no
-neighbour to compare, and the round takes the coordinate-wise median instead (robust for any
-``n``; refusing would fail every such round).
+neighbour to compare for that ``f``, so ``f`` is lowered to ``max(0, n - 3)`` for the round
+(refusing would fail every such round; with 3 updates left, all are averaged).
 ``m`` is capped at ``n - f``, so at least ``f`` updates are always left out.
 
 Determinism: squared distances are correctly rounded sums (``math.fsum``) of element-wise
@@ -28,7 +28,6 @@ from consensus.strategies.kernels import (
     update_vectors,
     weighted_mean,
 )
-from consensus.strategies.median import Median
 from consensus.strategies.params import integer, make_aggregate
 
 
@@ -59,7 +58,7 @@ class MultiKrum(AggregationRule):
         keys = check_updates(updates, self.name)
         n, f = len(updates), self.byzantine
         if n < f + 3:
-            return Median().aggregate(updates, ctx)
+            f = max(0, n - 3)
         scores = krum_scores(pairwise_sq_distances(update_vectors(updates, keys)), f)
         keep = min(n - f, n - f if self.keep is None else self.keep)
         ranked = sorted(range(n), key=lambda i: (scores[i], i))
