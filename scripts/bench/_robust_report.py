@@ -107,21 +107,24 @@ def targets(
                         + ", ".join(f"{a} {100 * v:.2f}%" for a, v in shares.items()),
                     )
                 )
-            gaps = [
-                honest_gap(r)
+            clean_runs = [
+                r
                 for r in runs
                 if r["job"]["task"] == task
                 and r["job"]["rule"] == default_rule
                 and r["job"]["byzantine"] == 0
             ]
+            gaps = [honest_gap(r) for r in clean_runs]
+            relative = [honest_gap(r, relative=True) for r in clean_runs]
             finite = [g for g in gaps if not math.isnan(g)]
             if gaps:
                 out.append(
                     (
-                        f"{task}: honest credit shares within 10% of data shares (clean, "
+                        f"{task}: honest credit shares within 10 points of data shares (clean, "
                         f"{default_rule})",
                         bool(finite) and max(finite) <= 0.10 and len(finite) == len(gaps),
-                        f"largest relative gap {100 * max(finite, default=math.nan):.1f}% over "
+                        f"largest gap {100 * max(finite, default=math.nan):.1f} points "
+                        f"(relative {100 * max(relative, default=math.nan):.0f}%) over "
                         f"{len(gaps)} runs ({len(gaps) - len(finite)} paid no credit)",
                     )
                 )
@@ -143,8 +146,9 @@ def targets(
     return out
 
 
-def honest_gap(run: Mapping[str, Any]) -> float:
-    """Largest relative gap between an honest member's credit share and its data share."""
+def honest_gap(run: Mapping[str, Any], *, relative: bool = False) -> float:
+    """Largest gap between an honest member's credit share and its data share (in share
+    points, or relative to the data share)."""
     credit, samples = run["credit"], run["samples"]
     honest = [n for n in samples if n not in run["byzantine"]]
     total_c = sum(credit[n] for n in honest)
@@ -152,7 +156,8 @@ def honest_gap(run: Mapping[str, Any]) -> float:
     if total_c == 0:
         return math.nan
     return max(
-        abs(credit[n] / total_c - samples[n] / total_s) / (samples[n] / total_s) for n in honest
+        abs(credit[n] / total_c - samples[n] / total_s) / (samples[n] / total_s if relative else 1)
+        for n in honest
     )
 
 
