@@ -22,7 +22,7 @@ from _learning_common import Summary, Target
 from rich.console import Console
 from torch import nn
 
-from consensus.task_spec import TaskSpec, TrainingSettings
+from consensus.task_spec import AggregationSpec, TaskSpec, TrainingSettings
 from fedchain.simulator.partitions import Population
 from fedchain.simulator.run import simulate
 from models.baselines import pool_sites, train_pooled
@@ -137,7 +137,11 @@ class Task(ABC):
         """
         budget = self.budget()
         spec = spec.model_copy(
-            update={"training": budget.federated.model_copy(update={"seed": seed})}
+            update={
+                "training": budget.federated.model_copy(update={"seed": seed}),
+                # This bench measures FedAvg's learning; scripts/bench/robust compares the rules.
+                "aggregation": AggregationSpec(rule="fedavg"),
+            }
         )
         task = get_task(spec.task)
         learners = {name: Learner(task, spec, d, name) for name, d in data.items()}

@@ -60,8 +60,7 @@ RULE_SPECS: dict[str, dict[str, Any]] = {
 }
 """Each rule as the bench runs it; Byzantine tolerance 1 (heart: 1 of 4), 3 for HAPT."""
 
-DEFAULT_RULE = "multi-krum"
-"""The rule ``TaskSpec`` gives new tasks (kept equal to ``consensus.task_spec``'s default)."""
+from consensus.task_spec import DEFAULT_RULE  # noqa: E402  (the rule new tasks get)
 
 HAPT_RULES = ("fedavg", "multi-krum", "geometric-median:weighted", "median", "trimmed-mean")
 CLEAN = "none"

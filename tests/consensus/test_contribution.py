@@ -9,7 +9,13 @@ from consensus.contribution import contribution_credits
 from consensus.round_decision import RoundInputs, decide_round
 from consensus.strategies.abc import Aggregate, RoundContext, Update
 from consensus.strategies.fedavg import FedAvg
-from consensus.task_spec import ModelSpec, TaskSpec, TrainingSettings
+from consensus.task_spec import (
+    DEFAULT_RULE,
+    AggregationSpec,
+    ModelSpec,
+    TaskSpec,
+    TrainingSettings,
+)
 
 PREVIOUS = {"w": torch.zeros(3, 4), "b": torch.zeros(3)}
 
@@ -98,15 +104,14 @@ def test_norm_bound_leaves_out_the_scaled_update_before_aggregation() -> None:
 
 
 def test_bare_rule_name_in_a_spec_is_read_as_the_rule() -> None:
-    spec = TaskSpec.from_bytes(
-        _spec()
-        .to_bytes()
-        .replace(
-            b'"aggregation":{"params":{},"rule":"fedavg","wrappers":[]}', b'"aggregation":"fedavg"'
-        )
+    full = _spec(aggregation="fedavg")
+    assert full.aggregation == AggregationSpec(rule="fedavg")
+    short = full.to_bytes().replace(
+        b'"aggregation":{"params":{},"rule":"fedavg","wrappers":[]}', b'"aggregation":"fedavg"'
     )
-    assert spec.aggregation.rule == "fedavg"
-    assert spec == _spec()
+    assert short != full.to_bytes()
+    assert TaskSpec.from_bytes(short) == full
+    assert _spec().aggregation.rule == DEFAULT_RULE != "fedavg"
 
 
 def test_a_round_whose_changes_cancel_out_pays_nobody() -> None:

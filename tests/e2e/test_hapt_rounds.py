@@ -15,6 +15,7 @@ import pytest
 from safetensors.numpy import load as np_load
 
 from consensus.protocol import RoundStatus
+from consensus.task_spec import AggregationSpec
 from fedchain.localnet.plan import plan_for
 from peer.content.cid import cid_from_bytes, digest_of_cid
 from peer.content.kubo import KuboContentStore
@@ -35,7 +36,8 @@ def test_hapt_with_an_institution_lacking_the_gyroscope(federation_factory) -> N
     fed = federation_factory(
         names,
         rounds=ROUNDS,
-        spec=plan.spec,
+        # FedAvg, re-derived independently below
+        spec=plan.spec.model_copy(update={"aggregation": AggregationSpec(rule="fedavg")}),
         data=plan.data,
         max_samples=plan.max_samples,
         fetch_timeout=60.0,

@@ -29,7 +29,7 @@ def _quiet() -> Console:
 
 def _heart(training: dict[str, float | int]) -> Population:
     task = get_task("heart")
-    spec = task.default_spec(training=training)
+    spec = task.default_spec(training=training, aggregation="fedavg")
     learners = {h: Learner.from_local(task, spec, LocalData(partition=h), h) for h in HOSPITALS}
     return Population(spec, learners, "test")
 
