@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+from safetensors.torch import load as st_load
 
 from consensus.protocol import RoundStatus
 from consensus.task_spec import TaskSpec
@@ -41,23 +42,29 @@ class TinyLearner:
         return {"accuracy": float(1.0 - (weights["w"] - self._target).abs().mean())}
 
 
-def tiny_spec() -> TaskSpec:
+def tiny_spec(aggregation: str = "multi-krum") -> TaskSpec:
     return TaskSpec.model_validate(
         {
             "name": "tiny",
             "task": "heart",
             "model": {"arch": "logreg", "kwargs": {"in_features": 4}},
             "training": {"epochs": 1, "lr": 0.1, "batch_size": 4, "seed": 0},
+            "aggregation": aggregation,
         }
     )
 
 
 def federation(
-    tmp_path: Path, names: tuple[str, ...] = NAMES, *, rounds: int = 2, gossip: bool = True
+    tmp_path: Path,
+    names: tuple[str, ...] = NAMES,
+    *,
+    rounds: int = 2,
+    gossip: bool = True,
+    rule: str = "multi-krum",
 ) -> VirtualFederation:
     fed = VirtualFederation(
         tmp_path,
-        tiny_spec(),
+        tiny_spec(rule),
         {n: TinyLearner(n) for n in names},
         TinyLearner("init").reference_weights(),
         TaskTiming(rounds=rounds),
@@ -151,6 +158,28 @@ def test_crash_between_any_two_steps_then_restart(tmp_path: Path) -> None:
                 fed.advance()
         assert aggregates(fed) == expected, f"crash after step {crash_after}"
         assert sorted(history(fed, "a")) == [1, 2], f"crash after step {crash_after}"
+
+
+def test_fedadam_state_rides_in_the_aggregate_and_survives_every_peer_restarting(
+    tmp_path: Path,
+) -> None:
+    reference = federation(tmp_path / "ref", rounds=3, rule="fedadam")
+    reference.run()
+    expected = aggregates(reference)
+    fed = federation(tmp_path / "restart", rounds=3, rule="fedadam")
+    fed.run(until=lambda: fed.deployer.task(fed.task_id).finalized_rounds >= 1)
+    for name in NAMES:  # every node loses its memory; only the chain and content remain
+        fed.crash(name)
+        fed.start(name)
+    fed.run()
+    assert aggregates(fed) == expected
+    content = fed.peers["a"].content
+    last = st_load(content.get(expected[-1], timeout=1.0))
+    assert sorted(last) == ["b", "rule_state/m/b", "rule_state/m/w", "rule_state/v/b",
+                            "rule_state/v/w", "w"]  # fmt: skip
+    assert bool(last["rule_state/v/w"].abs().sum() > 0)
+    first = st_load(content.get(expected[0], timeout=1.0))
+    assert not torch.equal(first["rule_state/m/w"], last["rule_state/m/w"])  # carried forward
 
 
 def test_rounds_finalize_when_every_gossip_message_is_lost(tmp_path: Path) -> None:
