@@ -308,6 +308,52 @@ def _key_values(items: list[str], option: str) -> dict[str, object]:
     return out
 
 
+@app.command("replay")
+def replay_cmd(
+    rpc_url: Annotated[str, typer.Option(help="The chain's JSON-RPC URL.")],
+    contract: Annotated[str, typer.Option(help="The Federation contract's address.")],
+    task: Annotated[int, typer.Option(min=1, help="Task id.")] = 1,
+    ipfs_api: Annotated[str, typer.Option(help="A Kubo RPC multiaddr holding the content.")] = (
+        "/ip4/127.0.0.1/tcp/5001"
+    ),
+    timeout: Annotated[float, typer.Option(min=1.0, help="Seconds per content fetch.")] = 60.0,
+) -> None:
+    """Re-derive every finalized round of a task from the chain and IPFS, as an auditor.
+
+    Exits 1 when any round's recomputed aggregate or scores root differs from what it
+    finalized with. Sends no transaction and writes nothing.
+    """
+    from eth_account import Account
+    from rich.console import Console
+    from rich.table import Table
+
+    from fedchain.replay import Replayer
+    from peer.content.kubo import KuboContentStore
+    from peer.ledger.client import FederationClient, connect
+
+    client = FederationClient(connect(rpc_url), contract, Account.create())
+    table = Table(title=f"task {task} at {contract}")
+    for col in ("round", "agreed aggregate", "recomputed", "scores", "left out", "no credit"):
+        table.add_column(col)
+    with KuboContentStore(ipfs_api) as store:
+        rounds = Replayer(client, store, task, timeout=timeout).replay_all()
+    for r in rounds:
+        table.add_row(
+            str(r.round),
+            r.agreed_cid,
+            "same" if r.recomputed_cid == r.agreed_cid else str(r.recomputed_cid),
+            "match" if r.scores_match else "DIFFER",
+            str(len(r.left_out)),
+            str(len(r.no_credit)),
+        )
+    Console().print(table)
+    bad = [r.round for r in rounds if not r.ok]
+    if bad:
+        typer.echo(f"rounds that do not replay: {bad}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{len(rounds)} finalized rounds replay to their agreed aggregates and scores")
+
+
 @app.command("audit")
 def audit(
     fast: Annotated[bool, typer.Option(help="Fewer fuzz and invariant runs.")] = False,

@@ -10,6 +10,8 @@ the attacker's claims must earn nothing while every honest hospital earns credit
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +84,19 @@ def test_default_rule_resists_a_scaled_update_and_pays_it_nothing(
     finally:
         store.close()
     assert client.contribution_of(bad) == 0
+    # The auditor's command says the same, from outside any peer.
+    chain = fed.chain
+    assert chain is not None
+    replay = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "fedchain"), "replay",
+            "--rpc-url", chain.rpc_url, "--contract", client.address,
+            "--task", str(fed.task_id), "--ipfs-api", fed.hospitals[0].kubo.api_multiaddr,
+        ],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert replay.returncode == 0, replay.stderr
+    assert f"{ROUNDS} finalized rounds replay" in replay.stdout
     honest = [h for h in fed.hospitals if h.name != "va"]
     assert all(client.contribution_of(h.identity.address) > 0 for h in honest)
 
