@@ -284,6 +284,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny budgets for the tests")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench")
     parser.add_argument(
+        "--real-rounds",
+        type=int,
+        default=None,
+        help="rounds of the real-process run (default 5; 0 skips it; --quick skips it)",
+    )
+    parser.add_argument(
         "--report-only",
         action="store_true",
         help="recompute the table, targets and plot from <out>/robust.meta.json's runs",
@@ -317,7 +323,15 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
                 flush=True,
             )
+    real_rounds = args.real_rounds if args.real_rounds is not None else (0 if args.quick else 5)
+    real = None
+    if real_rounds > 0:
+        from _robust_real import run_real
+
+        print("one run through real peer processes (heart, va scaling x100)", file=sys.stderr)
+        real = run_real(args.out / "robust-real", real_rounds)
     meta = {
+        "real_peers": real,
         "budgets": {t: (QUICK if args.quick else BUDGETS)[t].__dict__ for t in args.tasks},
         "rules": {r: RULE_SPECS[r] for r in (args.rules or RULE_SPECS)},
         "attacks": attacks,
@@ -339,6 +353,19 @@ def report(args: argparse.Namespace, meta: dict[str, Any]) -> int:
     runs = meta.pop("runs")
     table = summarize(runs, meta["seeds"])
     met = targets(table, runs, DEFAULT_RULE, {"heart": meta["pooled_heart_accuracy"]})
+    real = meta.get("real_peers")
+    if real:
+        drop = real["accuracy_clean"] - real["accuracy_attacked"]
+        met.append(
+            (
+                "real peers: 4 hospitals, va scaling x100, default rule: within 2 points of clean, "
+                "attacker earns nothing",
+                drop <= 0.02 and real["credit"][real["attacker"]] == 0 and real["replay_ok"],
+                f"accuracy {100 * real['accuracy_attacked']:.1f} vs clean "
+                f"{100 * real['accuracy_clean']:.1f}; credit {real['credit']}; "
+                f"replay {'matches' if real['replay_ok'] else 'DIFFERS'}",
+            )
+        )
     write_outputs(args.out, table, runs, met, {**meta, "default_rule": DEFAULT_RULE})
     print(render(table))
     print("\nTargets:")
