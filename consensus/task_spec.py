@@ -72,9 +72,11 @@ class CreditSettings(_Frozen):
     """When an update earns credit (``consensus.contribution``)."""
 
     norm_band: float = Field(default=3.0, gt=1)
-    """A change more than this factor above or below the round's median change earns nothing."""
+    """A change above this multiple, or below 1/norm_band**2, of the round's median change earns
+    nothing."""
     min_alignment: float = Field(default=0.1, ge=-1, lt=1)
-    """A change whose cosine with the agreed change is not above this earns nothing."""
+    """A change whose cosine with the other members' median change is not above this earns
+    nothing."""
     min_progress: float = Field(default=0.3, ge=0, le=1)
     """A round whose members' coordinate-wise median change is below this multiple of the median
     change norm pays nobody (a converged federation: honest and sign-flipped changes look alike

@@ -25,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -155,6 +156,7 @@ def run_job(job: Job) -> dict[str, Any]:
     learners = {n: _Unevaluated(task, spec, ln.data, n) for n, ln in base.learners.items()}
     pop = type(base)(spec, learners, base.partition)
     started = time.monotonic()
+    shutil.rmtree(job.out, ignore_errors=True)  # never resume an interrupted run's peer state
     result = simulate(
         job.task,
         job.budget.peers,
@@ -172,7 +174,7 @@ def run_job(job: Job) -> dict[str, Any]:
     assert result.final_weights is not None
     metrics = evaluate_weights(spec, result.final_weights, pooled)
     institutions = result.record["institutions"]
-    return {
+    run = {
         "job": job.__dict__ | {"budget": job.budget.__dict__},
         "metric": metrics[job.budget.metric],
         "credit": {n: int(v.get("credit", 0)) for n, v in institutions.items()},
@@ -180,6 +182,8 @@ def run_job(job: Job) -> dict[str, Any]:
         "byzantine": list((result.record.get("byzantine") or {}).get("members", [])),
         "seconds": round(time.monotonic() - started, 1),
     }
+    (Path(job.out) / "run.json").write_text(json.dumps(run, indent=1))
+    return run
 
 
 def jobs_for(args: argparse.Namespace, attacks: Sequence[str]) -> list[Job]:
@@ -290,6 +294,11 @@ def main(argv: list[str] | None = None) -> int:
         help="rounds of the real-process run (default 5; 0 skips it; --quick skips it)",
     )
     parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the runs an interrupted earlier run finished (their run.json under <out>)",
+    )
+    parser.add_argument(
         "--report-only",
         action="store_true",
         help="recompute the table, targets and plot from <out>/robust.meta.json's runs",
@@ -310,6 +319,11 @@ def main(argv: list[str] | None = None) -> int:
     runs: list[dict[str, Any]] = []
     ctx = get_context("spawn")
     print(f"{len(jobs)} simulations on {args.workers} worker(s)", file=sys.stderr, flush=True)
+    done_before = [j for j in jobs if args.resume and (Path(j.out) / "run.json").is_file()]
+    runs.extend(json.loads((Path(j.out) / "run.json").read_text()) for j in done_before)
+    jobs = [j for j in jobs if j not in done_before]
+    if done_before:
+        print(f"{len(done_before)} runs kept from an earlier run (--resume)", file=sys.stderr)
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=ctx) as pool:
         futures = {pool.submit(run_job, j): j for j in jobs}
         for done, fut in enumerate(as_completed(futures), 1):
