@@ -39,3 +39,13 @@ def load_entry_point(kind: str, ep: EntryPoint) -> object:
             f"{plugin_label(kind, ep)} cannot be loaded: {type(exc).__name__}: {first}; "
             "reinstall or remove the package that declares it"
         ) from None
+
+
+def require_plugin_name(kind: str, ep: EntryPoint, obj: object) -> None:
+    """ConfigError unless ``obj.name`` is the entry point's name (what users type and see)."""
+    name = getattr(obj, "name", None)
+    if name != ep.name:
+        raise ConfigError(
+            f"{plugin_label(kind, ep)}: its {kind} is named {name!r}; the entry point's name and "
+            f"the {kind}'s name must be equal"
+        )

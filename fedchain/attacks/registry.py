@@ -17,7 +17,12 @@ from fedchain.attacks.collude import Collude
 from fedchain.attacks.label_flip import LabelFlip
 from fedchain.attacks.updates import FreeRide, GaussianNoise, Scaling, SignFlip
 from fedchain.errors import ConfigError
-from fedchain.plugins import load_entry_point, plugin_entry_points, plugin_label
+from fedchain.plugins import (
+    load_entry_point,
+    plugin_entry_points,
+    plugin_label,
+    require_plugin_name,
+)
 
 ENTRY_POINT_GROUP = "fedchain.attacks"
 
@@ -43,11 +48,7 @@ def _load_plugin(ep: EntryPoint) -> type[Attack]:
             f"{label} resolves to {type(obj).__name__}, not a fedchain.attacks.Attack subclass; "
             "fix the entry point"
         )
-    if getattr(obj, "name", None) != ep.name:
-        raise ConfigError(
-            f"{label} is an attack named {getattr(obj, 'name', None)!r}; the entry point's name "
-            "and the attack's name must be equal"
-        )
+    require_plugin_name("attack", ep, obj)
     return obj
 
 

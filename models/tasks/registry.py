@@ -17,7 +17,12 @@ from collections.abc import Callable
 from importlib.metadata import EntryPoint
 
 from fedchain.errors import ConfigError
-from fedchain.plugins import load_entry_point, plugin_entry_points, plugin_label
+from fedchain.plugins import (
+    load_entry_point,
+    plugin_entry_points,
+    plugin_label,
+    require_plugin_name,
+)
 from models.tasks.abc import Task
 from models.tasks.breast import BreastTask
 from models.tasks.ehr import EhrCsvTask
@@ -56,11 +61,7 @@ def _load_plugin(ep: EntryPoint) -> Task:
             f"{label} resolves to {type(obj).__name__}, not a models.tasks.Task subclass or "
             "instance; fix the entry point"
         )
-    if getattr(task, "name", None) != ep.name:
-        raise ConfigError(
-            f"{label} is a task named {getattr(task, 'name', None)!r}; the entry point's name "
-            "and the task's name must be equal"
-        )
+    require_plugin_name("task", ep, task)
     return task
 
 

@@ -4,8 +4,7 @@ the test-only peer setting, and Byzantine members in the simulator."""
 from __future__ import annotations
 
 import json
-import sys
-import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +34,7 @@ from fedchain.simulator.run import simulate
 from models.tasks import InstitutionData, Learner, LocalData, Samples, get_task
 from peer.config import ALLOW_ATTACKS_ENV, load_config
 from peer.records import History
+from tests import factories
 
 G = {"w": torch.tensor([[1.0, 2.0], [3.0, 4.0]]), "b": torch.tensor([0.5])}
 H = {"w": torch.tensor([[1.5, 1.0], [3.0, 6.0]]), "b": torch.tensor([0.0])}
@@ -160,24 +160,14 @@ class Misnamed(Zero):
 """
 
 
-def install_plugin(root: Path, dist: str, entries: dict[str, str], module: str) -> None:
-    """An installed distribution as pip leaves it: ``*.dist-info`` with entry points, a module."""
-    info = root / f"{dist}-0.1.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
-    lines = [f"[{ENTRY_POINT_GROUP}]"] + [f"{name} = {target}" for name, target in entries.items()]
-    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
-    (root / f"{dist}.py").write_text(textwrap.dedent(module))
+def install_plugin(root: Path, dist: str, entries: dict[str, str], module: str | None) -> None:
+    factories.install_plugin(root, dist, ENTRY_POINT_GROUP, entries, module)
 
 
 @pytest.fixture
-def site(tmp_path, monkeypatch):
-    root = tmp_path / "site-packages"
-    root.mkdir()
-    monkeypatch.syspath_prepend(str(root))
-    yield root
-    for name in [m for m in sys.modules if m.startswith("fedchain_test_")]:
-        del sys.modules[name]
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    with factories.plugin_site(tmp_path, monkeypatch) as root:
+        yield root
 
 
 def test_a_third_party_attack_registers_through_its_entry_point(site) -> None:

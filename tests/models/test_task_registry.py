@@ -7,8 +7,7 @@ thing ``pip install`` leaves behind, read by ``importlib.metadata`` exactly as i
 
 from __future__ import annotations
 
-import sys
-import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from models.tasks import ENTRY_POINT_GROUP, Task, available_tasks, get_task
 from models.tasks.breast import BreastTask
 from models.tasks.hapt import HaptTask
 from models.tasks.heart import HeartTask
+from tests import factories
 
 PLUGIN_MODULE = """
 from consensus.task_spec import ModelSpec, TrainingSettings
@@ -52,24 +52,13 @@ NOT_A_TASK = 42
 
 
 def install_plugin(root: Path, dist: str, entries: dict[str, str], module: str | None) -> None:
-    """Write ``<dist>-0.1.dist-info`` (METADATA, entry_points.txt) and an optional module."""
-    info = root / f"{dist}-0.1.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
-    lines = [f"[{ENTRY_POINT_GROUP}]"] + [f"{name} = {target}" for name, target in entries.items()]
-    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
-    if module is not None:
-        (root / f"{dist}.py").write_text(textwrap.dedent(module))
+    factories.install_plugin(root, dist, ENTRY_POINT_GROUP, entries, module)
 
 
 @pytest.fixture
-def site(tmp_path, monkeypatch):
-    root = tmp_path / "site-packages"
-    root.mkdir()
-    monkeypatch.syspath_prepend(str(root))
-    yield root
-    for name in [m for m in sys.modules if m.startswith("fedchain_test_")]:
-        del sys.modules[name]
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    with factories.plugin_site(tmp_path, monkeypatch) as root:
+        yield root
 
 
 def test_builtins():
