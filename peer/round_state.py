@@ -26,6 +26,8 @@ class RoundState:
     """Clock monotonic time the node first saw the round open (None: seen only after it ended)."""
     update_cid: str | None = None
     not_trained: str | None = None
+    epsilon: float | None = None
+    """Epsilon this institution has spent once this round's update is out (DP tasks)."""
     aggregate_cid: str | None = None
     accepted: list[str] = field(default_factory=list)
     left_out: dict[str, str] = field(default_factory=dict)
