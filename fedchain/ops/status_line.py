@@ -1,0 +1,39 @@
+"""One line of ``fedchain status``: what was checked, how it stands, and what to do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Level(Enum):
+    OK = "ok"
+    WARN = "warn"
+    """Worth a look, but nothing this institution runs is down."""
+    FAIL = "FAIL"
+    """Something is down or wrong: ``fedchain status`` exits non-zero."""
+    SKIP = "skip"
+    """Not checked, because a check it depends on failed."""
+
+
+@dataclass(frozen=True)
+class StatusLine:
+    topic: str
+    level: Level
+    text: str
+
+    @classmethod
+    def ok(cls, topic: str, text: str) -> StatusLine:
+        return cls(topic, Level.OK, text)
+
+    @classmethod
+    def warn(cls, topic: str, text: str) -> StatusLine:
+        return cls(topic, Level.WARN, text)
+
+    @classmethod
+    def fail(cls, topic: str, text: str) -> StatusLine:
+        return cls(topic, Level.FAIL, text)
+
+    @classmethod
+    def skip(cls, topic: str, text: str) -> StatusLine:
+        return cls(topic, Level.SKIP, text)
