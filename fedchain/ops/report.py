@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from statistics import mean
 
-from fedchain.ops.report_plots import metric_plot, stacked_bars
+from fedchain.ops.report_plots import bars, metric_plot, stacked_bars
 from fedchain.ops.run_data import RunData, load_run
 from fedchain.private_files import write_private_text
 
@@ -24,6 +24,8 @@ STEP_TOTAL = "round"
 NOT_STEPS = (STEP_TOTAL, "overhead")
 """``overhead`` is the round minus training: already covered by the steps and "waiting"."""
 WAITING = "waiting/other"
+STEP_ORDER = ("fetch_model", "train", "submit", "aggregate", "attest")
+"""A round's steps in the order a peer takes them; other recorded steps follow by name."""
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
@@ -139,6 +141,10 @@ def institutions_section(run: RunData) -> Section:
     return Section(title, "".join(parts))
 
 
+def _step_key(step: str) -> tuple[int, str]:
+    return (STEP_ORDER.index(step) if step in STEP_ORDER else len(STEP_ORDER), step)
+
+
 def step_seconds(run: RunData) -> dict[int, dict[str, float]]:
     """Per round, each step's seconds averaged over the institutions that recorded it."""
     collected: dict[int, dict[str, list[float]]] = {}
@@ -157,13 +163,19 @@ def timing_section(run: RunData) -> Section:
     title = "Round time"
     steps = step_seconds(run)
     if steps:
-        names = [*sorted({s for v in steps.values() for s in v} - {WAITING}), WAITING]
+        found = {s for v in steps.values() for s in v} - {WAITING}
+        names = [*sorted(found, key=_step_key), WAITING]
         plot = stacked_bars(steps, "seconds (mean over institutions)", names)
         rows = [
             (r, *(_fmt(v.get(s), 3) for s in names), _fmt(sum(v.values()), 3))
             for r, v in steps.items()
         ]
         body = _img(plot, title) + _table(("round", *names, "total"), rows)
+        if run.kind == "simulate":
+            body += _absent(
+                "The simulator runs on a virtual clock: these are the steps' wall-clock seconds "
+                "on the machine that ran it; waiting for deadlines took no real time."
+            )
         return Section(title, body)
     durations = {r.round: {"round": r.seconds} for r in run.rounds if r.seconds is not None}
     if durations:
@@ -173,46 +185,47 @@ def timing_section(run: RunData) -> Section:
     return Section(title, _absent("No round times in this run's records."))
 
 
+def _not_credited(run: RunData) -> list[tuple[int, str, str, str]]:
+    """(round, member, "left out" / "no credit", why), from every institution's records."""
+    seen: dict[tuple[int, str, str], str] = {}
+    for records in run.histories.values():
+        for rec in records:
+            for member, why in rec.left_out.items():
+                seen[(rec.round, run.name_of(member), "left out")] = why
+            for member, why in rec.no_credit.items():
+                seen[(rec.round, run.name_of(member), "no credit")] = why
+    return [(r, m, kind, why) for (r, m, kind), why in sorted(seen.items())]
+
+
 def contributions_section(run: RunData) -> Section:
     title = "Contributions and credit"
-    scores: dict[int, dict[str, float]] = {}
-    for name, records in run.histories.items():
-        for rec in records:
-            if rec.score is not None:
-                scores.setdefault(rec.round, {})[name] = float(rec.score)
-    left_out: dict[tuple[int, str], str] = {
-        (rec.round, member): reason
-        for records in run.histories.values()
-        for rec in records
-        for member, reason in rec.left_out.items()
-    }
-    if not scores and not any(i.credit is not None for i in run.institutions):
+    credit = {i.name: i.credit for i in run.institutions if i.credit is not None}
+    rounds = sorted({rec.round for recs in run.histories.values() for rec in recs})
+    scored = {n: {rec.round: rec.score for rec in recs} for n, recs in run.histories.items()}
+    if not credit and not any(s is not None for v in scored.values() for s in v.values()):
         return Section(title, _absent("No contribution scores or credit in this run's records."))
     parts: list[str] = []
-    names = sorted(run.histories)
-    if scores:
-        parts.append(_img(stacked_bars(scores, "contribution score", names), title))
-        totals = {n: sum(v.get(n, 0.0) for v in scores.values()) for n in names}
-        credit = {i.name: i.credit for i in run.institutions}
+    if credit:
+        values = {n: float(credit[n]) for n in sorted(credit)}
+        parts.append(_img(bars(values, "credit on chain"), title))
+    if scored:
+        header = ("institution", *(f"round {r}" for r in rounds), "credit on chain")
+        rows = [
+            (n, *(_fmt(scored[n].get(r)) for r in rounds), _fmt(credit.get(n)))
+            for n in sorted(scored)
+        ]
+        parts.append(_table(header, rows))
         parts.append(
-            _table(
-                ("institution", "rounds scored", "total score", "credit on chain"),
-                [
-                    (
-                        n,
-                        sum(n in v for v in scores.values()),
-                        _fmt(int(totals[n])),
-                        _fmt(credit.get(n)),
-                    )
-                    for n in names
-                ],
+            _absent(
+                "A round's score is known to an institution only when it aggregated that "
+                "round itself (– otherwise); the credit column is what the chain holds."
             )
         )
-    if left_out:
-        rows = [(r, m, reason) for (r, m), reason in sorted(left_out.items())]
-        parts.append(_table(("round", "left-out member", "why"), rows))
+    missing = _not_credited(run)
+    if missing:
+        parts.append(_table(("round", "member", "outcome", "why"), missing))
     else:
-        parts.append("<p>No update was left out.</p>")
+        parts.append("<p>Every update was used and credited.</p>")
     return Section(title, "".join(parts))
 
 

@@ -6,6 +6,7 @@ import io
 from collections.abc import Mapping
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 
 def _png(fig: Figure) -> bytes:
@@ -29,6 +30,7 @@ def metric_plot(
         color = f"C{(i + len(curves)) % 10}"
         ax.axhline(value, linestyle="--", linewidth=1, color=color, label=label)
     ax.set_xlabel("round")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(ylabel)
     ax.legend(fontsize="small", loc="best")
     ax.grid(alpha=0.3)
@@ -51,4 +53,14 @@ def stacked_bars(
     ax.set_ylabel(ylabel)
     ax.set_xticks(rounds)
     ax.legend(fontsize="small", loc="best")
+    return _png(fig)
+
+
+def bars(values: Mapping[str, float], ylabel: str) -> bytes:
+    """One bar per name."""
+    fig = Figure(figsize=(7.5, 3.0), layout="constrained")
+    ax = fig.subplots()
+    names = list(values)
+    ax.bar(names, [values[n] for n in names], color=[f"C{i % 10}" for i in range(len(names))])
+    ax.set_ylabel(ylabel)
     return _png(fig)

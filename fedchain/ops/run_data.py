@@ -57,6 +57,11 @@ class RunData:
     """Per institution and round: the agreed model's metric on the institution's own test."""
     histories: Mapping[str, list[RoundRecord]] = field(default_factory=dict)
     epsilon: Mapping[str, Mapping[int, float]] = field(default_factory=dict)
+    names: Mapping[str, str] = field(default_factory=dict)
+    """Member address -> institution name, where the records tie an update to both."""
+
+    def name_of(self, address: str) -> str:
+        return self.names.get(address.lower(), address)
 
 
 def _float(value: Any) -> float | None:
@@ -152,6 +157,23 @@ def _history_curves(
     }
 
 
+def _names(record: Mapping[str, Any], histories: Mapping[str, list[RoundRecord]]) -> dict[str, str]:
+    """Address -> name: an institution's own update CID (its history) is a participant's
+    update CID (the record's round)."""
+    by_cid = {
+        p["update_cid"]: str(p["address"]).lower()
+        for r in record["rounds"]
+        for p in r.get("participants") or []
+        if isinstance(p, dict) and "update_cid" in p and "address" in p
+    }
+    return {
+        by_cid[rec.update_cid]: name
+        for name, recs in histories.items()
+        for rec in recs
+        if rec.update_cid in by_cid
+    }
+
+
 def _institution_rows(record: Mapping[str, Any]) -> tuple[InstitutionRow, ...]:
     per = record.get("institutions")
     if isinstance(per, dict):
@@ -224,4 +246,5 @@ def load_run(folder: Path) -> RunData:
         per_institution=curves,
         histories=histories,
         epsilon=epsilon,
+        names=_names(record, histories),
     )
