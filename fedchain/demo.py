@@ -379,7 +379,7 @@ def run_demo(
     console.print(f"record written to {out_dir / 'record.json'}")
     from fedchain.ops.report import write_report
 
-    console.print(f"report written to {write_report(out_dir)}")
+    console.print(f"report written to {write_report(out_dir)}", soft_wrap=True)
     if len(results) != rounds:
         raise FedchainError(f"only {len(results)} of {rounds} rounds were finalized")
     return 0
