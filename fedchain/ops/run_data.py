@@ -174,30 +174,36 @@ def _names(record: Mapping[str, Any], histories: Mapping[str, list[RoundRecord]]
     }
 
 
+INSTITUTION_KEYS: tuple[tuple[str, Mapping[str, str]], ...] = (
+    (
+        "institutions",
+        {
+            "train_samples": "train_samples",
+            "federated": "federated_own_test",
+            "local_only": "local_only_own_test",
+            "local_only_pooled": "local_only_pooled_test",
+            "credit": "credit",
+        },
+    ),
+    # records written before "institutions" existed
+    (
+        "local_only",
+        {"local_only": "own_test_accuracy", "local_only_pooled": "pooled_test_accuracy"},
+    ),
+)
+"""Where a record keeps each institution's figures: section, then field -> key."""
+COUNTS = ("train_samples", "credit")
+
+
+def _figures(found: Mapping[str, Any], keys: Mapping[str, str]) -> dict[str, Any]:
+    return {f: (_int if f in COUNTS else _float)(found.get(k)) for f, k in keys.items()}
+
+
 def _institution_rows(record: Mapping[str, Any]) -> tuple[InstitutionRow, ...]:
-    per = record.get("institutions")
-    if isinstance(per, dict):
-        return tuple(
-            InstitutionRow(
-                name=name,
-                train_samples=_int(m.get("train_samples")),
-                federated=_float(m.get("federated_own_test")),
-                local_only=_float(m.get("local_only_own_test")),
-                local_only_pooled=_float(m.get("local_only_pooled_test")),
-                credit=_int(m.get("credit")),
-            )
-            for name, m in per.items()
-        )
-    old = record.get("local_only")  # records written before "institutions" existed
-    if isinstance(old, dict):
-        return tuple(
-            InstitutionRow(
-                name=name,
-                local_only=_float(m.get("own_test_accuracy")),
-                local_only_pooled=_float(m.get("pooled_test_accuracy")),
-            )
-            for name, m in old.items()
-        )
+    for section, keys in INSTITUTION_KEYS:
+        per = record.get(section)
+        if isinstance(per, dict):
+            return tuple(InstitutionRow(name=name, **_figures(m, keys)) for name, m in per.items())
     return ()
 
 

@@ -45,16 +45,24 @@ def _keys(cfg: PeerConfig) -> tuple[StatusLine, str | None, str | None]:
     try:
         address = keystore_address(cfg.keys.eth_keystore)
     except KeystoreError as exc:
-        return StatusLine.fail("keys", str(exc)), None, None
+        return StatusLine(Level.FAIL, "keys", str(exc)), None, None
     try:
         password = resolve_password(cfg.keys.password_env, cfg.keys.password_file)
     except KeystoreError as exc:
-        return StatusLine.warn("keys", f"{address}; keys not decrypted: {exc}"), address, None
+        return (
+            StatusLine(Level.WARN, "keys", f"{address}; keys not decrypted: {exc}"),
+            address,
+            None,
+        )
     try:
         ident = load_identity(cfg.keys.eth_keystore, cfg.keys.libp2p_keystore, password)
     except KeystoreError as exc:
-        return StatusLine.fail("keys", str(exc)), address, None
-    return StatusLine.ok("keys", f"both keystores decrypt: {address}"), address, ident.peer_id
+        return StatusLine(Level.FAIL, "keys", str(exc)), address, None
+    return (
+        StatusLine(Level.OK, "keys", f"both keystores decrypt: {address}"),
+        address,
+        ident.peer_id,
+    )
 
 
 def _chain_lines(
@@ -66,7 +74,8 @@ def _chain_lines(
         w3 = connect(url, timeout=cfg.chain.rpc_timeout)
     except FedchainError:
         return [
-            StatusLine.fail(
+            StatusLine(
+                Level.FAIL,
                 "chain RPC",
                 f"the chain RPC at {url} is not reachable; start the chain node or fix "
                 f"chain.rpc_url in {hint}",
@@ -74,7 +83,8 @@ def _chain_lines(
         ]
     if cfg.chain.contract == PLACEHOLDER_CONTRACT:
         return [
-            StatusLine.fail(
+            StatusLine(
+                Level.FAIL,
                 "chain RPC",
                 f"{url} answers, but chain.contract in {hint} is still the placeholder; set it "
                 "to the Federation address the consortium sent",
@@ -83,10 +93,12 @@ def _chain_lines(
     try:
         ledger = FederationClient(w3, cfg.chain.contract, Account.create())
     except FedchainError as exc:
-        return [StatusLine.fail("chain RPC", f"{url} answers, but {exc}")]
+        return [StatusLine(Level.FAIL, "chain RPC", f"{url} answers, but {exc}")]
     lines = [
-        StatusLine.ok(
-            "chain RPC", f"{url} answers: chain {ledger.chain_id}, block {ledger.block_number()}"
+        StatusLine(
+            Level.OK,
+            "chain RPC",
+            f"{url} answers: chain {ledger.chain_id}, block {ledger.block_number()}",
         )
     ]
     if address is None:
@@ -99,7 +111,7 @@ def _chain_lines(
             lines.append(work_line(ledger, task, address))
             lines.append(credit_line(ledger, task, address, hint))
     except FedchainError as exc:
-        lines.append(StatusLine.fail("chain RPC", f"reading {url} failed: {exc}"))
+        lines.append(StatusLine(Level.FAIL, "chain RPC", f"reading {url} failed: {exc}"))
     return lines
 
 
@@ -110,7 +122,9 @@ def read_status(cfg: PeerConfig, config_path: Path) -> list[StatusLine]:
     chain = _chain_lines(cfg, address, peer_id, hint)
     seen = {line.topic for line in chain}
     reason = "chain not readable" if address is not None else "no address (see keys)"
-    skipped = [StatusLine.skip(t, f"not checked: {reason}") for t in CHAIN_TOPICS if t not in seen]
+    skipped = [
+        StatusLine(Level.SKIP, t, f"not checked: {reason}") for t in CHAIN_TOPICS if t not in seen
+    ]
     return [
         keys,
         *chain,

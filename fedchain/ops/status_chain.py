@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from consensus.protocol import RoundStatus
-from fedchain.ops.status_line import StatusLine
+from fedchain.ops.status_line import Level, StatusLine
 from peer.ledger.abc import FederationLedger
 from peer.ledger.events import (
     AggregateAttested,
@@ -42,7 +42,8 @@ def _utc(timestamp: int) -> str:
 def membership_line(ledger: FederationLedger, address: str, peer_id: str | None) -> StatusLine:
     """Is ``address`` a member, and is ``peer_id`` (when known) the one registered for it?"""
     if not ledger.is_member(address):
-        return StatusLine.fail(
+        return StatusLine(
+            Level.FAIL,
             "membership",
             f"{address} is not a member of the federation at {ledger.address}; send the address "
             "and peer ID that `fedchain init` printed to the consortium to be admitted, or check "
@@ -50,18 +51,21 @@ def membership_line(ledger: FederationLedger, address: str, peer_id: str | None)
         )
     registered = ledger.peer_id_of(address)
     if peer_id is None:
-        return StatusLine.ok(
+        return StatusLine(
+            Level.OK,
             "membership",
             f"{address} is a member ({ledger.member_count()} members); peer ID not checked "
             "(no keystore password available)",
         )
     if registered != peer_id:
-        return StatusLine.fail(
+        return StatusLine(
+            Level.FAIL,
             "membership",
             f"{address} is a member, but its registered peer ID {registered} is not this "
             f"peer's {peer_id}; check keys.libp2p_keystore",
         )
-    return StatusLine.ok(
+    return StatusLine(
+        Level.OK,
         "membership",
         f"{address} is a member ({ledger.member_count()} members), peer ID {peer_id}",
     )
@@ -71,14 +75,15 @@ def task_line(ledger: FederationLedger, task_id: int) -> tuple[StatusLine, TaskI
     """The round the task is on and its phase; the task for the lines that follow."""
     task = ledger.task(task_id)
     if task.status is TaskStatus.NONE:
-        return StatusLine.fail(
+        return StatusLine(
+            Level.FAIL,
             "task",
             f"task {task_id} does not exist at {ledger.address} ({ledger.task_count()} tasks); "
             "fix chain.task_id (create-task prints it)",
         ), None
     done = f"{task.finalized_rounds} of {task.num_rounds} rounds finalized"
     if task.completed:
-        return StatusLine.ok("task", f"task {task_id} completed: {done}"), task
+        return StatusLine(Level.OK, "task", f"task {task_id} completed: {done}"), task
     info = ledger.round_info(task_id, task.current_round)
     if info.status is RoundStatus.COLLECTING:
         phase = (
@@ -90,7 +95,7 @@ def task_line(ledger: FederationLedger, task_id: int) -> tuple[StatusLine, TaskI
     else:
         phase = info.status.name.lower()
     text = f"task {task_id}, round {task.current_round}: {phase}; {done}"
-    return StatusLine.ok("task", text), task
+    return StatusLine(Level.OK, "task", text), task
 
 
 def _ended_rounds(task: TaskInfo) -> int:
@@ -108,7 +113,7 @@ def work_line(ledger: FederationLedger, task: TaskInfo, address: str) -> StatusL
     if not task.completed:
         now = "submitted" if task.current_round in submitted else "not submitted yet"
         text += f"; round {task.current_round}: update {now}"
-    return StatusLine.ok("own work", text)
+    return StatusLine(Level.OK, "own work", text)
 
 
 def credit_line(
@@ -129,4 +134,4 @@ def credit_line(
             f"; rounds {round_list(open_claims)} finalized with an update of ours and no claim "
             f"(zero credit, or not claimed yet: `fedchain claim --config {config_hint}`)"
         )
-    return StatusLine.ok("credit", text)
+    return StatusLine(Level.OK, "credit", text)

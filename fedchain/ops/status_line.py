@@ -18,22 +18,6 @@ class Level(Enum):
 
 @dataclass(frozen=True)
 class StatusLine:
-    topic: str
     level: Level
+    topic: str
     text: str
-
-    @classmethod
-    def ok(cls, topic: str, text: str) -> StatusLine:
-        return cls(topic, Level.OK, text)
-
-    @classmethod
-    def warn(cls, topic: str, text: str) -> StatusLine:
-        return cls(topic, Level.WARN, text)
-
-    @classmethod
-    def fail(cls, topic: str, text: str) -> StatusLine:
-        return cls(topic, Level.FAIL, text)
-
-    @classmethod
-    def skip(cls, topic: str, text: str) -> StatusLine:
-        return cls(topic, Level.SKIP, text)

@@ -14,7 +14,7 @@ from ipfshttpclient import exceptions as ipfs_errors
 
 from fedchain.errors import FedchainError
 from fedchain.localnet.procs import port_is_open
-from fedchain.ops.status_line import StatusLine
+from fedchain.ops.status_line import Level, StatusLine
 from peer.config import PeerConfig
 from peer.content.kubo import KuboContentStore
 from peer.records import HISTORY_FILE, History
@@ -32,18 +32,20 @@ def kubo_line(cfg: PeerConfig, config_hint: str) -> StatusLine:
             peers = kubo.swarm_peer_count()
             kubo_id = kubo.peer_id
     except (FedchainError, ipfs_errors.Error) as exc:
-        return StatusLine.fail(
+        return StatusLine(
+            Level.FAIL,
             "Kubo",
             f"{_short(exc)}; start this institution's Kubo daemon, or fix ipfs.api in "
             f"{config_hint}",
         )
     if peers == 0:
-        return StatusLine.warn(
+        return StatusLine(
+            Level.WARN,
             "Kubo",
             f"Kubo {kubo_id} at {api} answers but has no swarm peers: other institutions' "
             "updates cannot be fetched; check ipfs.swarm_peers and the swarm key",
         )
-    return StatusLine.ok("Kubo", f"Kubo {kubo_id} at {api} answers, {peers} swarm peers")
+    return StatusLine(Level.OK, "Kubo", f"Kubo {kubo_id} at {api} answers, {peers} swarm peers")
 
 
 def _short(exc: BaseException) -> str:
@@ -60,8 +62,10 @@ def gossip_line(cfg: PeerConfig, config_hint: str) -> StatusLine:
     """Something listens on the gossip port (the node is up); bootstrap peers accept TCP."""
     g = cfg.gossip
     if not g.enabled:
-        return StatusLine.ok(
-            "gossip", "off (gossip.enabled = false): rounds complete from the chain and IPFS"
+        return StatusLine(
+            Level.OK,
+            "gossip",
+            "off (gossip.enabled = false): rounds complete from the chain and IPFS",
         )
     reachable = [a for a in g.bootstrap if (t := _tcp_target(a)) and port_is_open(*t, TCP_TIMEOUT)]
     boot = (
@@ -70,41 +74,47 @@ def gossip_line(cfg: PeerConfig, config_hint: str) -> StatusLine:
         else "no bootstrap peers configured (others dial this one)"
     )
     if g.listen_port == 0:
-        return StatusLine.warn(
+        return StatusLine(
+            Level.WARN,
             "gossip",
             f"gossip.listen_port is 0 (a random port), so whether the node listens cannot be "
             f"checked from outside; {boot}",
         )
     host = "127.0.0.1" if g.listen_host in ("0.0.0.0", "") else g.listen_host
     if not port_is_open(host, g.listen_port, TCP_TIMEOUT):
-        return StatusLine.fail(
+        return StatusLine(
+            Level.FAIL,
             "gossip",
             f"nothing listens on the gossip port {host}:{g.listen_port}: the peer is not "
             f"running; start it with `fedchain peer run --config {config_hint}`",
         )
     text = f"the node listens on {host}:{g.listen_port}; {boot}"
     if g.bootstrap and not reachable:
-        return StatusLine.warn("gossip", text + "; check the bootstrap addresses and firewalls")
-    return StatusLine.ok("gossip", text)
+        return StatusLine(
+            Level.WARN, "gossip", text + "; check the bootstrap addresses and firewalls"
+        )
+    return StatusLine(Level.OK, "gossip", text)
 
 
 def records_line(cfg: PeerConfig) -> StatusLine:
     """What the node last wrote to its own ``history.jsonl``."""
     path = cfg.state_dir / HISTORY_FILE
     if not path.is_file():
-        return StatusLine.ok("records", f"no rounds recorded yet ({path} does not exist)")
+        return StatusLine(Level.OK, "records", f"no rounds recorded yet ({path} does not exist)")
     try:
         records = History(cfg.state_dir).records()
     except FedchainError as exc:
-        return StatusLine.fail("records", str(exc))
+        return StatusLine(Level.FAIL, "records", str(exc))
     if not records:
-        return StatusLine.ok("records", f"no rounds recorded yet in {path}")
+        return StatusLine(Level.OK, "records", f"no rounds recorded yet in {path}")
     last = max(records, key=lambda r: r.round)
     text = f"{len(records)} rounds in {path}; last: round {last.round} {last.status}"
     if last.gossip is not None:
         text += f", {last.gossip.accepted} gossip messages accepted so far"
     if last.agreed is False:
-        return StatusLine.warn(
-            "records", text + "; this peer's aggregate differed from the agreed one (see it)"
+        return StatusLine(
+            Level.WARN,
+            "records",
+            text + "; this peer's aggregate differed from the agreed one (see it)",
         )
-    return StatusLine.ok("records", text)
+    return StatusLine(Level.OK, "records", text)
