@@ -178,3 +178,18 @@ def test_a_stopped_kubo_is_the_failing_line_and_exit_1(fed: LocalFederation) -> 
     assert f"Kubo RPC API at {h.kubo.api_multiaddr} is not reachable" in failing[0].text
     assert "start this institution's Kubo daemon, or fix ipfs.api in" in failing[0].text
     assert exit_code(lines) == 1
+
+
+def test_the_placeholder_contract_of_a_fresh_init_is_named(
+    fed: LocalFederation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert fed.chain is not None
+    monkeypatch.setenv("FRESH_PW", "fresh password")
+    settings = PeerSettings(institution="fresh", rpc_url=fed.chain.rpc_url, password_env="FRESH_PW")
+    done = init_institution(settings, tmp_path, "fresh password", scrypt_n=2**12)
+    by = _by_topic(read_status(load_config(done.config), done.config))
+    assert by["chain RPC"].level is Level.FAIL
+    assert "chain.contract in" in by["chain RPC"].text and "still the placeholder" in (
+        by["chain RPC"].text
+    )
+    assert by["membership"].level is Level.SKIP
