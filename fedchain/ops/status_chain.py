@@ -12,13 +12,14 @@ from datetime import UTC, datetime
 from consensus.protocol import RoundStatus
 from fedchain.ops.status_line import Level, StatusLine
 from peer.ledger.abc import FederationLedger
+from peer.ledger.errors import UnknownTask
 from peer.ledger.events import (
     AggregateAttested,
     ContributionClaimed,
     RoundFinalized,
     UpdateSubmitted,
 )
-from peer.ledger.types import TaskInfo, TaskStatus
+from peer.ledger.types import TaskInfo
 
 
 def round_list(rounds: Iterable[int]) -> str:
@@ -73,8 +74,9 @@ def membership_line(ledger: FederationLedger, address: str, peer_id: str | None)
 
 def task_line(ledger: FederationLedger, task_id: int) -> tuple[StatusLine, TaskInfo | None]:
     """The round the task is on and its phase; the task for the lines that follow."""
-    task = ledger.task(task_id)
-    if task.status is TaskStatus.NONE:
+    try:
+        task = ledger.task(task_id)
+    except UnknownTask:
         return StatusLine(
             Level.FAIL,
             "task",
