@@ -85,6 +85,21 @@ def test_report_of_a_simulate_run_holds_its_records(run: Path) -> None:
     round_1 = next(c for c in cells if c and c[0] == "1" and len(c) == 8)
     assert round_1[2] == f"{sum(trains) / len(trains):.3f}"
 
+    # Every uncredited update, named by institution (the record ties addresses to names).
+    names = {
+        p["address"]: name
+        for name in record["institutions"]
+        for e in History(run / "peers" / name).entries()
+        for r in record["rounds"]
+        for p in r["participants"]
+        if p["update_cid"] == e["update_cid"]
+    }
+    assert len(names) == 3
+    for name in record["institutions"]:
+        for e in History(run / "peers" / name).entries():
+            for member, why in (e.get("no_credit") or {}).items():
+                assert [str(e["round"]), names[member], "no credit", why] in cells
+
     # Absent data is said, not hidden.
     assert "No ε in this run's records" in html.unescape(text)
     assert "No pooled (centrally trained) baseline" in html.unescape(text)
