@@ -7,6 +7,7 @@ set of keys behind and never replaces an existing key or config.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -18,7 +19,7 @@ from pydantic import ValidationError
 from fedchain.errors import ConfigError
 from fedchain.ops.encryption_key import ENCRYPTION_FILE, create_encryption_key
 from fedchain.ops.peer_toml import PeerSettings, render_peer_config
-from fedchain.private_files import PRIVATE_DIR, private_dir, write_private_text
+from fedchain.private_files import private_dir, write_private_text
 from peer.config import InstitutionConfig
 from peer.identity import ETH_FILE, LIBP2P_FILE, create_identity
 from peer.keystore import DEFAULT_SCRYPT_N
@@ -77,6 +78,14 @@ def _move_no_clobber(src: Path, dst: Path) -> None:
     src.unlink()
 
 
+def _missing_folders(path: Path) -> list[Path]:
+    missing: list[Path] = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing
+
+
 def init_institution(
     settings: PeerSettings, folder: Path, password: str, *, scrypt_n: int = DEFAULT_SCRYPT_N
 ) -> InitResult:
@@ -84,22 +93,27 @@ def init_institution(
     name = check_institution_name(settings.institution)
     config, keys = _targets(folder, name)
     _refuse_existing([config, *keys])
-    private_dir(folder)
+    keys_dir = keys[0].parent
+    made = _missing_folders(keys_dir)  # removed again on failure, deepest first
+    private_dir(keys_dir)
+    if folder in made:  # a folder made here is owner-only; an existing --dir keeps its mode
+        private_dir(folder)
     staging = Path(tempfile.mkdtemp(prefix=".fedchain-init-", dir=folder))
     moved: list[Path] = []
     try:
         ident = create_identity(staging, password, scrypt_n=scrypt_n)
         enc = create_encryption_key(staging / ENCRYPTION_FILE, password, scrypt_n=scrypt_n)
         write_private_text(staging / config.name, render_peer_config(settings))
-        private_dir(keys[0].parent)
         for target in [*keys, config]:
             _move_no_clobber(staging / target.name, target)
             moved.append(target)
     except BaseException:
         for path in moved:
             path.unlink(missing_ok=True)
-        raise
-    finally:
         shutil.rmtree(staging, ignore_errors=True)
-    os.chmod(keys[0].parent, PRIVATE_DIR)
+        for folder_made in made:
+            with contextlib.suppress(OSError):
+                folder_made.rmdir()  # only if still empty
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
     return InitResult(ident.address, ident.peer_id, enc.public_hex, config, tuple(keys))

@@ -11,7 +11,7 @@ from nacl.public import PrivateKey
 from typer.testing import CliRunner
 
 from fedchain.cli import app
-from fedchain.errors import ConfigError
+from fedchain.errors import ConfigError, KeystoreError
 from fedchain.ops.encryption_key import load_encryption_key
 from fedchain.ops.init import init_institution
 from fedchain.ops.peer_toml import PeerSettings
@@ -102,6 +102,18 @@ def test_an_existing_key_alone_is_refused_and_nothing_is_written(tmp_path: Path)
         init_institution(_settings(), tmp_path, PASSWORD, scrypt_n=FAST_SCRYPT)
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["keys", "libp2p.json"]
     assert (tmp_path / "keys" / "libp2p.json").read_text() == "an older key"
+
+
+def test_a_failed_init_leaves_nothing_behind(tmp_path: Path) -> None:
+    with pytest.raises(KeystoreError, match="empty password"):
+        init_institution(_settings(), tmp_path / "new" / "site", "", scrypt_n=FAST_SCRYPT)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_existing_folder_keeps_its_mode(tmp_path: Path) -> None:
+    tmp_path.chmod(0o755)
+    init_institution(_settings(), tmp_path, PASSWORD, scrypt_n=FAST_SCRYPT)
+    assert tmp_path.stat().st_mode & 0o777 == 0o755
 
 
 @pytest.mark.parametrize("name", ["bad name", "", "a/b", "x" * 65, "émile"])
