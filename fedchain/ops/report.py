@@ -114,7 +114,9 @@ def institutions_section(run: RunData) -> Section:
     title = "Per institution (own test split)"
     parts: list[str] = []
     if run.per_institution and any(run.per_institution.values()):
-        parts.append(_img(metric_plot(run.per_institution, {}, run.metric or ""), title))
+        alone = {i.name: i.local_only for i in run.institutions if i.local_only is not None}
+        plot = metric_plot(run.per_institution, {}, run.metric or "", own_baselines=alone)
+        parts.append(_img(plot, title + ": federated per round, dotted: local-only"))
     if run.institutions:
         rows = [
             (

@@ -19,13 +19,20 @@ def metric_plot(
     curves: Mapping[str, Mapping[int, float]],
     baselines: Mapping[str, float],
     ylabel: str,
+    *,
+    own_baselines: Mapping[str, float] | None = None,
 ) -> bytes:
-    """One line per curve over rounds, one dashed horizontal line per baseline."""
+    """One line per curve over rounds, one dashed horizontal line per baseline; a curve's own
+    baseline (``own_baselines``, by curve label) is dotted in the curve's colour."""
     fig = Figure(figsize=(7.5, 3.6), layout="constrained")
     ax = fig.subplots()
-    for label, points in curves.items():
+    for i, (label, points) in enumerate(curves.items()):
         rounds = sorted(points)
-        ax.plot(rounds, [points[r] for r in rounds], marker="o", label=label)
+        color = f"C{i % 10}"
+        ax.plot(rounds, [points[r] for r in rounds], marker="o", label=label, color=color)
+        own = (own_baselines or {}).get(label)
+        if own is not None:
+            ax.axhline(own, linestyle=":", linewidth=1.2, color=color, label=f"{label} alone")
     for i, (label, value) in enumerate(baselines.items()):
         color = f"C{(i + len(curves)) % 10}"
         ax.axhline(value, linestyle="--", linewidth=1, color=color, label=label)
