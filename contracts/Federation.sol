@@ -92,6 +92,8 @@ contract Federation {
         uint32 attestRound;
         bool primed;
         bool finalizer;
+        uint32 updatesSubmitted;
+        uint32 epsilonMilli;
         bytes32 voteAggregate;
         bytes32 voteScores;
     }
@@ -187,6 +189,7 @@ contract Federation {
     error InvalidConfig(string reason);
     error SamplesAboveCap(uint64 given, uint64 cap);
     error QuorumNotMajority(uint32 quorum, uint32 members);
+    error EpsilonDecreased(uint32 given, uint32 recorded);
 
     // ------------------------------------------------------------------ events
 
@@ -490,7 +493,16 @@ contract Federation {
     /// @param updateCid binary CIDv1 (raw or dag-pb, sha2-256) of the update; only its digest is stored
     /// @param numSamples training samples behind the update (1 .. the task's maxSamples, else
     ///        ZeroSamples / SamplesAboveCap); the FedAvg weight
-    function submitUpdate(uint256 taskId, uint32 round, bytes calldata updateCid, uint64 numSamples) external {
+    /// @param epsilonMilli differential privacy: the epsilon this member has spent in the task
+    ///        once this update is out, in thousandths, rounded up (0 without DP); never below the
+    ///        member's previous figure in the task (else EpsilonDecreased)
+    function submitUpdate(
+        uint256 taskId,
+        uint32 round,
+        bytes calldata updateCid,
+        uint64 numSamples,
+        uint32 epsilonMilli
+    ) external {
         RoundState memory s = _loadState(taskId);
         Member memory m = _members[msg.sender];
         if (!m.active) revert NotMember(msg.sender);
@@ -503,12 +515,15 @@ contract Federation {
         if (numSamples == 0) revert ZeroSamples();
         uint64 cap = _config[taskId].maxSamples;
         if (numSamples > cap) revert SamplesAboveCap(numSamples, cap);
+        if (epsilonMilli < p.epsilonMilli) revert EpsilonDecreased(epsilonMilli, p.epsilonMilli);
         (bool ok, bytes32 digest) = CidBytes.digestOf(updateCid);
         if (!ok) revert InvalidCid();
 
         p.updateDigest = digest;
         p.numSamples = numSamples;
         p.submitRound = round;
+        p.updatesSubmitted += 1;
+        p.epsilonMilli = epsilonMilli;
         uint16 index = s.submissions;
         s.submissions = index + 1;
         emit UpdateSubmitted(taskId, round, msg.sender, digest, updateCid, numSamples, index);
@@ -697,6 +712,17 @@ contract Federation {
         Participation storage p = _part[taskId][member];
         if (round == 0 || p.submitRound != round) return (bytes32(0), 0);
         return (p.updateDigest, p.numSamples);
+    }
+
+    /// @notice How many updates `member` has submitted in the task, and the epsilon (thousandths)
+    ///         it committed with the latest: what differential privacy has cost it so far.
+    function privacySpentOf(uint256 taskId, address member)
+        external
+        view
+        returns (uint32 updates, uint32 epsilonMilli)
+    {
+        Participation storage p = _part[taskId][member];
+        return (p.updatesSubmitted, p.epsilonMilli);
     }
 
     /// @notice `member`'s attested (aggregate, scores) digests for `round`, if it is the member's

@@ -26,6 +26,7 @@ removal from the federation ends the peer.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
@@ -329,30 +330,34 @@ class PeerNode:
         cid = self.content.add(data)
         self._fetcher.remember(cid, data)
         n = min(self.learner.num_samples, self._max_samples or self.learner.num_samples)
-        self.ledger.submit_update(self._task_id, round_no, Cid.parse(cid).binary, n)
+        released = self._released_updates() + 1 if budget is not None else 0
+        epsilon = budget.epsilon(released) if budget is not None else None
+        self.ledger.submit_update(
+            self._task_id,
+            round_no,
+            Cid.parse(cid).binary,
+            n,
+            math.ceil(epsilon * 1000) if epsilon is not None else 0,
+        )
         t3 = time.perf_counter()
-        if budget is not None:
-            self._released = self._released_before(round_no) + 1
-            state.epsilon = budget.epsilon(self._released)
+        if epsilon is not None:
+            self._released, state.epsilon = released, epsilon
         state.update_cid = cid
         state.seconds.update(fetch_model=t1 - t0, train=t2 - t1, submit=t3 - t2)
         self._announce(round_no, cid, n)
         log.info("round %d: trained on %d samples, submitted %s", round_no, n, cid)
         return True
 
-    def _released_before(self, round_no: int) -> int:
-        """Updates this member released in the task's rounds before ``round_no`` (read from
-        the chain once, then counted), so a restarted peer knows what it already spent."""
+    def _released_updates(self) -> int:
+        """Updates this member has released in the task (read from the chain once, then
+        counted), so a restarted peer knows what it already spent."""
         if self._released is None:
-            self._released = sum(
-                self.ledger.submission_of(self._task_id, r, self._me)[0] != bytes(32)
-                for r in range(1, round_no)
-            )
+            self._released = self.ledger.privacy_spent_of(self._task_id, self._me)[0]
         return self._released
 
     def _within_budget(self, state: RoundState, budget: PrivacyBudget) -> bool:
         """Whether one more update stays within the agreed epsilon; if not, say so and skip."""
-        released = self._released_before(state.round)
+        released = self._released_updates()
         if budget.allows(released + 1):
             return True
         target = budget.settings.target_epsilon

@@ -106,7 +106,7 @@ contract AccessMatrixTest {
     // ------------------------------------------------------------------ scenarios
 
     function _functionCount() private pure returns (uint256) {
-        return 9 + 20;
+        return 9 + 21;
     }
 
     /// @return data the call to make for function number `f` as `who`, after preparing a state
@@ -127,7 +127,7 @@ contract AccessMatrixTest {
                 (Fixtures.cid(keccak256("spec 2")), Fixtures.cid(keccak256("model")), 3, 100, 100, 3, 1000)
             );
         } else if (f == 3) {
-            data = abi.encodeCall(fed.submitUpdate, (taskId, round, Fixtures.cidOf("update", taskId, round), 10));
+            data = abi.encodeCall(fed.submitUpdate, (taskId, round, Fixtures.cidOf("update", taskId, round), 10, 0));
         } else if (f == 4) {
             _submit(m0);
             _submit(m1);
@@ -160,7 +160,7 @@ contract AccessMatrixTest {
 
     function _view(uint256 v, address who) private view returns (bytes memory) {
         uint32 round = 1;
-        bytes[20] memory calls = [
+        bytes[21] memory calls = [
             abi.encodeCall(fed.isMember, (who)),
             abi.encodeCall(fed.memberCount, ()),
             abi.encodeCall(fed.peerIdOf, (m0)),
@@ -174,6 +174,7 @@ contract AccessMatrixTest {
             abi.encodeCall(fed.roundInfo, (taskId, round)),
             abi.encodeCall(fed.submissionOf, (taskId, round, m0)),
             abi.encodeCall(fed.attestationOf, (taskId, round, m0)),
+            abi.encodeCall(fed.privacySpentOf, (taskId, m0)),
             abi.encodeCall(fed.contributionOf, (who)),
             abi.encodeCall(fed.creditOf, (who)),
             abi.encodeCall(fed.hasClaimed, (taskId, round, who)),
@@ -187,7 +188,7 @@ contract AccessMatrixTest {
 
     function _submit(address member) private {
         VM.prank(member);
-        fed.submitUpdate(taskId, 1, Fixtures.cidOf(VM.toString(member), taskId, 1), 10);
+        fed.submitUpdate(taskId, 1, Fixtures.cidOf(VM.toString(member), taskId, 1), 10, 0);
     }
 
     function _closeWith(address a, address b) private {

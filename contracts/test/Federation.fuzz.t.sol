@@ -37,7 +37,7 @@ contract FederationFuzzTest {
         bytes4 prefix = cid.length >= 4 ? bytes4(_first4(cid)) : bytes4(0);
         bool wellFormed = cid.length == 36 && (prefix == 0x01551220 || prefix == 0x01701220);
         VM.prank(founders[0]);
-        (bool ok, bytes memory ret) = address(fed).call(abi.encodeCall(fed.submitUpdate, (taskId, 1, cid, 7)));
+        (bool ok, bytes memory ret) = address(fed).call(abi.encodeCall(fed.submitUpdate, (taskId, 1, cid, 7, 0)));
         VM.assertEq(ok, wellFormed, "acceptance differs from the CID format");
         if (!ok) {
             VM.assertEq(keccak256(ret), keccak256(abi.encodeWithSelector(Federation.InvalidCid.selector)), "InvalidCid expected");
@@ -115,12 +115,12 @@ contract FederationFuzzTest {
         uint256 attestDeadline = submitDeadline + Fixtures.ATTEST_SECONDS;
         VM.warp(opened + submitDelay % (2 * Fixtures.ROUND_SECONDS));
         VM.prank(founders[0]);
-        (bool ok,) = address(fed).call(abi.encodeCall(fed.submitUpdate, (taskId, 1, Fixtures.cidOf("u", taskId, 1), 1)));
+        (bool ok,) = address(fed).call(abi.encodeCall(fed.submitUpdate, (taskId, 1, Fixtures.cidOf("u", taskId, 1), 1, 0)));
         VM.assertEq(ok, block.timestamp <= submitDeadline, "submission deadline");
         if (!ok) return;
         for (uint256 i = 1; i < 3; ++i) {
             VM.prank(founders[i]);
-            (bool more,) = address(fed).call(abi.encodeCall(fed.submitUpdate, (taskId, 1, Fixtures.cidOf("u", taskId, 1), 1)));
+            (bool more,) = address(fed).call(abi.encodeCall(fed.submitUpdate, (taskId, 1, Fixtures.cidOf("u", taskId, 1), 1, 0)));
             VM.assertTrue(more, "the other founders submit in time");
         }
         VM.warp(submitDeadline + attestDelay % (2 * Fixtures.ATTEST_SECONDS));
@@ -172,7 +172,7 @@ contract FederationFuzzTest {
         uint64 cap = fed.task(taskId).maxSamples;
         VM.prank(founders[0]);
         (bool ok, bytes memory ret) =
-            address(fed).call(abi.encodeCall(fed.submitUpdate, (taskId, 1, Fixtures.cidOf("u", taskId, 1), numSamples)));
+            address(fed).call(abi.encodeCall(fed.submitUpdate, (taskId, 1, Fixtures.cidOf("u", taskId, 1), numSamples, 0)));
         VM.assertEq(ok, numSamples >= 1 && numSamples <= cap, "acceptance differs from 1..maxSamples");
         (, uint64 stored) = fed.submissionOf(taskId, 1, founders[0]);
         VM.assertEq(stored, ok ? numSamples : 0, "stored sample count");
@@ -268,7 +268,7 @@ contract FederationFuzzTest {
     function _finalizeRound1(bytes32 scoresRoot) private {
         for (uint256 i = 0; i < 3; ++i) {
             VM.prank(founders[i]);
-            fed.submitUpdate(taskId, 1, Fixtures.cidOf(VM.toString(i), taskId, 1), 5);
+            fed.submitUpdate(taskId, 1, Fixtures.cidOf(VM.toString(i), taskId, 1), 5, 0);
         }
         for (uint256 i = 0; i < Fixtures.QUORUM; ++i) {
             VM.prank(founders[i]);

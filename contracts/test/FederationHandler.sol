@@ -103,7 +103,7 @@ contract FederationHandler {
         address who = _actor(actorSeed, t, r, 1);
         // Up to 1.2x the suite's cap: about one submission in six claims too many samples.
         uint64 n = uint64(1 + (samples % (Fixtures.MAX_SAMPLES * 6 / 5)));
-        bool ok = _call(who, abi.encodeCall(fed.submitUpdate, (t, r, Fixtures.cidOf(VM.toString(who), t, r), n)));
+        bool ok = _call(who, abi.encodeCall(fed.submitUpdate, (t, r, Fixtures.cidOf(VM.toString(who), t, r), n, 0)));
         uint64 cap = fed.task(t).maxSamples;
         if (ok && n > cap) _violate(samplesViolation, "a submission above the task's sample cap was recorded");
         if (!ok && n > cap) aboveCapRefused += 1;
@@ -140,7 +140,7 @@ contract FederationHandler {
                 address a = accounts[i];
                 (, uint64 samples) = fed.submissionOf(t, r, a);
                 if (fed.isMember(a) && samples == 0) {
-                    _call(a, abi.encodeCall(fed.submitUpdate, (t, r, Fixtures.cidOf(VM.toString(a), t, r), 10)));
+                    _call(a, abi.encodeCall(fed.submitUpdate, (t, r, Fixtures.cidOf(VM.toString(a), t, r), 10, 0)));
                 }
             }
             info = fed.roundInfo(t, r);

@@ -35,7 +35,7 @@ contract GasScenarioTest {
         for (uint32 r = 1; r <= ROUNDS; ++r) {
             for (uint256 i = 0; i < n; ++i) {
                 VM.prank(members[i]);
-                fed.submitUpdate(taskId, r, Fixtures.cidOf(VM.toString(i), taskId, r), 100);
+                fed.submitUpdate(taskId, r, Fixtures.cidOf(VM.toString(i), taskId, r), 100, 1000);
             }
             bytes32[] memory leaves = Fixtures.leaves(taskId, r, members, scores);
             for (uint256 i = 0; i < n; ++i) {

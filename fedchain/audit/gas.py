@@ -21,7 +21,7 @@ from fedchain.audit.forge_tests import GAS_SUITE
 from fedchain.audit.types import AuditSettings, PartResult, Progress
 
 CONTRACT = "Federation"
-SUBMIT = "submitUpdate(uint256,uint32,bytes,uint64)"
+SUBMIT = "submitUpdate(uint256,uint32,bytes,uint64,uint32)"
 ATTEST = "attestAggregate(uint256,uint32,bytes,bytes32)"
 BUDGET_SUBMIT = 60_000
 BUDGET_ATTEST = 60_000

@@ -183,8 +183,16 @@ class FederationLedger(ABC):
     # -- rounds: writes ----------------------------------------------------------------------
     @abstractmethod
     def submit_update(
-        self, task_id: int, round_no: int, update_cid: bytes, num_samples: int
-    ) -> TxResult: ...
+        self,
+        task_id: int,
+        round_no: int,
+        update_cid: bytes,
+        num_samples: int,
+        epsilon_milli: int = 0,
+    ) -> TxResult:
+        """Submit this member's update; ``epsilon_milli``: the differential-privacy epsilon it
+        has spent in the task once this update is out, in thousandths rounded up (0: no DP),
+        never below its previous figure (EpsilonDecreased)."""
 
     @abstractmethod
     def close_updates(self, task_id: int, round_no: int) -> TxResult: ...
@@ -242,6 +250,11 @@ class FederationLedger(ABC):
     def submission_of(self, task_id: int, round_no: int, member: str) -> tuple[bytes, int]:
         """(digest, numSamples) of ``member``'s update in ``round_no`` while storage holds it
         (the open round and until the member submits again); zeros otherwise."""
+
+    @abstractmethod
+    def privacy_spent_of(self, task_id: int, member: str) -> tuple[int, int]:
+        """(updates ``member`` submitted in the task, epsilon in thousandths committed with the
+        latest): what a restarted peer has already spent, and what an auditor checks."""
 
     @abstractmethod
     def attestation_of(self, task_id: int, round_no: int, member: str) -> tuple[bytes, bytes]:

@@ -345,9 +345,16 @@ class FederationClient(FederationLedger):
     # -- rounds: writes ----------------------------------------------------------------------------
 
     def submit_update(
-        self, task_id: int, round_no: int, update_cid: bytes, num_samples: int
+        self,
+        task_id: int,
+        round_no: int,
+        update_cid: bytes,
+        num_samples: int,
+        epsilon_milli: int = 0,
     ) -> TxResult:
-        return self._transact("submitUpdate", [task_id, round_no, bytes(update_cid), num_samples])
+        return self._transact(
+            "submitUpdate", [task_id, round_no, bytes(update_cid), num_samples, epsilon_milli]
+        )
 
     def close_updates(self, task_id: int, round_no: int) -> TxResult:
         return self._transact("closeUpdates", [task_id, round_no])
@@ -397,6 +404,12 @@ class FederationClient(FederationLedger):
         (the open round and until the member submits again); zeros otherwise."""
         digest, n = self._call("submissionOf", task_id, round_no, to_checksum_address(member))
         return _b(digest), int(n)
+
+    def privacy_spent_of(self, task_id: int, member: str) -> tuple[int, int]:
+        """(updates ``member`` submitted in the task, epsilon in thousandths it committed with
+        the latest)."""
+        updates, eps = self._call("privacySpentOf", task_id, to_checksum_address(member))
+        return int(updates), int(eps)
 
     def attestation_of(self, task_id: int, round_no: int, member: str) -> tuple[bytes, bytes]:
         """(aggregateDigest, scoresDigest) ``member`` attested in ``round_no`` while storage

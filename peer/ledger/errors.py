@@ -207,6 +207,13 @@ class InvalidConfig(ContractRevert):
     hint = "an argument is out of range (see the reason)"
 
 
+class EpsilonDecreased(ContractRevert):
+    hint = (
+        "the epsilon committed with an update is below this member's previous figure in the "
+        "task; differential-privacy spending only grows"
+    )
+
+
 class SamplesAboveCap(ContractRevert):
     hint = (
         "the update claims more training samples than the task's cap (task maxSamples); "
@@ -261,6 +268,7 @@ CUSTOM_ERRORS: dict[str, type[ContractRevert]] = {
         InvalidConfig,
         SamplesAboveCap,
         QuorumNotMajority,
+        EpsilonDecreased,
     )
 }
 """Contract error name -> Python class (same name)."""

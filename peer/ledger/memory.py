@@ -119,6 +119,7 @@ ERROR_SIGNATURES: dict[str, tuple[tuple[str, str], ...]] = {
     "InvalidConfig": (("reason", "string"),),
     "SamplesAboveCap": (("given", "uint64"), ("cap", "uint64")),
     "QuorumNotMajority": (("quorum", "uint32"), ("members", "uint32")),
+    "EpsilonDecreased": (("given", "uint32"), ("recorded", "uint32")),
 }
 """Each custom error of Federation.sol: its parameters (name, ABI type), in order.  The suite
 checks this table against the compiled ABI, so the twin cannot drift from the contract."""
@@ -127,7 +128,7 @@ WRITE_TYPES: dict[str, tuple[str, ...]] = {
     "propose": ("uint8", "address", "string", "bytes32"),
     "approve": ("uint256",),
     "createTask": ("bytes", "bytes", "uint32", "uint64", "uint64", "uint32", "uint64"),
-    "submitUpdate": ("uint256", "uint32", "bytes", "uint64"),
+    "submitUpdate": ("uint256", "uint32", "bytes", "uint64", "uint32"),
     "closeUpdates": ("uint256", "uint32"),
     "attestAggregate": ("uint256", "uint32", "bytes", "bytes32"),
     "failRound": ("uint256", "uint32"),
@@ -270,6 +271,8 @@ class _Participation:
     submit_round: int = 0
     attest_round: int = 0
     finalizer: bool = False
+    updates_submitted: int = 0
+    epsilon_milli: int = 0
     vote_aggregate: bytes = ZERO32
     vote_scores: bytes = ZERO32
 
@@ -716,7 +719,9 @@ def _part(fed: _Federation, task_id: int, account: str) -> _Participation:
     return fed.part.setdefault((task_id, account), _Participation())
 
 
-def _submit_update(tx: _Tx, task_id: int, round_no: int, cid: bytes, samples: int) -> None:
+def _submit_update(
+    tx: _Tx, task_id: int, round_no: int, cid: bytes, samples: int, epsilon_milli: int
+) -> None:
     fed = tx.fed
     s = _load_state(fed, task_id, tx.context)
     m = fed.members.get(tx.sender)
@@ -737,11 +742,15 @@ def _submit_update(tx: _Tx, task_id: int, round_no: int, cid: bytes, samples: in
     cap = fed.config[task_id].max_samples
     if samples > cap:
         raise tx.fail("SamplesAboveCap", samples, cap)
+    if epsilon_milli < p.epsilon_milli:
+        raise tx.fail("EpsilonDecreased", epsilon_milli, p.epsilon_milli)
     digest = _digest_or_revert(tx, cid)
     p = _part(fed, task_id, tx.sender)
     p.update_digest = digest
     p.num_samples = samples
     p.submit_round = round_no
+    p.updates_submitted += 1
+    p.epsilon_milli = epsilon_milli
     index = s.submissions
     s.submissions = index + 1
     tx.emit(
@@ -1164,13 +1173,18 @@ class MemoryFederation(FederationLedger):
     # -- rounds: writes ----------------------------------------------------------------------------
 
     def submit_update(
-        self, task_id: int, round_no: int, update_cid: bytes, num_samples: int
+        self,
+        task_id: int,
+        round_no: int,
+        update_cid: bytes,
+        num_samples: int,
+        epsilon_milli: int = 0,
     ) -> TxResult:
         cid = bytes(update_cid)
         return self._write(
             "submitUpdate",
-            [task_id, round_no, cid, num_samples],
-            lambda tx: _submit_update(tx, task_id, round_no, cid, num_samples),
+            [task_id, round_no, cid, num_samples, epsilon_milli],
+            lambda tx: _submit_update(tx, task_id, round_no, cid, num_samples, epsilon_milli),
         )[1]
 
     def close_updates(self, task_id: int, round_no: int) -> TxResult:
@@ -1259,6 +1273,15 @@ class MemoryFederation(FederationLedger):
             return p.update_digest, p.num_samples
 
         return self._read("submissionOf", [task_id, round_no, who], view)
+
+    def privacy_spent_of(self, task_id: int, member: str) -> tuple[int, int]:
+        who = to_checksum_address(member)
+
+        def view(f: _Federation, _: str) -> tuple[int, int]:
+            p = f.part.get((task_id, who))
+            return (0, 0) if p is None else (p.updates_submitted, p.epsilon_milli)
+
+        return self._read("privacySpentOf", [task_id, who], view)
 
     def attestation_of(self, task_id: int, round_no: int, member: str) -> tuple[bytes, bytes]:
         who = to_checksum_address(member)

@@ -104,8 +104,10 @@ def bench_size(n: int, rounds: int) -> SizeResult:
         result.create_task_gas = clients[0].last_result.gas_used
         for r in range(1, rounds + 1):
             t0 = time.perf_counter()
-            submits = [
-                c.submit_update(task, r, cid(f"update {r} {i}".encode()), 100 + i).gas_used
+            submits = [  # with a growing differential-privacy epsilon, as a DP task commits
+                c.submit_update(
+                    task, r, cid(f"update {r} {i}".encode()), 100 + i, 700 * r + i
+                ).gas_used
                 for i, c in enumerate(clients)
             ]
             tree = scores_tree(task, r, [Score(m.address, 100 + i) for i, m in enumerate(members)])

@@ -37,6 +37,7 @@ SPEC_ERRORS = {
     "InvalidConfig(string)",
     "SamplesAboveCap(uint64,uint64)",
     "QuorumNotMajority(uint32,uint32)",
+    "EpsilonDecreased(uint32,uint32)",
 }
 SPEC_FUNCTIONS = {
     "isMember(address)",
@@ -49,7 +50,8 @@ SPEC_FUNCTIONS = {
     "createTask(bytes,bytes,uint32,uint64,uint64,uint32,uint64)",
     "task(uint256)",
     "roundInfo(uint256,uint32)",
-    "submitUpdate(uint256,uint32,bytes,uint64)",
+    "submitUpdate(uint256,uint32,bytes,uint64,uint32)",
+    "privacySpentOf(uint256,address)",
     "submissionOf(uint256,uint32,address)",
     "closeUpdates(uint256,uint32)",
     "attestAggregate(uint256,uint32,bytes,bytes32)",

@@ -93,7 +93,7 @@ def test_combined_json_for_slither(tmp_path: Path) -> None:
     result = json.loads(out.stdout)
     fed = result["contracts"]["contracts/Federation.sol:Federation"]
     assert set(fields.split(",")) - {"ast"} <= set(fed)
-    assert fed["hashes"]["submitUpdate(uint256,uint32,bytes,uint64)"]
+    assert fed["hashes"]["submitUpdate(uint256,uint32,bytes,uint64,uint32)"]
     assert result["sourceList"] == ["contracts/Federation.sol", "contracts/FederationLib.sol"]
     assert result["sources"]["contracts/Federation.sol"]["AST"]["nodeType"] == "SourceUnit"
 

@@ -24,7 +24,7 @@ MUTATING = {
     "propose(uint8,address,string,bytes32)",
     "approve(uint256)",
     "createTask(bytes,bytes,uint32,uint64,uint64,uint32,uint64)",
-    "submitUpdate(uint256,uint32,bytes,uint64)",
+    "submitUpdate(uint256,uint32,bytes,uint64,uint32)",
     "closeUpdates(uint256,uint32)",
     "attestAggregate(uint256,uint32,bytes,bytes32)",
     "failRound(uint256,uint32)",
@@ -81,7 +81,7 @@ def test_matrix_refusals_follow_the_membership_rules(matrix: AccessMatrix) -> No
         member = matrix.cell(function, "member")
         assert member is not None and member.allowed
     for function in (
-        "submitUpdate(uint256,uint32,bytes,uint64)",
+        "submitUpdate(uint256,uint32,bytes,uint64,uint32)",
         "attestAggregate(uint256,uint32,bytes,bytes32)",
     ):
         cell = matrix.cell(function, "member admitted mid-round")
@@ -94,4 +94,4 @@ def test_gas_report_meets_the_budget(forge_run: ForgeRun) -> None:
     settings = AuditSettings(repo=forge_run.settings.repo, out_dir=forge_run.settings.out_dir)
     result = GasReport().run(settings, lambda _line: None)
     assert result.passed, result.markdown
-    assert "`submitUpdate(uint256,uint32,bytes,uint64)` |" in result.markdown
+    assert "`submitUpdate(uint256,uint32,bytes,uint64,uint32)` |" in result.markdown

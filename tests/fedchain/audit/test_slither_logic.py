@@ -20,7 +20,7 @@ from fedchain.audit.slither import (
 from fedchain.audit.types import AuditSettings
 from tests.fedchain.audit.conftest import REPO
 
-FUNCTION = "Federation.submitUpdate(uint256,uint32,bytes,uint64)"
+FUNCTION = "Federation.submitUpdate(uint256,uint32,bytes,uint64,uint32)"
 
 
 def finding(impact: str = "Medium", expressions: tuple[str, ...] = ("s.a == s.b",)) -> Finding:

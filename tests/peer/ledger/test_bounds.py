@@ -77,3 +77,25 @@ def test_members_admitted_mid_task_raise_the_next_rounds_need(fed: Fed) -> None:
     final = newcomers[0].attest_aggregate(task, 3, fed.aggregate_cid(task, 3), root)
     assert final.event(RoundFinalized).attestations == 3
     assert a.round_info(task, 3).status is RoundStatus.FINALIZED
+
+
+def test_epsilon_is_committed_with_each_update_and_never_decreases(fed: Fed) -> None:
+    """Differential privacy: each submission commits the member's epsilon so far; the count of
+    updates and the latest figure are readable by anyone, and a lower figure is refused."""
+    a, b, _ = fed.members
+    task = fed.new_task()
+    me = a.account.address
+    assert a.privacy_spent_of(task, me) == (0, 0)
+    a.submit_update(task, 1, fed.update_cid(task, 1, 0), 10, 1_250)
+    assert b.privacy_spent_of(task, me) == (1, 1_250)
+    fed.submit(task, 1, [1, 2])
+    fed.attest(task, 1, [0, 1, 2], [0, 1, 2])
+    with pytest.raises(E.EpsilonDecreased) as exc:
+        a.submit_update(task, 2, fed.update_cid(task, 2, 0), 10, 1_249)
+    assert exc.value.args_by_name == {"given": 1_249, "recorded": 1_250}
+    assert "only grows" in str(exc.value)
+    assert a.privacy_spent_of(task, me) == (1, 1_250), "nothing recorded"
+    assert a.submission_of(task, 2, me) == (bytes(32), 0)
+    a.submit_update(task, 2, fed.update_cid(task, 2, 0), 10, 1_800)
+    assert a.privacy_spent_of(task, me) == (2, 1_800)
+    assert a.privacy_spent_of(fed.new_task(), me) == (0, 0), "counted per task"

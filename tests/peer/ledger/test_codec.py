@@ -64,7 +64,7 @@ def test_unknown_and_builtin_reverts(abi: ContractAbi) -> None:
 def test_call_encoding_matches_web3(abi: ContractAbi, artifact: ContractArtifact) -> None:
     contract = Web3().eth.contract(abi=list(artifact.abi))
     cases = [
-        ("submitUpdate", [7, 3, cid_of(b"x"), 12]),
+        ("submitUpdate", [7, 3, cid_of(b"x"), 12, 3_140]),
         ("attestAggregate", [1, 2, cid_of(b"y"), b"\x05" * 32]),
         ("claimContribution", [1, 2, 99, [b"\x01" * 32, b"\x02" * 32]]),
         ("propose", [0, MEMBER, "12D3KooWPeer", b"\x00" * 32]),

@@ -1,0 +1,278 @@
+"""Privacy benchmark: what differential privacy costs in learning and buys against membership
+inference, by simulation.
+
+    scripts/bench/privacy [--task hapt] [--epsilons 1,3,8,inf] [--seeds 3] [--rounds 20]
+                          [--peers N] [--workers 2] [--quick] [--out runs/bench]
+
+Each cell is ``fedchain simulate`` (real peer nodes on the in-memory chain, content store and
+gossip) with the task spec's ``privacy`` set to the target epsilon (``inf``: plain training),
+DP-SGD in every institution (Opacus; noise derived from the target over the rounds, clipping
+``--clip``).  Reported per epsilon:
+
+* the primary metric (macro-F1 for HAPT) of the agreed final model on the pooled test sets;
+* a loss-threshold membership-inference attack on that model: the attacker scores each record
+  by its loss (lower: more likely a training record); AUC of telling the institutions' training
+  records from their held-out test records (0.5: no better than chance);
+* the largest epsilon any institution actually spent (from its ``history.jsonl``).
+
+Writes ``<out>/privacy.json`` shaped ``{"dp": {"<epsilon>": {"<metric>": {"mean", "std"},
+"mia_auc": z}}, "cost": {}}`` (epsilon written ``1``, ``3``, ``8`` or ``inf``), its
+``privacy.meta.json`` (budgets, per-run figures, timing) and ``privacy.png``.  The ``cost``
+part (members-only encryption and secure aggregation, from real peer processes) stays empty
+until those modes exist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shutil
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+for entry in (str(ROOT), str(HERE)):
+    if entry not in sys.path:
+        sys.path.insert(0, entry)
+
+import numpy as np  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Job:
+    task: str
+    peers: int
+    rounds: int
+    epsilon: float
+    clip: float
+    seed: int
+    out: str
+
+
+def run_job(job: Job) -> dict[str, Any]:
+    """One simulation and its figures (in a worker process: one torch thread)."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from rich.console import Console
+    from sklearn.metrics import roc_auc_score
+
+    from consensus.task_spec import PrivacySettings
+    from fedchain.simulator.partitions import population
+    from fedchain.simulator.run import simulate
+    from models.tasks import get_task
+    from models.tasks.learner import build_model
+    from models.training import Samples, evaluate, predict_logits
+
+    task = get_task(job.task)
+    pop = population(task, job.peers, job.seed)
+    privacy = (
+        None
+        if math.isinf(job.epsilon)
+        else PrivacySettings(target_epsilon=job.epsilon, max_grad_norm=job.clip)
+    )
+    started = time.monotonic()
+    shutil.rmtree(job.out, ignore_errors=True)
+    result = simulate(
+        job.task, job.peers, job.rounds, job.seed,
+        out=Path(job.out), local_only=False, console=Console(stderr=True, quiet=True),
+        given_population=pop, privacy=privacy,
+    )  # fmt: skip
+    assert result.final_weights is not None
+    model = build_model(pop.spec)
+    model.load_state_dict(dict(result.final_weights))
+    train = [ln.data.train for ln in pop.learners.values()]
+    test = [ln.data.test for ln in pop.learners.values()]
+    pooled_test = _pooled(test, Samples)
+    metric = task.primary_metric_for(pop.spec)
+    value = evaluate(model, pooled_test)[metric]
+    losses_in = _losses(predict_logits(model, _pooled(train, Samples).x), _labels(train))
+    losses_out = _losses(predict_logits(model, pooled_test.x), _labels(test))
+    truth = np.concatenate([np.ones(len(losses_in)), np.zeros(len(losses_out))])
+    auc = float(roc_auc_score(truth, -np.concatenate([losses_in, losses_out])))
+    spent = [
+        entry["epsilon"]
+        for history in Path(job.out).glob("peers/*/history.jsonl")
+        for entry in map(json.loads, history.read_text().splitlines())
+        if "epsilon" in entry
+    ]
+    return {
+        "job": asdict(job),
+        "metric_name": metric,
+        "metric": float(value),
+        "mia_auc": auc,
+        "max_epsilon_spent": max(spent) if spent else None,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+
+
+def _labels(parts: Sequence[Any]) -> np.ndarray:
+    return np.concatenate([np.asarray(p.y) for p in parts])
+
+
+def _pooled(parts: Sequence[Any], samples: Any) -> Any:
+    first = parts[0].x
+    if isinstance(first, np.ndarray):
+        x: Any = np.concatenate([p.x for p in parts])
+    else:
+        names = sorted(set.intersection(*(set(p.x) for p in parts)))
+        x = {n: np.concatenate([p.x[n] for p in parts]) for n in names}
+    return samples(x, _labels(parts))
+
+
+def _losses(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Per-record cross-entropy from raw logits (log-sum-exp, stable)."""
+    top = logits.max(axis=1, keepdims=True)
+    log_norm = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
+    return np.asarray(log_norm - logits[np.arange(len(labels)), labels.astype(int)])
+
+
+def epsilon_key(epsilon: float) -> str:
+    return "inf" if math.isinf(epsilon) else f"{epsilon:g}"
+
+
+def summarize(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The ``privacy.json`` shape from the runs."""
+    dp: dict[str, Any] = {}
+    for key in sorted({epsilon_key(r["job"]["epsilon"]) for r in runs}, key=float):
+        group = [r for r in runs if epsilon_key(r["job"]["epsilon"]) == key]
+        values = [r["metric"] for r in group]
+        dp[key] = {
+            group[0]["metric_name"]: {
+                "mean": float(np.mean(values)),
+                "std": float(np.std(values)),
+            },
+            "mia_auc": float(np.mean([r["mia_auc"] for r in group])),
+            "max_epsilon_spent": max(
+                (r["max_epsilon_spent"] for r in group if r["max_epsilon_spent"] is not None),
+                default=None,
+            ),
+        }
+    return {"dp": dp, "cost": {}}
+
+
+def render(table: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    metric = meta["metric"]
+    out = Table(title=f"{meta['task']}: {meta['peers']} institutions, {meta['rounds']} rounds, "
+                f"{meta['seeds']} seeds, clipping {meta['clip']:g}")  # fmt: skip
+    for col in ("target epsilon", f"{metric} (mean ± std)", "MIA AUC", "max epsilon spent"):
+        out.add_column(col, justify="right")
+    for key, row in table["dp"].items():
+        m = row[metric]
+        spent = row["max_epsilon_spent"]
+        out.add_row(
+            key,
+            f"{100 * m['mean']:.1f} ± {100 * m['std']:.1f}",
+            f"{row['mia_auc']:.3f}",
+            "-" if spent is None else f"{spent:.2f}",
+        )
+    Console().print(out)
+
+
+def plot(table: Mapping[str, Any], metric: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = list(table["dp"])
+    xs = range(len(keys))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
+    means = [100 * table["dp"][k][metric]["mean"] for k in keys]
+    stds = [100 * table["dp"][k][metric]["std"] for k in keys]
+    left.errorbar(xs, means, yerr=stds, marker="o", capsize=4)
+    left.set_ylabel(f"{metric} (pooled test, %)")
+    right.plot(xs, [table["dp"][k]["mia_auc"] for k in keys], marker="o", color="tab:red")
+    right.axhline(0.5, color="grey", linestyle=":", label="chance")
+    right.set_ylabel("membership-inference AUC")
+    right.legend()
+    for ax in (left, right):
+        ax.set_xticks(list(xs), keys)
+        ax.set_xlabel("target epsilon")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--task", default="hapt")
+    parser.add_argument("--epsilons", default="1,3,8,inf")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--peers", type=int, default=None, help="default: the task's own")
+    parser.add_argument("--clip", type=float, default=1.0, help="per-sample clipping norm")
+    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--quick", action="store_true", help="heart, 2 rounds, 1 seed")
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench")
+    args = parser.parse_args()
+    if args.quick:
+        args.task, args.rounds, args.seeds, args.epsilons = "heart", 2, 1, "3,inf"
+    try:
+        epsilons = [float(e) for e in args.epsilons.split(",")]
+    except ValueError:
+        parser.error(f"--epsilons takes numbers or inf separated by commas, got {args.epsilons!r}")
+    if any(not e > 0 for e in epsilons):
+        parser.error("every epsilon must be > 0 (inf: no differential privacy)")
+    from models.tasks import get_task
+
+    task = get_task(args.task)
+    peers = args.peers or len(task.builtin_institutions(task.default_spec()))
+    work = args.out / "privacy-runs"
+    jobs = [
+        Job(args.task, peers, args.rounds, e, args.clip, s, str(work / f"{epsilon_key(e)}-s{s}"))
+        for e in epsilons
+        for s in range(args.seeds)
+    ]
+    started = time.monotonic()
+    runs: list[dict[str, Any]] = []
+    with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(run_job, j): j for j in jobs}
+        for done, future in enumerate(as_completed(futures), 1):
+            j = futures[future]
+            run = future.result()
+            runs.append(run)
+            print(
+                f"[{done}/{len(jobs)}] epsilon {epsilon_key(j.epsilon)} seed {j.seed}: "
+                f"{run['metric_name']} {run['metric']:.3f}, MIA AUC {run['mia_auc']:.3f} "
+                f"({run['seconds']:.0f} s)",
+                file=sys.stderr,
+                flush=True,
+            )
+    table = summarize(runs)
+    meta = {
+        "task": args.task,
+        "peers": peers,
+        "rounds": args.rounds,
+        "seeds": args.seeds,
+        "clip": args.clip,
+        "metric": runs[0]["metric_name"],
+        "quick": args.quick,
+        "workers": args.workers,
+        "wall_seconds": round(time.monotonic() - started, 1),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "cost_note": "members-only encryption and secure aggregation are not built yet",
+        "runs": runs,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "privacy.json").write_text(json.dumps(table, indent=2))
+    (args.out / "privacy.meta.json").write_text(json.dumps(meta, indent=2))
+    plot(table, meta["metric"], args.out / "privacy.png")
+    render(table, meta)
+    print(f"\nwrote {args.out / 'privacy.json'}, privacy.meta.json, privacy.png")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
