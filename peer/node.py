@@ -36,6 +36,8 @@ from typing import Protocol
 import torch
 
 from consensus.checks import non_finite
+from consensus.codecs.feedback import ErrorFeedback
+from consensus.codecs.pipeline import build_encoding
 from consensus.protocol import (
     Action,
     RoundStatus,
@@ -50,7 +52,6 @@ from consensus.serialization import (
     bundle_reference,
     bundle_to_bytes,
     model_bytes_limit,
-    weights_to_bytes,
 )
 from consensus.strategies.registry import build_rule
 from consensus.task_spec import TaskSpec
@@ -137,11 +138,19 @@ class PeerNode:
         self._reference = self.learner.reference_weights()
         self._rule = build_rule(self.spec.aggregation)
         self._state_reference = self._rule.state_names(self._reference)
+        self._encoding = build_encoding(self.spec.encoding.codec, self.spec.encoding.params)
+        self._update_limit = self._encoding.max_bytes(self._reference)
+        # What the encoding dropped, sent in later rounds; private to this peer, and lost on a
+        # restart (consensus.codecs.feedback says why that is acceptable).
+        self._feedback = ErrorFeedback()
         self._fetcher = ContentFetcher(
             self.content,
             timeout=self.cfg.ipfs.fetch_timeout,
             # the largest content is an aggregate with the rule's state
-            max_bytes=model_bytes_limit(bundle_reference(self._reference, self._state_reference)),
+            max_bytes=max(
+                model_bytes_limit(bundle_reference(self._reference, self._state_reference)),
+                self._update_limit,
+            ),
             executor=self.fetch_executor,
         )
         self._domain = Domain(chain_id=self.ledger.chain_id, contract=self.ledger.address)
@@ -301,7 +310,6 @@ class PeerNode:
         except (FedchainError, ValueError, RuntimeError) as exc:
             self._skip_training(state, f"local training failed on the agreed model: {exc}")
             return True
-        del global_weights
         bad = non_finite(weights)
         if bad:
             self._skip_training(
@@ -310,15 +318,23 @@ class PeerNode:
             )
             return True
         t2 = time.perf_counter()
-        data = weights_to_bytes(weights)
-        del weights
+        try:  # between the trainer and the content store
+            data = self._encoding.encode(weights, global_weights, self._feedback)
+        except FedchainError as exc:
+            self._skip_training(state, f"the update could not be encoded ({self._encoding}): {exc}")
+            return True
+        del weights, global_weights
+        t_encoded = time.perf_counter()
         cid = self.content.add(data)
         self._fetcher.remember(cid, data)
         n = min(self.learner.num_samples, self._max_samples or self.learner.num_samples)
         self.ledger.submit_update(self._task_id, round_no, Cid.parse(cid).binary, n)
         t3 = time.perf_counter()
         state.update_cid = cid
-        state.seconds.update(fetch_model=t1 - t0, train=t2 - t1, submit=t3 - t2)
+        state.seconds.update(
+            fetch_model=t1 - t0, train=t2 - t1, encode=t_encoded - t2, submit=t3 - t_encoded
+        )
+        state.update_bytes = len(data)
         self._announce(round_no, cid, n)
         log.info("round %d: trained on %d samples, submitted %s", round_no, n, cid)
         return True
@@ -354,6 +370,8 @@ class PeerNode:
             self._reference,
             max_samples=self._ledger_cap(),
             max_abs_weight=self.spec.max_abs_weight,
+            encoding=self._encoding,
+            global_model=lambda: self._global_model(model_digest),
         )
         self._require_own_kubo_healthy(round_no, collected.unavailable)
         return collected
@@ -490,7 +508,7 @@ class PeerNode:
 
     def _on_message(self, msg: GossipMessage) -> None:
         if isinstance(msg.validated, UpdateAnnouncement):
-            self._fetcher.prefetch(msg.validated.cid)
+            self._fetcher.prefetch(msg.validated.cid, max_bytes=self._update_limit)
 
     # -- records, claims, dissent -------------------------------------------------
 
@@ -535,6 +553,7 @@ class PeerNode:
             round=round_no,
             status=status.name.lower(),
             update_cid=state.update_cid,
+            update_bytes=state.update_bytes,
             aggregate_cid=state.aggregate_cid,
             accepted=tuple(state.accepted),
             left_out=dict(state.left_out),

@@ -44,6 +44,7 @@ class RoundRecord:
     """What one peer saw and did in one ended round; one line of ``history.jsonl``.
 
     Always written: ``round`` .. ``not_trained``.  Written only when they apply: ``no_credit``,
+    ``update_bytes``,
     ``missed`` (the round ended while this peer was down), ``gossip``, ``claimed`` (finalized
     rounds),
     ``local_test`` (metrics of the agreed model on the local test split) or ``not_evaluated``.
@@ -71,6 +72,8 @@ class RoundRecord:
     claimed: bool | None = None
     local_test: Mapping[str, float | None] | None = None
     not_evaluated: str | None = None
+    update_bytes: int | None = None
+    """Size of the update this peer sent (in the task's encoding), when it sent one."""
 
     def to_entry(self) -> dict[str, Any]:
         """The ``history.jsonl`` object of this record."""
@@ -105,6 +108,8 @@ class RoundRecord:
             entry["local_test"] = dict(self.local_test)
         if self.not_evaluated is not None:
             entry["not_evaluated"] = self.not_evaluated
+        if self.update_bytes is not None:
+            entry["update_bytes"] = self.update_bytes
         return entry
 
     @classmethod
@@ -137,6 +142,7 @@ class RoundRecord:
             claimed=entry.get("claimed"),
             local_test=entry.get("local_test"),
             not_evaluated=entry.get("not_evaluated"),
+            update_bytes=entry.get("update_bytes"),
         )
 
 

@@ -25,6 +25,7 @@ class RoundState:
     started: float | None = None
     """Clock monotonic time the node first saw the round open (None: seen only after it ended)."""
     update_cid: str | None = None
+    update_bytes: int | None = None
     not_trained: str | None = None
     aggregate_cid: str | None = None
     accepted: list[str] = field(default_factory=list)
