@@ -1,0 +1,48 @@
+"""A short heart federation through the simulator learns about as well with int8 and top-k
+updates as with plain ones (FedAvg, so that no selection step amplifies small differences)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+
+from consensus.task_spec import AggregationSpec, EncodingSpec
+from fedchain.simulator.run import SimulationResult, simulate
+from peer.records import History
+
+ROUNDS = 4
+
+
+def _run(tmp_path: Path, name: str, encoding: EncodingSpec | None) -> SimulationResult:
+    return simulate(
+        "heart",
+        4,
+        ROUNDS,
+        seed=0,
+        out=tmp_path / name,
+        local_only=False,
+        console=Console(quiet=True),
+        aggregation=AggregationSpec(rule="fedavg"),
+        encoding=encoding,
+    )
+
+
+def _final(result: SimulationResult) -> float:
+    value = result.record["rounds"][-1]["metrics"]["mean_primary"]
+    assert isinstance(value, float)
+    return value
+
+
+def test_int8_and_topk_federations_finalize_close_to_the_plain_one(tmp_path: Path) -> None:
+    plain = _run(tmp_path, "plain", None)
+    int8 = _run(tmp_path, "int8", EncodingSpec(codec="int8"))
+    topk = _run(tmp_path, "topk", EncodingSpec(codec="topk", params={"fraction": 0.3}))
+    for result in (plain, int8, topk):
+        assert len(result.aggregate_cids) == ROUNDS
+        assert all(not r["left_out"] for r in result.record["rounds"])
+    assert abs(_final(int8) - _final(plain)) <= 0.01
+    assert abs(_final(topk) - _final(plain)) <= 0.05
+    assert int8.record["task_spec"]["encoding"] == {"codec": "int8", "params": {}}
+    entry = next(iter(History(tmp_path / "topk" / "peers" / "cleveland").entries()))
+    assert entry["update_bytes"] > 0
