@@ -46,3 +46,22 @@ def test_int8_and_topk_federations_finalize_close_to_the_plain_one(tmp_path: Pat
     assert int8.record["task_spec"]["encoding"] == {"codec": "int8", "params": {}}
     entry = next(iter(History(tmp_path / "topk" / "peers" / "cleveland").entries()))
     assert entry["update_bytes"] > 0
+
+
+def test_an_attack_reading_honest_updates_decodes_them(tmp_path: Path) -> None:
+    result = simulate(
+        "heart",
+        4,
+        1,
+        seed=0,
+        out=tmp_path / "collude",
+        local_only=False,
+        console=Console(quiet=True),
+        encoding=EncodingSpec(codec="int8"),
+        attack="collude",
+        byzantine=1,
+    )
+    assert len(result.aggregate_cids) == 1
+    assert result.record["byzantine"]["sees_honest_updates"] is True
+    # the colluder read and decoded the honest updates, crafted its own, and submitted it
+    assert len(result.record["rounds"][0]["participants"]) == 4

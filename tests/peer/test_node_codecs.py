@@ -15,6 +15,7 @@ from safetensors.torch import save as st_save
 from consensus.codecs.feedback import ErrorFeedback
 from consensus.codecs.pipeline import UpdateEncoding
 from consensus.task_spec import TaskSpec
+from fedchain.replay import Replayer
 from fedchain.simulator.federation import TaskTiming, VirtualFederation
 from tests.peer.test_node import NAMES, TinyLearner, aggregates, history
 
@@ -89,3 +90,13 @@ def test_malformed_topk_update_is_left_out_and_the_round_finalizes(tmp_path: Pat
         assert entry["left_out"] == {d: "tensor 'w': top-k indices hold a duplicate"}, entry
         assert d not in entry["accepted"]
     assert aggregated >= 2
+
+
+def test_an_auditor_replays_every_encoded_round_to_the_agreed_aggregate(tmp_path: Path) -> None:
+    fed = _federation(tmp_path, {"codec": "topk", "params": {"fraction": 0.5}}, rounds=3)
+    fed.run()
+    replayed = Replayer(fed.deployer, fed.peers["a"].content, fed.task_id, timeout=1.0)
+    replayed.reference = TinyLearner("init").reference_weights()  # the stand-in model's names
+    rounds = replayed.replay_all()
+    assert [r.round for r in rounds] == [1, 2, 3]
+    assert all(r.ok and not r.left_out for r in rounds), rounds
