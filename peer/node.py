@@ -36,7 +36,6 @@ from typing import Protocol
 import torch
 
 from consensus.checks import non_finite
-from consensus.codecs.feedback import ErrorFeedback
 from consensus.codecs.pipeline import build_encoding
 from consensus.protocol import (
     Action,
@@ -74,6 +73,7 @@ from peer.ledger.abc import FederationLedger
 from peer.ledger.errors import AlreadyAttested, NotEligible, NotMember
 from peer.ledger.types import RoundInfo, Submission
 from peer.records import GossipTotals, History, HistoryWriter, RoundObserver, RoundRecord
+from peer.residual import ResidualStore
 from peer.resilience import OutageGuard
 from peer.round_state import RoundBook, RoundState, StateDict
 from peer.round_updates import RoundUpdates, collect_updates
@@ -140,9 +140,12 @@ class PeerNode:
         self._state_reference = self._rule.state_names(self._reference)
         self._encoding = build_encoding(self.spec.encoding.codec, self.spec.encoding.params)
         self._update_limit = self._encoding.max_bytes(self._reference)
-        # What the encoding dropped, sent in later rounds; private to this peer, and lost on a
-        # restart (consensus.codecs.feedback says why that is acceptable).
-        self._feedback = ErrorFeedback()
+        # What a top-k encoding dropped, sent in later rounds; private to this peer.
+        self._residuals = (
+            ResidualStore(self.cfg.state_dir, str(self._encoding))
+            if self._encoding.codec.error_feedback
+            else None
+        )
         self._fetcher = ContentFetcher(
             self.content,
             timeout=self.cfg.ipfs.fetch_timeout,
@@ -318,8 +321,9 @@ class PeerNode:
             )
             return True
         t2 = time.perf_counter()
+        feedback = self._residuals.before(round_no) if self._residuals is not None else None
         try:  # between the trainer and the content store
-            data = self._encoding.encode(weights, global_weights, self._feedback)
+            data = self._encoding.encode(weights, global_weights, feedback)
         except FedchainError as exc:
             self._skip_training(state, f"the update could not be encoded ({self._encoding}): {exc}")
             return True
@@ -329,6 +333,8 @@ class PeerNode:
         self._fetcher.remember(cid, data)
         n = min(self.learner.num_samples, self._max_samples or self.learner.num_samples)
         self.ledger.submit_update(self._task_id, round_no, Cid.parse(cid).binary, n)
+        if self._residuals is not None and feedback is not None:
+            self._residuals.after(round_no, feedback)  # only once the update is on the chain
         t3 = time.perf_counter()
         state.update_cid = cid
         state.seconds.update(

@@ -5,9 +5,10 @@ encodes the sum, and keeps the new residual: the sum minus what the receivers wi
 rounds the decoded changes then add up to the true changes, up to the last residual.
 
 The residual is the sender's private state: it never leaves the peer and plays no part in
-agreement (receivers only ever decode what was sent).  It lives in memory: a peer that
-restarts starts again from a zero residual and so loses at most one round's dropped entries,
-which delays nothing agreed and costs a little accuracy at most.
+agreement (receivers only ever decode what was sent).  The node keeps it in its private state
+folder (:mod:`peer.residual`), so a restart does not lose it; when it is lost anyway (a deleted
+or unreadable file), the peer starts again from zero, losing at most one round's dropped
+entries: nothing agreed changes, a little accuracy at most.
 """
 
 from __future__ import annotations

@@ -17,6 +17,8 @@ from consensus.codecs.pipeline import UpdateEncoding
 from consensus.task_spec import TaskSpec
 from fedchain.replay import Replayer
 from fedchain.simulator.federation import TaskTiming, VirtualFederation
+from peer.node import StepOutcome
+from peer.residual import RESIDUAL_FILE, ResidualStore
 from tests.peer.test_node import NAMES, TinyLearner, aggregates, history
 
 
@@ -100,3 +102,66 @@ def test_an_auditor_replays_every_encoded_round_to_the_agreed_aggregate(tmp_path
     rounds = replayed.replay_all()
     assert [r.round for r in rounds] == [1, 2, 3]
     assert all(r.ok and not r.left_out for r in rounds), rounds
+
+
+TOPK = {"codec": "topk", "params": {"fraction": 0.5}}
+
+
+def test_a_crash_between_any_two_steps_keeps_the_topk_residual(tmp_path: Path) -> None:
+    """The residual is in the state folder, written once the update is on the chain: a peer
+    that crashes anywhere and restarts sends the same updates, so the aggregates are the same."""
+    reference = _federation(tmp_path / "ref", TOPK, rounds=3)
+    reference.run()
+    expected = aggregates(reference)
+    residual = reference.peers["a"].state_dir / RESIDUAL_FILE
+    assert residual.stat().st_mode & 0o777 == 0o600
+    lossy = _federation(tmp_path / "lost", TOPK, rounds=3)
+    lossy.run(until=lambda: lossy.deployer.task(lossy.task_id).finalized_rounds >= 1)
+    lossy.crash("a")
+    (lossy.peers["a"].state_dir / RESIDUAL_FILE).unlink()
+    lossy.start("a")
+    lossy.run()
+    assert aggregates(lossy)[0] == expected[0]
+    assert aggregates(lossy)[1:] != expected[1:]  # the residual does matter
+    total = _steps_of_a(_federation(tmp_path / "count", TOPK, rounds=3))
+    assert total >= 6
+    for crash_after in range(1, total):
+        fed = _federation(tmp_path / f"crash{crash_after}", TOPK, rounds=3)
+        steps = 0
+        while fed.running():
+            acted = False
+            for peer in fed.running():
+                acted |= fed.step_peer(peer.name) is StepOutcome.ACTED
+                if peer.name == "a":
+                    steps += 1
+                    if steps == crash_after:
+                        fed.crash("a")
+                        fed.start("a")
+            if not acted:
+                fed.advance()
+        assert aggregates(fed) == expected, f"crash after step {crash_after}"
+
+
+def _steps_of_a(fed: VirtualFederation) -> int:
+    steps = 0
+    while fed.running():
+        acted = False
+        for peer in fed.running():
+            acted |= fed.step_peer(peer.name) is StepOutcome.ACTED
+            steps += peer.name == "a"
+        if not acted:
+            fed.advance()
+    return steps
+
+
+def test_residual_store_gives_only_the_previous_rounds_residual(tmp_path: Path) -> None:
+    store = ResidualStore(tmp_path, "topk-0.5")
+    fb = ErrorFeedback()
+    fb.residual = {"w": torch.ones(3)}
+    store.after(4, fb)
+    fresh = ResidualStore(tmp_path, "topk-0.5")  # as a restarted peer reads it
+    assert torch.equal(fresh.before(5).residual["w"], torch.ones(3))
+    assert fresh.before(6).residual == {}  # older than the previous round
+    assert ResidualStore(tmp_path, "topk-0.1").before(5).residual == {}  # another encoding
+    (tmp_path / RESIDUAL_FILE).write_bytes(b"garbage")
+    assert ResidualStore(tmp_path, "topk-0.5").before(5).residual == {}
