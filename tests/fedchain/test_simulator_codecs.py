@@ -3,6 +3,7 @@ updates as with plain ones (FedAvg, so that no selection step amplifies small di
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from rich.console import Console
@@ -65,3 +66,20 @@ def test_an_attack_reading_honest_updates_decodes_them(tmp_path: Path) -> None:
     assert result.record["byzantine"]["sees_honest_updates"] is True
     # the colluder read and decoded the honest updates, crafted its own, and submitted it
     assert len(result.record["rounds"][0]["participants"]) == 4
+
+
+def test_cli_simulate_with_an_encoding(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from fedchain.cli import app
+
+    out = tmp_path / "run"
+    args = ["simulate", "--peers", "2", "--rounds", "1", "--no-local-only", "--out", str(out)]
+    encoding = ["--encoding", "topk", "--encoding-param", "fraction=0.25"]
+    result = CliRunner().invoke(app, [*args, *encoding])
+    assert result.exit_code == 0, result.output
+    spec = json.loads((out / "record.json").read_text())["task_spec"]
+    assert spec["encoding"] == {"codec": "topk", "params": {"fraction": 0.25}}
+    bad = CliRunner().invoke(app, [*args, "--encoding", "zip"])
+    assert bad.exit_code != 0
+    assert "registered codecs: fp16, int8, none, topk" in str(bad.exception) + bad.output
