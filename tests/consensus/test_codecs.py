@@ -343,3 +343,24 @@ def test_decoding_then_fedavg_is_bit_identical_in_two_processes(tmp_path: Path) 
     assert digests[0] == digests[1]
     assert len(set(digests[0].split(","))) == 3
     assert all(len(d) == len(hashlib.sha256().hexdigest()) for d in digests[0].split(","))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(["topk", "int8", "fp16"]),
+    st.integers(0, 10_000),
+    st.integers(1, 255),
+    st.integers(0, 200),
+)
+def test_any_corrupted_encoding_is_decoded_or_refused_never_a_crash(
+    codec: str, where: int, xor: int, cut: int
+) -> None:
+    enc = {"topk": TOPK, "int8": INT8, "fp16": build_encoding("fp16")}[codec]
+    data = bytearray(enc.encode(NEW, PREV))
+    data[where % len(data)] ^= xor
+    try:
+        back = enc.decode(bytes(data[: len(data) - cut]), PREV, REF)
+    except ProtocolError:
+        return
+    assert set(back) == set(REF)
+    assert all(bool(torch.isfinite(v).all()) for v in back.values())
