@@ -172,6 +172,7 @@ class UpdateEncoding:
         return min(total, MAX_MODEL_BYTES)
 
     def _header_limit(self, reference: Mapping[str, torch.Tensor]) -> int:
+        """The largest header (JSON) an update of this model may have: read before parsing."""
         tensors = len(reference) * max(1, len(self.codec.parts()))
         names = sum(len(k.encode()) + 24 * v.dim() + 16 for k, v in reference.items())
         return HEADER_SLACK_BYTES + tensors * HEADER_BYTES_PER_TENSOR + names * 2
