@@ -83,3 +83,24 @@ def test_cli_simulate_with_an_encoding(tmp_path: Path) -> None:
     bad = CliRunner().invoke(app, [*args, "--encoding", "zip"])
     assert bad.exit_code != 0
     assert "registered codecs: fp16, int8, none, topk" in str(bad.exception) + bad.output
+
+
+def test_a_free_rider_sending_a_zero_change_is_left_out(tmp_path: Path) -> None:
+    """With encodings the chain-only digest rule cannot see the global model sent back; the
+    decoded zero change can."""
+    result = simulate(
+        "heart",
+        4,
+        1,
+        seed=0,
+        out=tmp_path / "free-ride",
+        local_only=False,
+        console=Console(quiet=True),
+        encoding=EncodingSpec(codec="int8"),
+        attack="free-ride",
+        byzantine=1,
+    )
+    (member,) = result.record["byzantine"]["addresses"].values()
+    assert result.record["rounds"][0]["left_out"] == {
+        member: "free rider: the encoded change is zero everywhere (the global model unchanged)"
+    }
