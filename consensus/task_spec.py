@@ -108,6 +108,24 @@ class CreditSettings(_Frozen):
     there)."""
 
 
+class PrivacySettings(_Frozen):
+    """Differential privacy per institution: DP-SGD (per-sample clipping and Gaussian noise)
+    in local training, with an accountant tracking each institution's spent epsilon.
+
+    The budget (``target_epsilon``, ``delta``) covers the whole task: every update an institution
+    releases spends some of it, and a peer whose next update would exceed it stops submitting.
+    ``noise_multiplier`` left unset is derived from the target over the task's rounds.
+    """
+
+    target_epsilon: float = Field(gt=0, le=1000)
+    delta: float = Field(default=1e-5, gt=0, lt=1)
+    """Should be well below 1 / (training samples of the largest institution)."""
+    max_grad_norm: float = Field(gt=0)
+    """Each sample's gradient is clipped to this L2 norm before noise is added."""
+    noise_multiplier: float | None = Field(default=None, gt=0)
+    accountant: Literal["rdp", "prv"] = "rdp"
+
+
 class TaskSpec(_Frozen):
     version: int = Field(default=1, ge=1, le=1)
     name: str = Field(min_length=1, max_length=128)
@@ -130,6 +148,9 @@ class TaskSpec(_Frozen):
 
     encoding: EncodingSpec = Field(default_factory=EncodingSpec)
     """How updates are encoded between each member's trainer and the content store."""
+
+    privacy: PrivacySettings | None = None
+    """Differential privacy in local training (``models.privacy``); None: plain training."""
 
     @field_validator("aggregation", mode="before")
     @classmethod

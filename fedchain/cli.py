@@ -84,6 +84,86 @@ def keys_new(
     typer.echo(f"address  {ident.address}\npeer id  {ident.peer_id}")
 
 
+@app.command("init")
+def init_cmd(
+    institution: Annotated[str, typer.Argument(help="Short name: letters, digits, _.-")],
+    folder: Annotated[
+        Path | None, typer.Option("--dir", help="Where to write (default ./<institution>).")
+    ] = None,
+    rpc_url: Annotated[str, typer.Option(help="The chain's JSON-RPC URL.")] = (
+        "http://127.0.0.1:8545"
+    ),
+    contract: Annotated[
+        str | None, typer.Option(help="The Federation contract, once deployed.")
+    ] = None,
+    task_id: Annotated[int, typer.Option(min=1)] = 1,
+    ipfs_api: Annotated[str, typer.Option(help="The own Kubo RPC multiaddr.")] = (
+        "/ip4/127.0.0.1/tcp/5001"
+    ),
+    gossip_port: Annotated[int, typer.Option(min=1, max=65535)] = 4101,
+    data: Annotated[str, typer.Option(help="Own records, relative to --dir.")] = (
+        "data/records.csv"
+    ),
+    partition: Annotated[
+        str | None, typer.Option(help="A built-in partition instead of --data (trials).")
+    ] = None,
+    password_env: Annotated[str, typer.Option(help="Variable holding the password.")] = (
+        "FEDCHAIN_KEY_PASSWORD"
+    ),
+) -> None:
+    """Create this institution's encrypted keys and a commented peer config; print what to
+    send to the consortium. Never overwrites existing keys or config."""
+    from fedchain.ops.init import check_institution_name, init_institution
+    from fedchain.ops.peer_toml import PLACEHOLDER_CONTRACT, PeerSettings
+    from peer.keystore import resolve_password
+
+    check_institution_name(institution)  # before the password, so a typo is named first
+    settings = PeerSettings(
+        institution=institution,
+        rpc_url=rpc_url,
+        contract=contract or PLACEHOLDER_CONTRACT,
+        task_id=task_id,
+        ipfs_api=ipfs_api,
+        gossip_port=gossip_port,
+        data_path=None if partition else data,
+        partition=partition,
+        password_env=password_env,
+    )
+    password = resolve_password(password_env, None)
+    done = init_institution(settings, folder or Path(institution), password)
+    typer.echo(
+        f"wrote {done.config} and {', '.join(str(k) for k in done.keys)}\n"
+        "send these to the consortium:\n"
+        f"address         {done.address}\n"
+        f"peer id         {done.peer_id}\n"
+        f"encryption key  {done.encryption_public_key}"
+    )
+
+
+@app.command("status")
+def status_cmd(
+    config: Annotated[Path, typer.Option("--config", "-c", help="The institution's TOML file.")],
+) -> None:
+    """One line each: membership, task and round, own submissions, credit, chain RPC, Kubo,
+    gossip. Reads the chain, Kubo and the peer's own files only; exits 1 if anything is down."""
+    from fedchain.ops.status import print_status, read_status
+    from peer.config import load_config
+
+    lines = read_status(load_config(config), config)
+    raise typer.Exit(print_status(lines))
+
+
+@app.command("report")
+def report_cmd(
+    run: Annotated[Path, typer.Argument(help="A demo or simulate run, or a peer's state_dir.")],
+    out: Annotated[Path | None, typer.Option(help="Default <run>/report.html.")] = None,
+) -> None:
+    """Write a self-contained HTML report of a run (plots embedded); print its path."""
+    from fedchain.ops.report import write_report
+
+    typer.echo(write_report(run, out))
+
+
 @app.command("deploy")
 def deploy_cmd(
     rpc_url: Annotated[str, typer.Option(help="The chain's JSON-RPC URL.")],

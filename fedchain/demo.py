@@ -377,6 +377,9 @@ def run_demo(
     console.print(_table(results, plan.primary_metric))
     console.print(_institution_table(per, plan.primary_metric))
     console.print(f"record written to {out_dir / 'record.json'}")
+    from fedchain.ops.report import write_report
+
+    console.print(f"report written to {write_report(out_dir)}", soft_wrap=True)
     if len(results) != rounds:
         raise FedchainError(f"only {len(results)} of {rounds} rounds were finalized")
     return 0

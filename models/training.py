@@ -11,7 +11,7 @@ name to array (multi-modal models). A mapping holds only the modalities a site a
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,7 +57,7 @@ class Samples:
         return () if isinstance(self.x, np.ndarray) else tuple(sorted(self.x))
 
 
-def _to_tensor(x: ModelInput, index: np.ndarray | slice) -> TensorInput:
+def to_tensor(x: ModelInput, index: np.ndarray | slice) -> TensorInput:
     if isinstance(x, np.ndarray):
         return torch.from_numpy(np.ascontiguousarray(x[index], dtype=np.float32))
     return {
@@ -80,18 +80,18 @@ def _check_hyper(epochs: int, lr: float, batch_size: int) -> None:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
 
 
-def _make_optimizer(
-    name: str, model: nn.Module, lr: float, weight_decay: float
+def make_optimizer(
+    name: str, params: Iterable[nn.Parameter], lr: float, weight_decay: float
 ) -> torch.optim.Optimizer:
     if name == "adam":
-        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     if name == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay)
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
     raise ConfigError(f"unknown optimizer {name!r}; use 'adam' or 'sgd'")
 
 
 @torch.no_grad()
-def _add_proximal_gradient(model: nn.Module, anchors: list[torch.Tensor], mu: float) -> None:
+def add_proximal_gradient(model: nn.Module, anchors: list[torch.Tensor], mu: float) -> None:
     """Add ``mu * (p - anchor_p)``, the gradient of ``mu / 2 * ||p - anchor_p||^2`` (FedProx).
 
     Only to parameters the batch's loss reached: a parameter without a gradient (an encoder of
@@ -100,6 +100,22 @@ def _add_proximal_gradient(model: nn.Module, anchors: list[torch.Tensor], mu: fl
     for param, anchor in zip(model.parameters(), anchors, strict=True):
         if param.grad is not None:
             param.grad.add_((param - anchor) * mu)
+
+
+def checked_targets(data: Samples, settings: TrainingSettings, proximal_mu: float) -> torch.Tensor:
+    """The labels as class indices, after checking the inputs and hyper-parameters agree."""
+    _check_hyper(settings.epochs, settings.lr, settings.batch_size)
+    if not (proximal_mu >= 0 and np.isfinite(proximal_mu)):
+        raise ConfigError(f"proximal_mu must be a finite number >= 0, got {proximal_mu}")
+    n = num_samples(data.x)
+    if n == 0:
+        raise DataError("cannot train on zero samples")
+    labels = np.asarray(data.y)
+    if labels.shape != (n,):
+        raise DataError(f"labels have shape {labels.shape}, expected ({n},) to match the inputs")
+    if labels.min() < 0:
+        raise DataError(f"labels must be class indices >= 0, found {int(labels.min())}")
+    return torch.from_numpy(labels.astype(np.int64))
 
 
 def train(
@@ -124,20 +140,10 @@ def train(
     Shuffling and any dropout inside the model draw from a torch RNG seeded with ``seed``
     inside a forked RNG context.
     """
-    _check_hyper(settings.epochs, settings.lr, settings.batch_size)
-    if not (proximal_mu >= 0 and np.isfinite(proximal_mu)):
-        raise ConfigError(f"proximal_mu must be a finite number >= 0, got {proximal_mu}")
+    targets = checked_targets(data, settings, proximal_mu)
     x = data.x
-    n = num_samples(x)
-    if n == 0:
-        raise DataError("cannot train on zero samples")
-    labels = np.asarray(data.y)
-    if labels.shape != (n,):
-        raise DataError(f"labels have shape {labels.shape}, expected ({n},) to match the inputs")
-    if labels.min() < 0:
-        raise DataError(f"labels must be class indices >= 0, found {int(labels.min())}")
-    targets = torch.from_numpy(labels.astype(np.int64))
-    opt = _make_optimizer(settings.optimizer, model, settings.lr, settings.weight_decay)
+    n = int(targets.shape[0])
+    opt = make_optimizer(settings.optimizer, model.parameters(), settings.lr, settings.weight_decay)
     loss_fn = nn.CrossEntropyLoss(reduction="sum")
     anchors = [p.detach().clone() for p in model.parameters()] if proximal_mu > 0 else []
     last_epoch_loss = float("nan")
@@ -150,11 +156,11 @@ def train(
             total = 0.0
             for batch in _batches(order, settings.batch_size):
                 opt.zero_grad(set_to_none=True)
-                logits = model(_to_tensor(x, batch))
+                logits = model(to_tensor(x, batch))
                 loss = loss_fn(logits, targets[batch])
                 (loss / batch.size).backward()
                 if anchors:
-                    _add_proximal_gradient(model, anchors, proximal_mu)
+                    add_proximal_gradient(model, anchors, proximal_mu)
                 opt.step()
                 total += float(loss.detach())
             last_epoch_loss = total / n
@@ -185,7 +191,7 @@ def predict_logits(model: nn.Module, x: ModelInput) -> np.ndarray:
     model.eval()
     try:
         chunks = [
-            model(_to_tensor(x, slice(start, start + _PREDICT_CHUNK))).numpy()
+            model(to_tensor(x, slice(start, start + _PREDICT_CHUNK))).numpy()
             for start in range(0, n, _PREDICT_CHUNK)
         ]
     finally:

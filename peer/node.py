@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 
@@ -79,6 +79,9 @@ from peer.round_state import RoundBook, RoundState, StateDict
 from peer.round_updates import RoundUpdates, collect_updates
 from peer.updates import ContentFetcher
 
+if TYPE_CHECKING:
+    from models.privacy import PrivacyBudget
+
 log = logging.getLogger("fedchain.peer")
 
 SWARM_CHECK_SECONDS = 15.0
@@ -110,6 +113,10 @@ class LocalLearner(Protocol):
     def train(self, global_weights: Mapping[str, torch.Tensor], round_no: int) -> StateDict: ...
 
     def evaluate(self, weights: Mapping[str, torch.Tensor]) -> dict[str, float]: ...
+
+    def plan_privacy(self, planned_rounds: int) -> PrivacyBudget | None:
+        """The DP plan over a task of ``planned_rounds`` rounds (None: the spec has no DP)."""
+        ...
 
 
 class MemberRemoved(LedgerError):
@@ -177,6 +184,9 @@ class PeerNode:
         self._caught_up = False
         self._next_swarm_check = 0.0
         self._max_samples = 0
+        self._planned_rounds = 0
+        self._released: int | None = None
+        """Updates this member has released in the task (its submissions on the chain)."""
 
     # -- the loop ---------------------------------------------------------------
 
@@ -210,6 +220,7 @@ class PeerNode:
         self._check_swarm()
         task = self.ledger.task(self._task_id)
         self._max_samples = task.max_samples
+        self._planned_rounds = task.num_rounds
         round_no = task.current_round
         for ended in self._rounds.ended_since(round_no):
             self._finish_round(ended)  # an outage here leaves the book on the old round
@@ -308,6 +319,9 @@ class PeerNode:
             log.warning("round %d: global model not fetched yet: %s", round_no, exc)
             return False
         t1 = time.perf_counter()
+        budget = self.learner.plan_privacy(self._planned_rounds)
+        if budget is not None and not self._within_budget(state, budget):
+            return True
         try:
             weights = self.learner.train(global_weights, round_no)
         except (FedchainError, ValueError, RuntimeError) as exc:
@@ -336,14 +350,44 @@ class PeerNode:
         if self._residuals is not None and feedback is not None:
             self._residuals.after(round_no, feedback)  # only once the update is on the chain
         t3 = time.perf_counter()
+        if budget is not None:
+            self._released = self._released_before(round_no) + 1
+            state.epsilon = budget.epsilon(self._released)
         state.update_cid = cid
-        state.seconds.update(
-            fetch_model=t1 - t0, train=t2 - t1, encode=t_encoded - t2, submit=t3 - t_encoded
-        )
+        state.seconds.update(fetch_model=t1 - t0, train=t2 - t1, submit=t3 - t_encoded)
+        if self._encoding.plain:  # serializing the plain model counts as submitting, as ever
+            state.seconds["submit"] = t3 - t2
+        else:
+            state.seconds["encode"] = t_encoded - t2
         state.update_bytes = len(data)
         self._announce(round_no, cid, n)
         log.info("round %d: trained on %d samples, submitted %s", round_no, n, cid)
         return True
+
+    def _released_before(self, round_no: int) -> int:
+        """Updates this member released in the task's rounds before ``round_no`` (read from
+        the chain once, then counted), so a restarted peer knows what it already spent."""
+        if self._released is None:
+            self._released = sum(
+                self.ledger.submission_of(self._task_id, r, self._me)[0] != bytes(32)
+                for r in range(1, round_no)
+            )
+        return self._released
+
+    def _within_budget(self, state: RoundState, budget: PrivacyBudget) -> bool:
+        """Whether one more update stays within the agreed epsilon; if not, say so and skip."""
+        released = self._released_before(state.round)
+        if budget.allows(released + 1):
+            return True
+        target = budget.settings.target_epsilon
+        state.not_trained = (
+            f"privacy budget spent: update {released + 1} would bring epsilon to "
+            f"{budget.epsilon(released + 1):.3g}, over the agreed {target:g} "
+            f"(spent {budget.epsilon(released):.3g}); no more updates from this institution "
+            "in this task"
+        )
+        log.warning("round %d: not training: %s", state.round, state.not_trained)
+        return False
 
     def _skip_training(self, state: RoundState, reason: str) -> None:
         state.not_trained = reason
@@ -522,6 +566,7 @@ class PeerNode:
         """Claims and history lines for every round that ended while this peer was away."""
         task = self.ledger.task(self._task_id)
         self._max_samples = task.max_samples
+        self._planned_rounds = task.num_rounds
         made = self._claims.rebuild(self._scores_after_fetch)
         if made:
             log.info("claimed contributions of %d earlier rounds", made)
@@ -568,6 +613,7 @@ class PeerNode:
             score=state.claim.score if state.claim is not None else None,
             seconds=seconds,
             not_trained=state.not_trained,
+            epsilon=state.epsilon,
             missed=missed,
             gossip=self._gossip_totals(),
         )

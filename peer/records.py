@@ -45,6 +45,7 @@ class RoundRecord:
 
     Always written: ``round`` .. ``not_trained``.  Written only when they apply: ``no_credit``,
     ``update_bytes``,
+    ``epsilon`` (differential privacy),
     ``missed`` (the round ended while this peer was down), ``gossip``, ``claimed`` (finalized
     rounds),
     ``local_test`` (metrics of the agreed model on the local test split) or ``not_evaluated``.
@@ -67,6 +68,8 @@ class RoundRecord:
     """Whether this peer's aggregate is the agreed one (finalized rounds)."""
     dissent: tuple[str, ...] = ()
     not_trained: str | None = None
+    epsilon: float | None = None
+    """Differential privacy: the epsilon this institution has spent after this round's update."""
     missed: bool = False
     gossip: GossipTotals | None = None
     claimed: bool | None = None
@@ -93,6 +96,8 @@ class RoundRecord:
         }
         if self.no_credit:
             entry["no_credit"] = dict(self.no_credit)
+        if self.epsilon is not None:
+            entry["epsilon"] = self.epsilon
         if self.missed:
             entry["missed"] = True
         if self.gossip is not None:
@@ -130,6 +135,7 @@ class RoundRecord:
             agreed=entry.get("agreed"),
             dissent=tuple(entry.get("dissent") or ()),
             not_trained=entry.get("not_trained"),
+            epsilon=entry.get("epsilon"),
             missed=bool(entry.get("missed", False)),
             gossip=None
             if not isinstance(gossip, Mapping)

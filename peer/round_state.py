@@ -27,6 +27,8 @@ class RoundState:
     update_cid: str | None = None
     update_bytes: int | None = None
     not_trained: str | None = None
+    epsilon: float | None = None
+    """Epsilon this institution has spent once this round's update is out (DP tasks)."""
     aggregate_cid: str | None = None
     accepted: list[str] = field(default_factory=list)
     left_out: dict[str, str] = field(default_factory=dict)

@@ -22,6 +22,7 @@ from fedchain.errors import ConfigError, ProtocolError
 from models.tasks.learner import Learner
 
 if TYPE_CHECKING:
+    from models.privacy import PrivacyBudget
     from peer.node import LocalLearner
 
 log = logging.getLogger("fedchain.attacks")
@@ -72,6 +73,9 @@ class ByzantineLearner:
 
     def evaluate(self, weights: Mapping[str, torch.Tensor]) -> dict[str, float]:
         return self.inner.evaluate(weights)
+
+    def plan_privacy(self, planned_rounds: int) -> PrivacyBudget | None:
+        return self.inner.plan_privacy(planned_rounds)
 
     def train(self, global_weights: Mapping[str, torch.Tensor], round_no: int) -> StateDict:
         """The honest training, then the attack's crafted update (checked, float32)."""

@@ -55,7 +55,12 @@ class AttentionFusion(nn.Module):
                 raise ConfigError(f"modality {name!r} needs a 'kind' (tabular, signal or image)")
             encoders[name] = build_encoder(kind, embed_dim=embed_dim, **spec)
         self.encoders = nn.ModuleDict(encoders)
-        self.modality_tags = nn.Parameter(torch.zeros(len(self.names), embed_dim))
+        # An embedding table (zeros, no random draw) rather than a bare Parameter: every
+        # trainable tensor then sits in a standard layer, whose per-sample gradients DP-SGD
+        # (Opacus) knows how to compute.
+        self.modality_tags = nn.Embedding(
+            len(self.names), embed_dim, _weight=torch.zeros(len(self.names), embed_dim)
+        )
         self.attn_project = nn.Linear(embed_dim, embed_dim)
         self.attn_score = nn.Linear(embed_dim, 1, bias=False)
         self.norm = nn.LayerNorm(embed_dim)
@@ -88,15 +93,19 @@ class AttentionFusion(nn.Module):
             keep[none_kept.nonzero(as_tuple=True)[0], rescue] = True
         return keep
 
+    def _tag(self, name: str, n: int) -> torch.Tensor:
+        """The learned tag of modality ``name``, one row per sample ``[n, embed]``."""
+        index = torch.full(
+            (n,), self.names.index(name), dtype=torch.long, device=self.modality_tags.weight.device
+        )
+        return self.modality_tags(index)  # type: ignore[no-any-return]
+
     def embed(self, inputs: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Fused embedding ``[n, embed_dim]`` and attention weights ``[n, present modalities]``."""
         present = self._present(inputs)
+        n = inputs[present[0]].shape[0]
         embeddings = torch.stack(
-            [
-                self.encoders[name](inputs[name]) + self.modality_tags[self.names.index(name)]
-                for name in present
-            ],
-            dim=1,
+            [self.encoders[name](inputs[name]) + self._tag(name, n) for name in present], dim=1
         )  # [n, m, embed]
         scores = self.attn_score(torch.tanh(self.attn_project(embeddings))).squeeze(-1)
         if self.training and self.modality_dropout > 0 and len(present) > 1:

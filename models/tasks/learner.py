@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -26,6 +27,9 @@ from models.registry import build_model_from_spec, init_model
 from models.tasks.abc import InstitutionData, Task
 from models.tasks.local_data import LocalData
 from models.training import Samples, evaluate, train
+
+if TYPE_CHECKING:
+    from models.privacy import PrivacyBudget
 
 _SEED_DOMAIN = b"fedchain/train-seed/v1"
 
@@ -90,6 +94,11 @@ class Learner:
         self.institution = institution
         self.proximal_mu = build_rule(spec.aggregation).client_hooks().proximal_mu
         """The agreed rule's client-side proximal term (FedProx; 0 for every other rule)."""
+        self._budget: PrivacyBudget | None = None
+        if spec.privacy is not None:
+            from models.privacy import check_private_trainable  # Opacus: ~3 s to import
+
+            check_private_trainable(build_model(spec))
 
     @classmethod
     def from_local(cls, task: Task, spec: TaskSpec, local: LocalData, institution: str) -> Learner:
@@ -109,17 +118,42 @@ class Learner:
     def initial_weights(self) -> StateDict:
         return initial_weights(self.spec)
 
+    def plan_privacy(self, planned_rounds: int) -> PrivacyBudget | None:
+        """This institution's DP plan over a task of ``planned_rounds`` rounds (None: no DP).
+
+        Called once the task's length is known (a peer reads it from the chain), before the
+        first :meth:`train`; planning again for the same length returns the same plan.
+        """
+        if self.spec.privacy is None:
+            return None
+        if self._budget is None or self._budget.planned_rounds != planned_rounds:
+            from models.privacy import PrivacyBudget
+
+            self._budget = PrivacyBudget.plan(
+                self.spec.privacy, self.spec.training, self.num_samples, planned_rounds
+            )
+        return self._budget
+
     def train(self, global_weights: Mapping[str, torch.Tensor], round_no: int) -> StateDict:
-        """Local training from the agreed model; contiguous float32 clones of the result."""
+        """Local training from the agreed model; contiguous float32 clones of the result.
+
+        With differential privacy in the spec this is one round of DP-SGD under the plan of
+        :meth:`plan_privacy`, which must have been made.
+        """
         model = build_model(self.spec)
         model.load_state_dict(dict(global_weights))
-        train(
-            model,
-            self.data.train,
-            self.spec.training,
-            seed=self.round_seed(round_no),
-            proximal_mu=self.proximal_mu,
-        )
+        seed = self.round_seed(round_no)
+        if self.spec.privacy is not None:
+            if self._budget is None:
+                raise ConfigError("plan the privacy budget (Learner.plan_privacy) before training")
+            from models.privacy import train_private
+
+            train_private(
+                model, self.data.train, self.spec.training, self._budget, seed,
+                proximal_mu=self.proximal_mu,
+            )  # fmt: skip
+        else:
+            train(model, self.data.train, self.spec.training, seed, proximal_mu=self.proximal_mu)
         return _float32_clone(model)
 
     def evaluate(self, weights: Mapping[str, torch.Tensor]) -> dict[str, float]:

@@ -106,6 +106,9 @@ def test_demo_writes_the_record(tmp_path: Path) -> None:
         assert 0.0 <= m["local_only_own_test"] <= 1.0 and 0.0 <= m["federated_own_test"] <= 1.0
         assert m["peer_peak_rss_mb"] > 50  # a live peer process (torch alone takes more)
     assert "finalized rounds" in proc.stdout
+    assert f"report written to {out / 'report.html'}" in proc.stdout
+    report = (out / "report.html").read_text()
+    assert record["rounds"][-1]["aggregate_cid"] in report and "data:image/png;base64," in report
     processes = read_process_record(out / "processes.json")
     names = sorted(e["name"] for e in processes)
     assert names == ["anvil", "kubo(ipfs)", "kubo(ipfs)", "peer-cleveland", "peer-hungary"]

@@ -261,6 +261,9 @@ def test_poisoning_needs_a_learner_with_data() -> None:
         def evaluate(self, weights):
             return {}
 
+        def plan_privacy(self, planned_rounds):
+            return None
+
     with pytest.raises(ConfigError, match="poisons local data"):
         ByzantineLearner(Bare(), get_attack("label-flip"), member="x", seed=0)
     assert isinstance(ByzantineLearner(Bare(), get_attack("scaling"), member="x", seed=0), object)

@@ -41,6 +41,9 @@ class TinyLearner:
     def evaluate(self, weights: Mapping[str, torch.Tensor]) -> dict[str, float]:
         return {"accuracy": float(1.0 - (weights["w"] - self._target).abs().mean())}
 
+    def plan_privacy(self, planned_rounds: int) -> None:
+        return None
+
 
 def tiny_spec(aggregation: str = "multi-krum") -> TaskSpec:
     return TaskSpec.model_validate(
