@@ -11,8 +11,16 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from consensus.codecs.registry import build_codec
 from fedchain.errors import ProtocolError
 
 MAX_SPEC_BYTES = 64 * 1024
@@ -68,6 +76,23 @@ class AggregationSpec(_Frozen):
     wrappers: tuple[RuleSpec, ...] = ()
 
 
+class EncodingSpec(_Frozen):
+    """How members' updates travel (``consensus.codecs``): a registered codec and its parameters.
+
+    ``none`` (the default) sends the plain trained weights; ``fp16``, ``int8`` and ``topk``
+    (``params: {fraction: 0.01}``) send the change from the round's global model, compressed.
+    In a spec file a bare codec name (``encoding = "int8"``) is accepted.
+    """
+
+    codec: str = Field(default="none", min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _registered(self) -> EncodingSpec:
+        build_codec(self.codec, self.params)  # ConfigError (a ValueError) names what is wrong
+        return self
+
+
 class CreditSettings(_Frozen):
     """When an update earns credit (``consensus.contribution``)."""
 
@@ -121,6 +146,9 @@ class TaskSpec(_Frozen):
 
     credit: CreditSettings = Field(default_factory=CreditSettings)
 
+    encoding: EncodingSpec = Field(default_factory=EncodingSpec)
+    """How updates are encoded between each member's trainer and the content store."""
+
     privacy: PrivacySettings | None = None
     """Differential privacy in local training (``models.privacy``); None: plain training."""
 
@@ -128,6 +156,11 @@ class TaskSpec(_Frozen):
     @classmethod
     def _rule_name_alone(cls, value: Any) -> Any:
         return {"rule": value} if isinstance(value, str) else value
+
+    @field_validator("encoding", mode="before")
+    @classmethod
+    def _codec_name_alone(cls, value: Any) -> Any:
+        return {"codec": value} if isinstance(value, str) else value
 
     def to_bytes(self) -> bytes:
         """Canonical JSON, so the same spec always has the same CID."""

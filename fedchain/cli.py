@@ -340,6 +340,14 @@ def simulate_cmd(
             help="How many members are Byzantine, chosen from the seed (default 1 with --attack).",
         ),
     ] = None,
+    encoding: Annotated[
+        str | None,
+        typer.Option(help="Encode updates with this codec (none, fp16, int8, topk)."),
+    ] = None,
+    encoding_param: Annotated[
+        list[str] | None,
+        typer.Option(help="A codec parameter as key=value, e.g. fraction=0.01; repeatable."),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run a whole federation in this process: real peer nodes on an in-memory chain, content
@@ -351,6 +359,14 @@ def simulate_cmd(
 
     params = _key_values(attack_param or [], "--attack-param")
     k = byzantine if byzantine is not None else (1 if attack is not None else 0)
+    chosen = None
+    if encoding is not None or encoding_param:
+        from consensus.codecs.registry import build_codec
+        from consensus.task_spec import EncodingSpec
+
+        codec_params = _key_values(encoding_param or [], "--encoding-param")
+        build_codec(encoding or "none", codec_params)  # ConfigError naming what is wrong
+        chosen = EncodingSpec(codec=encoding or "none", params=codec_params)
     result = simulate(
         task,
         peers,
@@ -362,6 +378,7 @@ def simulate_cmd(
         attack=attack,
         attack_params=params,
         byzantine=k,
+        encoding=chosen,
     )
     typer.echo(
         f"{len(result.aggregate_cids)} rounds in {result.wall_seconds:.1f} s; "

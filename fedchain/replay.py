@@ -16,6 +16,9 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
+import torch
+
+from consensus.codecs.pipeline import build_encoding
 from consensus.protocol import RoundStatus
 from consensus.round_decision import RoundDecision, RoundInputs, decide_round
 from consensus.scoring import member_scores, scores_tree
@@ -73,6 +76,7 @@ class Replayer:
         self.rule = build_rule(self.spec.aggregation)
         self.reference = reference_weights(self.spec)
         self.state_reference = self.rule.state_names(self.reference)
+        self.encoding = build_encoding(self.spec.encoding.codec, self.spec.encoding.params)
         limit = model_bytes_limit(bundle_reference(self.reference, self.state_reference))
         self.fetcher = ContentFetcher(content, timeout=timeout, max_bytes=limit)
 
@@ -91,6 +95,24 @@ class Replayer:
         info = self.ledger.round_info(self.task_id, round_no)
         gone = {m.lower() for m in unavailable}
         subs = self.ledger.submissions(self.task_id, round_no)
+        global_content: list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]] = []
+
+        def round_model() -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+            if not global_content:
+                model_cid = self.ledger.model_cid(self.task_id, info.model_digest)
+                if Cid.parse(model_cid).digest != info.model_digest:
+                    raise ProtocolError(
+                        f"round {round_no}: model CID {model_cid} differs from its digest"
+                    )
+                global_content.append(
+                    bundle_from_bytes(
+                        self.fetcher.fetch_verified(model_cid),
+                        reference=self.reference,
+                        state_reference=self.state_reference,
+                    )
+                )
+            return global_content[0]
+
         collected = collect_updates(
             [s for s in subs if s.member.lower() not in gone],
             info.model_digest,
@@ -98,6 +120,8 @@ class Replayer:
             self.reference,
             max_samples=self.ledger.task(self.task_id).max_samples,
             max_abs_weight=self.spec.max_abs_weight,
+            encoding=self.encoding,
+            global_model=lambda: round_model()[0],
         )
         collected.left_out.update(
             {
@@ -108,14 +132,7 @@ class Replayer:
         )
         if not collected.accepted:
             return collected.left_out, None
-        model_cid = self.ledger.model_cid(self.task_id, info.model_digest)
-        if Cid.parse(model_cid).digest != info.model_digest:
-            raise ProtocolError(f"round {round_no}: model CID {model_cid} differs from its digest")
-        previous, state = bundle_from_bytes(
-            self.fetcher.fetch_verified(model_cid),
-            reference=self.reference,
-            state_reference=self.state_reference,
-        )
+        previous, state = round_model()
         inputs = RoundInputs(self.task_id, round_no, info.model_digest, previous, state)
         decision = decide_round(collected.accepted, collected.digests, inputs, self.spec, self.rule)
         return {**collected.left_out, **decision.left_out}, decision

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Protocol
 import torch
 
 from consensus.checks import non_finite
+from consensus.codecs.pipeline import build_encoding
 from consensus.protocol import (
     Action,
     RoundStatus,
@@ -51,7 +52,6 @@ from consensus.serialization import (
     bundle_reference,
     bundle_to_bytes,
     model_bytes_limit,
-    weights_to_bytes,
 )
 from consensus.strategies.registry import build_rule
 from consensus.task_spec import TaskSpec
@@ -74,6 +74,7 @@ from peer.ledger.abc import FederationLedger
 from peer.ledger.errors import AlreadyAttested, NotEligible, NotMember
 from peer.ledger.types import RoundInfo, Submission
 from peer.records import GossipTotals, History, HistoryWriter, RoundObserver, RoundRecord
+from peer.residual import ResidualStore
 from peer.resilience import OutageGuard
 from peer.round_state import RoundBook, RoundState, StateDict
 from peer.round_updates import RoundUpdates, collect_updates
@@ -145,11 +146,22 @@ class PeerNode:
         self._reference = self.learner.reference_weights()
         self._rule = build_rule(self.spec.aggregation)
         self._state_reference = self._rule.state_names(self._reference)
+        self._encoding = build_encoding(self.spec.encoding.codec, self.spec.encoding.params)
+        self._update_limit = self._encoding.max_bytes(self._reference)
+        # What a top-k encoding dropped, sent in later rounds; private to this peer.
+        self._residuals = (
+            ResidualStore(self.cfg.state_dir, str(self._encoding))
+            if self._encoding.codec.error_feedback
+            else None
+        )
         self._fetcher = ContentFetcher(
             self.content,
             timeout=self.cfg.ipfs.fetch_timeout,
             # the largest content is an aggregate with the rule's state
-            max_bytes=model_bytes_limit(bundle_reference(self._reference, self._state_reference)),
+            max_bytes=max(
+                model_bytes_limit(bundle_reference(self._reference, self._state_reference)),
+                self._update_limit,
+            ),
             executor=self.fetch_executor,
         )
         self._domain = Domain(chain_id=self.ledger.chain_id, contract=self.ledger.address)
@@ -316,7 +328,6 @@ class PeerNode:
         except (FedchainError, ValueError, RuntimeError) as exc:
             self._skip_training(state, f"local training failed on the agreed model: {exc}")
             return True
-        del global_weights
         bad = non_finite(weights)
         if bad:
             self._skip_training(
@@ -325,8 +336,14 @@ class PeerNode:
             )
             return True
         t2 = time.perf_counter()
-        data = weights_to_bytes(weights)
-        del weights
+        feedback = self._residuals.before(round_no) if self._residuals is not None else None
+        try:  # between the trainer and the content store
+            data = self._encoding.encode(weights, global_weights, feedback)
+        except FedchainError as exc:
+            self._skip_training(state, f"the update could not be encoded ({self._encoding}): {exc}")
+            return True
+        del weights, global_weights
+        t_encoded = time.perf_counter()
         cid = self.content.add(data)
         self._fetcher.remember(cid, data)
         n = min(self.learner.num_samples, self._max_samples or self.learner.num_samples)
@@ -339,11 +356,18 @@ class PeerNode:
             n,
             math.ceil(epsilon * 1000) if epsilon is not None else 0,
         )
+        if self._residuals is not None and feedback is not None:
+            self._residuals.after(round_no, feedback)  # only once the update is on the chain
         t3 = time.perf_counter()
         if epsilon is not None:
             self._released, state.epsilon = released, epsilon
         state.update_cid = cid
-        state.seconds.update(fetch_model=t1 - t0, train=t2 - t1, submit=t3 - t2)
+        state.seconds.update(fetch_model=t1 - t0, train=t2 - t1, submit=t3 - t_encoded)
+        if self._encoding.plain:  # serializing the plain model counts as submitting, as ever
+            state.seconds["submit"] = t3 - t2
+        else:
+            state.seconds["encode"] = t_encoded - t2
+        state.update_bytes = len(data)
         self._announce(round_no, cid, n)
         log.info("round %d: trained on %d samples, submitted %s", round_no, n, cid)
         return True
@@ -401,6 +425,8 @@ class PeerNode:
             self._reference,
             max_samples=self._ledger_cap(),
             max_abs_weight=self.spec.max_abs_weight,
+            encoding=self._encoding,
+            global_model=lambda: self._global_model(model_digest),
         )
         self._require_own_kubo_healthy(round_no, collected.unavailable)
         return collected
@@ -537,7 +563,7 @@ class PeerNode:
 
     def _on_message(self, msg: GossipMessage) -> None:
         if isinstance(msg.validated, UpdateAnnouncement):
-            self._fetcher.prefetch(msg.validated.cid)
+            self._fetcher.prefetch(msg.validated.cid, max_bytes=self._update_limit)
 
     # -- records, claims, dissent -------------------------------------------------
 
@@ -583,6 +609,7 @@ class PeerNode:
             round=round_no,
             status=status.name.lower(),
             update_cid=state.update_cid,
+            update_bytes=state.update_bytes,
             aggregate_cid=state.aggregate_cid,
             accepted=tuple(state.accepted),
             left_out=dict(state.left_out),

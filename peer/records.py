@@ -44,6 +44,7 @@ class RoundRecord:
     """What one peer saw and did in one ended round; one line of ``history.jsonl``.
 
     Always written: ``round`` .. ``not_trained``.  Written only when they apply: ``no_credit``,
+    ``update_bytes``,
     ``epsilon`` (differential privacy),
     ``missed`` (the round ended while this peer was down), ``gossip``, ``claimed`` (finalized
     rounds),
@@ -74,6 +75,8 @@ class RoundRecord:
     claimed: bool | None = None
     local_test: Mapping[str, float | None] | None = None
     not_evaluated: str | None = None
+    update_bytes: int | None = None
+    """Size of the update this peer sent (in the task's encoding), when it sent one."""
 
     def to_entry(self) -> dict[str, Any]:
         """The ``history.jsonl`` object of this record."""
@@ -110,6 +113,8 @@ class RoundRecord:
             entry["local_test"] = dict(self.local_test)
         if self.not_evaluated is not None:
             entry["not_evaluated"] = self.not_evaluated
+        if self.update_bytes is not None:
+            entry["update_bytes"] = self.update_bytes
         return entry
 
     @classmethod
@@ -143,6 +148,7 @@ class RoundRecord:
             claimed=entry.get("claimed"),
             local_test=entry.get("local_test"),
             not_evaluated=entry.get("not_evaluated"),
+            update_bytes=entry.get("update_bytes"),
         )
 
 

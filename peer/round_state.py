@@ -25,6 +25,7 @@ class RoundState:
     started: float | None = None
     """Clock monotonic time the node first saw the round open (None: seen only after it ended)."""
     update_cid: str | None = None
+    update_bytes: int | None = None
     not_trained: str | None = None
     epsilon: float | None = None
     """Epsilon this institution has spent once this round's update is out (DP tasks)."""

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from fedchain.errors import FedchainError, LedgerError
+from fedchain.errors import FedchainError, LedgerError, ProtocolError
 from peer.agreed_spec import read_spec
 from peer.announcements import Domain
 from peer.config import PeerConfig
@@ -181,21 +181,46 @@ def claim_all(cfg: PeerConfig) -> list[tuple[int, int]]:
     ident, ledger = open_ledger(cfg)
     with KuboContentStore(cfg.ipfs.api) as content:
         spec = read_spec(ledger, content, cfg.chain.task_id, cfg.ipfs.fetch_timeout)
-        from consensus.serialization import model_bytes_limit
+        import torch
+
+        from consensus.codecs.pipeline import build_encoding
+        from consensus.serialization import bundle_from_bytes, model_bytes_limit
+        from consensus.strategies.registry import build_rule
         from models.tasks import reference_weights
         from peer.claims import ClaimBook
+        from peer.content.cid import Cid
         from peer.round_updates import collect_updates
         from peer.updates import ContentFetcher
 
         reference = reference_weights(spec)
+        state_reference = build_rule(spec.aggregation).state_names(reference)
+        encoding = build_encoding(spec.encoding.codec, spec.encoding.params)
         cap = ledger.task(cfg.chain.task_id).max_samples
         fetcher = ContentFetcher(
-            content, timeout=cfg.ipfs.fetch_timeout, max_bytes=model_bytes_limit(reference)
+            content,
+            timeout=cfg.ipfs.fetch_timeout,
+            max_bytes=max(model_bytes_limit(reference), encoding.max_bytes(reference)),
         )
+
+        def global_model(model: bytes) -> dict[str, torch.Tensor]:
+            cid = ledger.model_cid(cfg.chain.task_id, model)
+            if Cid.parse(cid).digest != model:
+                raise ProtocolError(f"global model CID {cid} does not match the on-chain digest")
+            data = fetcher.fetch_verified(
+                cid, max_bytes=model_bytes_limit({**reference, **state_reference})
+            )
+            return bundle_from_bytes(data, reference=reference, state_reference=state_reference)[0]
 
         def accepted(round_no: int, subs: list[Submission], model: bytes) -> list[tuple[str, int]]:
             got = collect_updates(
-                subs, model, fetcher, reference, max_samples=cap, max_abs_weight=spec.max_abs_weight
+                subs,
+                model,
+                fetcher,
+                reference,
+                max_samples=cap,
+                max_abs_weight=spec.max_abs_weight,
+                encoding=encoding,
+                global_model=lambda: global_model(model),
             )
             return [(u.member, u.num_samples) for u in got.accepted]
 

@@ -53,17 +53,22 @@ class ContentFetcher:
         self._lock = threading.Lock()
         self._pending: dict[str, Future[bytes]] = {}
 
-    def prefetch(self, cid: str) -> None:
-        """Start fetching ``cid`` in the background unless already under way."""
+    def prefetch(self, cid: str, *, max_bytes: int | None = None) -> None:
+        """Start fetching ``cid`` in the background unless already under way.
+
+        ``max_bytes`` (default: the fetcher's) bounds this content: an update's limit follows
+        from the task's encoding and is smaller than an aggregate's.
+        """
+        limit = self._max_bytes if max_bytes is None else max_bytes
         with self._lock:
             if cid not in self._pending:
                 self._pending[cid] = self._pool.submit(
-                    self._store.get, cid, timeout=self._timeout, max_bytes=self._max_bytes
+                    self._store.get, cid, timeout=self._timeout, max_bytes=limit
                 )
 
-    def fetch_verified(self, cid: str) -> bytes:
+    def fetch_verified(self, cid: str, *, max_bytes: int | None = None) -> bytes:
         """The bytes behind ``cid``, at most ``max_bytes``, checked locally to hash to ``cid``."""
-        self.prefetch(cid)
+        self.prefetch(cid, max_bytes=max_bytes)
         with self._lock:
             future = self._pending[cid]
         try:

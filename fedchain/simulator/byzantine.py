@@ -6,7 +6,8 @@ learners are wrapped in :class:`~fedchain.attacks.learner.ByzantineLearner`.
 
 Attacks that declare ``needs_honest_updates`` get the honest members' updates of the same
 round, read as any member could read them: the round's submissions on the (in-memory) chain,
-their content fetched from the Byzantine member's own content store, in member-name order.
+their content fetched from the Byzantine member's own content store and decoded with the
+task's encoding, in member-name order.
 For those updates to be there, :class:`~fedchain.simulator.federation.VirtualFederation`
 steps the Byzantine peers only in passes in which no honest peer acted, so every running
 honest peer has trained and submitted before a Byzantine one trains.
@@ -19,7 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from consensus.serialization import weights_from_bytes
+from consensus.codecs.pipeline import build_encoding
+from consensus.serialization import agreed_model_from_bytes
 from fedchain.attacks import Attack, ByzantineLearner
 from fedchain.attacks.abc import Weights
 from fedchain.errors import ConfigError
@@ -61,13 +63,21 @@ class HonestUpdateReader:
         by_address = {peers[n].identity.address.lower(): n for n in self.honest}
         own = peers[self.member]
         reference = own.learner.reference_weights()
+        encoding = build_encoding(fed.spec.encoding.codec, fed.spec.encoding.params)
+        previous = None
+        if not encoding.plain:  # encoded updates are changes from the round's global model
+            digest = fed.deployer.round_info(fed.task_id, round_no).model_digest
+            model = own.content.get(
+                fed.deployer.model_cid(fed.task_id, digest), timeout=self.timeout
+            )
+            previous = agreed_model_from_bytes(model, reference=reference)
         found: dict[str, Weights] = {}
         for sub in fed.deployer.submissions(fed.task_id, round_no):
             name = by_address.get(sub.member.lower())
             if name is None:
                 continue
             data = own.content.get(cid_from_bytes(sub.cid), timeout=self.timeout)
-            found[name] = weights_from_bytes(data, reference=reference)
+            found[name] = encoding.decode(data, previous, reference)
         return tuple(found[n] for n in sorted(found))
 
 

@@ -25,7 +25,7 @@ from rich.table import Table
 
 from consensus.protocol import RoundStatus
 from consensus.serialization import agreed_model_from_bytes
-from consensus.task_spec import AggregationSpec
+from consensus.task_spec import AggregationSpec, EncodingSpec
 from fedchain.attacks import Attack, get_attack
 from fedchain.errors import ConfigError, FedchainError
 from fedchain.private_files import private_dir, write_private_text
@@ -134,9 +134,9 @@ def _attack(
     return get_attack(attack, **dict(params or {}))
 
 
-def _with_aggregation(pop: Population, aggregation: AggregationSpec) -> Population:
-    """``pop`` with its spec's aggregation replaced (the learners hold the new spec too)."""
-    spec = pop.spec.model_copy(update={"aggregation": aggregation})
+def _with_spec(pop: Population, **fields: object) -> Population:
+    """``pop`` with some of its spec's fields replaced (the learners hold the new spec too)."""
+    spec = pop.spec.model_copy(update=fields)
     learners = {n: Learner(ln.task, spec, ln.data, n) for n, ln in pop.learners.items()}
     return Population(spec, learners, pop.partition)
 
@@ -156,6 +156,7 @@ def simulate(
     attack_params: Mapping[str, Any] | None = None,
     byzantine: int = 0,
     aggregation: AggregationSpec | None = None,
+    encoding: EncodingSpec | None = None,
 ) -> SimulationResult:
     """Run ``rounds`` rounds of ``task_name`` among ``peers`` virtual institutions.
 
@@ -165,7 +166,8 @@ def simulate(
 
     ``byzantine`` members, chosen from ``seed`` (:mod:`fedchain.simulator.byzantine`), play
     ``attack`` (a registered name with ``attack_params``, or an Attack); ``record.json`` names
-    them under ``"byzantine"``.  ``aggregation`` replaces the spec's aggregation rule.
+    them under ``"byzantine"``.  ``aggregation`` replaces the spec's aggregation rule,
+    ``encoding`` its update encoding (``consensus.codecs``).
     """
     if peers < 1 or rounds < 1:
         raise ConfigError("a simulation needs at least one peer and one round")
@@ -184,7 +186,9 @@ def simulate(
         with console.status(f"loading {peers} partitions of {task_name}…"):
             pop = population(task, peers, seed)
     if aggregation is not None:
-        pop = _with_aggregation(pop, aggregation)
+        pop = _with_spec(pop, aggregation=aggregation)
+    if encoding is not None:
+        pop = _with_spec(pop, encoding=encoding)
     spec, learners = pop.spec, pop.learners
     metric = task.primary_metric_for(spec)
     names = list(learners)
