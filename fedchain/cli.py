@@ -348,6 +348,18 @@ def simulate_cmd(
         list[str] | None,
         typer.Option(help="A codec parameter as key=value, e.g. fraction=0.01; repeatable."),
     ] = None,
+    dp_epsilon: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            min_open=True,
+            help="Differential privacy: DP-SGD in every institution with this target epsilon "
+            "over the task (noise derived from it).",
+        ),
+    ] = None,
+    dp_clip: Annotated[
+        float, typer.Option(min=0.0, min_open=True, help="DP-SGD per-sample clipping norm.")
+    ] = 1.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run a whole federation in this process: real peer nodes on an in-memory chain, content
@@ -355,6 +367,7 @@ def simulate_cmd(
     _setup_logging(verbose)
     if not verbose:
         logging.getLogger("fedchain").setLevel(logging.WARNING)
+    from consensus.task_spec import PrivacySettings
     from fedchain.simulator.run import simulate
 
     params = _key_values(attack_param or [], "--attack-param")
@@ -379,6 +392,9 @@ def simulate_cmd(
         attack_params=params,
         byzantine=k,
         encoding=chosen,
+        privacy=None
+        if dp_epsilon is None
+        else PrivacySettings(target_epsilon=dp_epsilon, max_grad_norm=dp_clip),
     )
     typer.echo(
         f"{len(result.aggregate_cids)} rounds in {result.wall_seconds:.1f} s; "

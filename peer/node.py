@@ -480,7 +480,7 @@ class PeerNode:
         root, claim = scores_root_and_claim(self._task_id, round_no, self._me, decision.scores())
         state.no_credit = {c.member: c.reason for c in decision.credits if c.reason}
         for member, reason in state.no_credit.items():
-            log.warning("round %d: no credit for %s: %s", round_no, member, reason)
+            log.info("round %d: no credit for %s: %s", round_no, member, reason)
         t1 = time.perf_counter()
         state.attested = True
         self.ledger.attest_aggregate(self._task_id, round_no, Cid.parse(agg_cid).binary, root)

@@ -25,7 +25,7 @@ from rich.table import Table
 
 from consensus.protocol import RoundStatus
 from consensus.serialization import agreed_model_from_bytes
-from consensus.task_spec import AggregationSpec, EncodingSpec
+from consensus.task_spec import AggregationSpec, EncodingSpec, PrivacySettings
 from fedchain.attacks import Attack, get_attack
 from fedchain.errors import ConfigError, FedchainError
 from fedchain.private_files import private_dir, write_private_text
@@ -141,6 +141,11 @@ def _with_spec(pop: Population, **fields: object) -> Population:
     return Population(spec, learners, pop.partition)
 
 
+def _epsilon_spent(fed: VirtualFederation, name: str) -> float:
+    """The epsilon institution ``name`` committed on the chain with its latest update."""
+    return fed.deployer.privacy_spent_of(fed.task_id, fed.peers[name].identity.address)[1] / 1000
+
+
 def simulate(
     task_name: str,
     peers: int,
@@ -157,6 +162,7 @@ def simulate(
     byzantine: int = 0,
     aggregation: AggregationSpec | None = None,
     encoding: EncodingSpec | None = None,
+    privacy: PrivacySettings | None = None,
 ) -> SimulationResult:
     """Run ``rounds`` rounds of ``task_name`` among ``peers`` virtual institutions.
 
@@ -189,6 +195,8 @@ def simulate(
         pop = _with_spec(pop, aggregation=aggregation)
     if encoding is not None:
         pop = _with_spec(pop, encoding=encoding)
+    if privacy is not None:
+        pop = _with_spec(pop, privacy=privacy)
     spec, learners = pop.spec, pop.learners
     metric = task.primary_metric_for(spec)
     names = list(learners)
@@ -321,6 +329,7 @@ def simulate(
                 "local_only_own_test": alone.get(n),
                 "federated_own_test": final.get(n),
                 "credit": fed.deployer.credit_of(fed.peers[n].identity.address),
+                "epsilon_spent": _epsilon_spent(fed, n) if spec.privacy is not None else None,
             }
             for n in names
         },

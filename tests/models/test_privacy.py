@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -193,6 +194,10 @@ def test_a_peer_stops_submitting_when_its_budget_is_spent(tmp_path):
             for line in (tmp_path / "peers" / name / "history.jsonl").read_text().splitlines()
         ]
         assert [e["epsilon"] for e in entries if "epsilon" in e] == spent
+        # ... and the chain holds the latest figure, in thousandths rounded up
+        assert result.record["institutions"][name]["epsilon_spent"] == math.ceil(
+            spent[-1] * 1000
+        ) / 1000
         refused = [e["not_trained"] for e in entries if e.get("not_trained")]
         if name == "switzerland":
             assert len(refused) == 2 and all("privacy budget spent" in r for r in refused)
