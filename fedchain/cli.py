@@ -351,15 +351,11 @@ def simulate_cmd(
     dp_epsilon: Annotated[
         float | None,
         typer.Option(
-            min=0.0,
-            min_open=True,
             help="Differential privacy: DP-SGD in every institution with this target epsilon "
-            "over the task (noise derived from it).",
+            "(> 0) over the task (noise derived from it).",
         ),
     ] = None,
-    dp_clip: Annotated[
-        float, typer.Option(min=0.0, min_open=True, help="DP-SGD per-sample clipping norm.")
-    ] = 1.0,
+    dp_clip: Annotated[float, typer.Option(help="DP-SGD per-sample clipping norm (> 0).")] = 1.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run a whole federation in this process: real peer nodes on an in-memory chain, content
@@ -370,6 +366,10 @@ def simulate_cmd(
     from consensus.task_spec import PrivacySettings
     from fedchain.simulator.run import simulate
 
+    if dp_epsilon is not None and not dp_epsilon > 0:
+        raise typer.BadParameter(f"must be > 0, got {dp_epsilon}", param_hint="--dp-epsilon")
+    if not dp_clip > 0:
+        raise typer.BadParameter(f"must be > 0, got {dp_clip}", param_hint="--dp-clip")
     params = _key_values(attack_param or [], "--attack-param")
     k = byzantine if byzantine is not None else (1 if attack is not None else 0)
     chosen = None

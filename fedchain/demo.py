@@ -33,13 +33,12 @@ from fedchain.localnet.plan import FederationPlan, plan_for
 from fedchain.private_files import private_dir, write_private_text
 from models.tasks import (
     InstitutionData,
-    Learner,
     Samples,
     initial_weights,
     reference_weights,
     use_deterministic_torch,
 )
-from models.tasks.learner import evaluate_weights
+from models.tasks.learner import evaluate_weights, train_alone
 from models.tasks.local_data import LocalData
 from peer.content.abc import ContentStore
 from peer.content.cid import cid_from_bytes
@@ -107,14 +106,10 @@ class Evaluation:
     def local_only(self, rounds: int) -> dict[str, dict[str, float]]:
         """Each institution alone, trained for as many epochs as the federation ran in total."""
         spec = self.plan.spec
-        t = spec.training
-        alone = spec.model_copy(
-            update={"training": t.model_copy(update={"epochs": t.epochs * rounds})}
-        )
         start = initial_weights(spec)
         out: dict[str, dict[str, float]] = {}
         for name, data in self.data.items():
-            weights = Learner(self.plan.task, alone, data, name).train(start, round_no=0)
+            weights = train_alone(self.plan.task, spec, data, name, start, rounds)
             own = evaluate_weights(spec, weights, data.test)
             out[name] = {
                 "own_test": own[self.metric],

@@ -34,6 +34,7 @@ from fedchain.simulator.federation import TaskTiming, VirtualFederation
 from fedchain.simulator.partitions import Population, population
 from models.tasks import Learner, get_task
 from models.tasks.determinism import use_deterministic_torch
+from models.tasks.learner import train_alone
 from peer.content.cid import cid_from_bytes
 from peer.node import LocalLearner
 from peer.records import RoundRecord
@@ -106,11 +107,7 @@ def _local_only(
     (as the demo does), from the same initial model, on its own test split."""
     out: dict[str, float | None] = {}
     for name, learner in learners.items():
-        t = learner.spec.training
-        alone = learner.spec.model_copy(
-            update={"training": t.model_copy(update={"epochs": t.epochs * rounds})}
-        )
-        weights = Learner(learner.task, alone, learner.data, name).train(initial, round_no=0)
+        weights = train_alone(learner.task, learner.spec, learner.data, name, initial, rounds)
         out[name] = learner.evaluate(weights).get(metric)
     return out
 

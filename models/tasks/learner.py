@@ -159,3 +159,21 @@ class Learner:
     def evaluate(self, weights: Mapping[str, torch.Tensor]) -> dict[str, float]:
         """Metrics on the local test split; ProtocolError if the outputs are not finite."""
         return evaluate_weights(self.spec, weights, self.data.test)
+
+
+def train_alone(
+    task: Task,
+    spec: TaskSpec,
+    data: InstitutionData,
+    institution: str,
+    initial: Mapping[str, torch.Tensor],
+    rounds: int,
+) -> StateDict:
+    """The local-only baseline: one institution alone, from ``initial``, for as many epochs as
+    ``rounds`` federated rounds train (with differential privacy: the same budget, spent in one
+    long training)."""
+    t = spec.training
+    alone = spec.model_copy(update={"training": t.model_copy(update={"epochs": t.epochs * rounds})})
+    learner = Learner(task, alone, data, institution)
+    learner.plan_privacy(1)
+    return learner.train(initial, round_no=0)

@@ -29,6 +29,7 @@ from models.tasks import Learner, LocalData, get_task
 from models.training import Samples, train
 
 ROOT = Path(__file__).resolve().parents[2]
+FEDCHAIN = str(Path(sys.executable).parent / "fedchain")
 DP = {"target_epsilon": 3.0, "max_grad_norm": 1.0}
 
 
@@ -204,3 +205,22 @@ def test_a_peer_stops_submitting_when_its_budget_is_spent(tmp_path):
             assert "update 4 would bring epsilon to 9.71, over the agreed 9" in refused[0]
         else:
             assert refused == []
+
+
+def test_simulate_cli_runs_a_private_federation(tmp_path):
+    bad = subprocess.run(
+        [FEDCHAIN, "simulate", "--dp-epsilon", "0"],
+        capture_output=True, text=True, timeout=300, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert bad.returncode != 0 and "--dp-epsilon" in bad.stderr and "must be > 0" in bad.stderr
+    done = subprocess.run(
+        [FEDCHAIN, "simulate", "--rounds", "1", "--no-local-only",
+         "--dp-epsilon", "2", "--dp-clip", "0.5", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = json.loads((tmp_path / "record.json").read_text())
+    assert record["task_spec"]["privacy"]["target_epsilon"] == 2.0
+    assert record["task_spec"]["privacy"]["max_grad_norm"] == 0.5
+    spent = [i["epsilon_spent"] for i in record["institutions"].values()]
+    assert all(0 < e <= 2.0 for e in spent), spent
