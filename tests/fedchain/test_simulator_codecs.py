@@ -49,19 +49,24 @@ def test_int8_and_topk_federations_finalize_close_to_the_plain_one(tmp_path: Pat
     assert entry["update_bytes"] > 0
 
 
-def test_an_attack_reading_honest_updates_decodes_them(tmp_path: Path) -> None:
-    result = simulate(
+def _one_int8_round_with(attack: str, out: Path) -> SimulationResult:
+    """Heart, 4 institutions, one round of int8 updates, one member playing ``attack``."""
+    return simulate(
         "heart",
         4,
         1,
         seed=0,
-        out=tmp_path / "collude",
+        out=out,
         local_only=False,
         console=Console(quiet=True),
         encoding=EncodingSpec(codec="int8"),
-        attack="collude",
+        attack=attack,
         byzantine=1,
     )
+
+
+def test_an_attack_reading_honest_updates_decodes_them(tmp_path: Path) -> None:
+    result = _one_int8_round_with("collude", tmp_path / "collude")
     assert len(result.aggregate_cids) == 1
     assert result.record["byzantine"]["sees_honest_updates"] is True
     # the colluder read and decoded the honest updates, crafted its own, and submitted it
@@ -88,18 +93,7 @@ def test_cli_simulate_with_an_encoding(tmp_path: Path) -> None:
 def test_a_free_rider_sending_a_zero_change_is_left_out(tmp_path: Path) -> None:
     """With encodings the chain-only digest rule cannot see the global model sent back; the
     decoded zero change can."""
-    result = simulate(
-        "heart",
-        4,
-        1,
-        seed=0,
-        out=tmp_path / "free-ride",
-        local_only=False,
-        console=Console(quiet=True),
-        encoding=EncodingSpec(codec="int8"),
-        attack="free-ride",
-        byzantine=1,
-    )
+    result = _one_int8_round_with("free-ride", tmp_path / "free-ride")
     (member,) = result.record["byzantine"]["addresses"].values()
     assert result.record["rounds"][0]["left_out"] == {
         member: "free rider: the encoded change is zero everywhere (the global model unchanged)"
