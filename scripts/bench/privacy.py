@@ -68,6 +68,7 @@ class Job:
 def run_job(job: Job) -> dict[str, Any]:
     """One simulation and its figures (in a worker process: one torch thread)."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from _pooled_test import pooled_full_test
     from rich.console import Console
     from sklearn.metrics import roc_auc_score
 
@@ -76,7 +77,7 @@ def run_job(job: Job) -> dict[str, Any]:
     from fedchain.simulator.run import simulate
     from models.tasks import Learner, get_task
     from models.tasks.learner import build_model
-    from models.training import Samples, evaluate, predict_logits
+    from models.training import evaluate
 
     task = get_task(job.task)
     pop = population(task, job.peers, job.seed)
@@ -102,13 +103,11 @@ def run_job(job: Job) -> dict[str, Any]:
     assert result.final_weights is not None
     model = build_model(pop.spec)
     model.load_state_dict(dict(result.final_weights))
-    train = [ln.data.train for ln in pop.learners.values()]
-    test = [ln.data.test for ln in pop.learners.values()]
-    pooled_test = _pooled(test, Samples)
     metric = task.primary_metric_for(pop.spec)
-    value = evaluate(model, pooled_test)[metric]
-    losses_in = _losses(predict_logits(model, _pooled(train, Samples).x), _labels(train))
-    losses_out = _losses(predict_logits(model, pooled_test.x), _labels(test))
+    value = evaluate(model, pooled_full_test(task, pop.spec, job.peers, job.seed))[metric]
+    # Each institution's own records as it holds them (its modalities): training vs held out.
+    losses_in = np.concatenate([_losses(model, ln.data.train) for ln in pop.learners.values()])
+    losses_out = np.concatenate([_losses(model, ln.data.test) for ln in pop.learners.values()])
     truth = np.concatenate([np.ones(len(losses_in)), np.zeros(len(losses_out))])
     auc = float(roc_auc_score(truth, -np.concatenate([losses_in, losses_out])))
     spent = [
@@ -128,22 +127,12 @@ def run_job(job: Job) -> dict[str, Any]:
     }
 
 
-def _labels(parts: Sequence[Any]) -> np.ndarray:
-    return np.concatenate([np.asarray(p.y) for p in parts])
+def _losses(model: Any, data: Any) -> np.ndarray:
+    """Per-record cross-entropy of ``model`` on ``data`` (log-sum-exp of the logits, stable)."""
+    from models.training import predict_logits
 
-
-def _pooled(parts: Sequence[Any], samples: Any) -> Any:
-    first = parts[0].x
-    if isinstance(first, np.ndarray):
-        x: Any = np.concatenate([p.x for p in parts])
-    else:
-        names = sorted(set.intersection(*(set(p.x) for p in parts)))
-        x = {n: np.concatenate([p.x[n] for p in parts]) for n in names}
-    return samples(x, _labels(parts))
-
-
-def _losses(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Per-record cross-entropy from raw logits (log-sum-exp, stable)."""
+    logits = predict_logits(model, data.x).astype(np.float64)
+    labels = np.asarray(data.y)
     top = logits.max(axis=1, keepdims=True)
     log_norm = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
     return np.asarray(log_norm - logits[np.arange(len(labels)), labels.astype(int)])

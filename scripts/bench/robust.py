@@ -118,17 +118,6 @@ def _unevaluated_learner() -> type:
     return Unevaluated
 
 
-def _full_test(task: Any, spec: Any, job: Job, name: str) -> Any:
-    """An institution's test split with every modality (the pooled test set is the same for all
-    rules; HAPT institutions without a gyroscope train on the accelerometer only)."""
-    from fedchain.localnet.plan import plan_for
-    from models.tasks import LocalData
-
-    local = dict(plan_for(job.task, job.budget.peers, seed=job.seed).data[name])
-    local.pop("modalities", None)
-    return task.load(spec, LocalData.model_validate(local)).test
-
-
 def run_job(job: Job) -> dict[str, Any]:
     """One simulation; returns the metric and the credit each member claimed."""
     import logging
@@ -137,15 +126,14 @@ def run_job(job: Job) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     logging.disable(logging.WARNING)  # every virtual peer logs each left-out update
+    from _pooled_test import pooled_full_test
     from rich.console import Console
 
     from consensus.task_spec import AggregationSpec
     from fedchain.simulator.partitions import population
     from fedchain.simulator.run import simulate
-    from models.sites import concatenate
     from models.tasks import get_task
     from models.tasks.learner import evaluate_weights
-    from models.training import Samples
 
     _Unevaluated = _unevaluated_learner()
     task = get_task(job.task)
@@ -169,8 +157,7 @@ def run_job(job: Job) -> dict[str, Any]:
         attack=None if job.attack == CLEAN else job.attack,
         byzantine=0 if job.attack == CLEAN else job.byzantine,
     )
-    tests = [_full_test(task, spec, job, n) for n in learners]
-    pooled = Samples(concatenate([t.x for t in tests]), np.concatenate([t.y for t in tests]))
+    pooled = pooled_full_test(task, spec, job.budget.peers, job.seed)
     assert result.final_weights is not None
     metrics = evaluate_weights(spec, result.final_weights, pooled)
     institutions = result.record["institutions"]
