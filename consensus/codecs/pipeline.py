@@ -71,20 +71,23 @@ def _canonical(value: Any) -> str:
 def read_metadata(data: bytes, *, max_header: int) -> dict[str, str]:
     """The ``__metadata__`` of a safetensors file, read from its header alone (bounded)."""
     if len(data) < 8:
-        raise ProtocolError(f"update of {len(data)} bytes is truncated: no safetensors header")
+        raise ProtocolError(
+            f"not a valid safetensors update: {len(data)} bytes, truncated before the header"
+        )
     (size,) = struct.unpack("<Q", data[:8])
     if size > len(data) - 8:
         raise ProtocolError(
-            f"update is truncated: its header claims {size} bytes, {len(data) - 8} follow"
+            f"not a valid safetensors update: truncated, its header claims {size} bytes and "
+            f"{len(data) - 8} follow"
         )
     if size > max_header:
         raise ProtocolError(f"update header of {size} bytes is over the {max_header}-byte limit")
     try:
         header = json.loads(data[8 : 8 + size])
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ProtocolError("update header is not valid JSON") from None
+        raise ProtocolError("not a valid safetensors update: its header is not JSON") from None
     if not isinstance(header, dict):
-        raise ProtocolError("update header is not a JSON object")
+        raise ProtocolError("not a valid safetensors update: its header is not a JSON object")
     meta = header.get("__metadata__") or {}
     if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
         raise ProtocolError("update metadata is not a map of strings")
