@@ -24,6 +24,10 @@ peer_app = typer.Typer(no_args_is_help=True, help="Run this institution's peer n
 keys_app = typer.Typer(no_args_is_help=True, help="Create encrypted key files.")
 app.add_typer(peer_app, name="peer")
 app.add_typer(keys_app, name="keys")
+kubo_app = typer.Typer(
+    no_args_is_help=True, help="This institution's Kubo node in the private IPFS network."
+)
+app.add_typer(kubo_app, name="kubo")
 
 EXIT_ERROR = 2
 
@@ -84,6 +88,48 @@ def keys_new(
     typer.echo(f"address  {ident.address}\npeer id  {ident.peer_id}")
 
 
+@kubo_app.command("swarm-key")
+def kubo_swarm_key(
+    out: Annotated[Path, typer.Argument(help="Where to write the new swarm.key.")],
+) -> None:
+    """Create the federation's swarm key (once, by the consortium); never overwrites."""
+    from fedchain.ops.kubo_setup import write_swarm_key
+
+    typer.echo(f"wrote {write_swarm_key(out)}; give it to each institution over a private channel")
+
+
+@kubo_app.command("configure")
+def kubo_configure(
+    repo: Annotated[Path, typer.Option(help="The Kubo repo (IPFS_PATH); created if missing.")],
+    swarm_key: Annotated[Path, typer.Option(help="The consortium's swarm.key.")],
+    swarm_host: Annotated[
+        str, typer.Option(help="This host's address the other institutions dial.")
+    ],
+    swarm_port: Annotated[int, typer.Option(min=1, max=65535)] = 4001,
+    api_port: Annotated[int, typer.Option(min=1, max=65535, help="On loopback only.")] = 5001,
+    peer: Annotated[
+        list[str] | None,
+        typer.Option(help="Another institution's swarm multiaddr (…/p2p/<id>); repeatable."),
+    ] = None,
+) -> None:
+    """Configure a Kubo repo for the private network; print the swarm address to share.
+    Run it with the daemon stopped, then start `ipfs daemon` with IPFS_PATH=<repo> and
+    LIBP2P_FORCE_PNET=1."""
+    from fedchain.localnet.devnet import find_ipfs
+    from fedchain.ops.kubo_setup import configure_kubo
+
+    address = configure_kubo(
+        find_ipfs(),
+        repo,
+        swarm_key,
+        swarm_host,
+        swarm_port=swarm_port,
+        api_port=api_port,
+        peers=peer or (),
+    )
+    typer.echo(f"configured {repo}\nswarm address (send it to the consortium)  {address}")
+
+
 @app.command("init")
 def init_cmd(
     institution: Annotated[str, typer.Argument(help="Short name: letters, digits, _.-")],
@@ -100,6 +146,9 @@ def init_cmd(
     ipfs_api: Annotated[str, typer.Option(help="The own Kubo RPC multiaddr.")] = (
         "/ip4/127.0.0.1/tcp/5001"
     ),
+    gossip_host: Annotated[
+        str, typer.Option(help="Address gossip listens on (default: all interfaces).")
+    ] = "0.0.0.0",
     gossip_port: Annotated[int, typer.Option(min=1, max=65535)] = 4101,
     data: Annotated[str, typer.Option(help="Own records, relative to --dir.")] = (
         "data/records.csv"
@@ -124,6 +173,7 @@ def init_cmd(
         contract=contract or PLACEHOLDER_CONTRACT,
         task_id=task_id,
         ipfs_api=ipfs_api,
+        gossip_host=gossip_host,
         gossip_port=gossip_port,
         data_path=None if partition else data,
         partition=partition,
