@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from fedchain.errors import FedchainError
+from fedchain.errors import ConfigError, FedchainError
 from fedchain.interrupts import EXIT_INTERRUPTED, interrupt_on_signals, received_signal
 
 app = typer.Typer(
@@ -230,6 +230,60 @@ def deploy_cmd(
 
     password = resolve_password(password_env, None)
     typer.echo(deploy_federation(rpc_url, keystore, password, founders))
+
+
+@app.command("propose")
+def propose_cmd(
+    kind: Annotated[str, typer.Argument(help="admit or remove")],
+    account: Annotated[str, typer.Option(help="The institution's Ethereum address.")],
+    rpc_url: Annotated[str, typer.Option(help="The chain's JSON-RPC URL.")],
+    contract: Annotated[str, typer.Option(help="The Federation contract's address.")],
+    keystore: Annotated[Path, typer.Option(help="This member's encrypted Ethereum keystore.")],
+    peer_id: Annotated[str, typer.Option(help="The newcomer's libp2p peer ID (admit).")] = "",
+    metadata: Annotated[
+        Path | None, typer.Option(help="A document about the institution; its digest is kept.")
+    ] = None,
+    password_env: Annotated[str, typer.Option()] = "FEDCHAIN_KEY_PASSWORD",
+) -> None:
+    """Propose to admit or remove an institution; this member's approval counts at once."""
+    _setup_logging(False)
+    from fedchain.governance import describe, propose
+    from peer.keystore import resolve_password
+    from peer.ledger.types import ProposalKind
+
+    kinds = {"admit": ProposalKind.ADMIT, "remove": ProposalKind.REMOVE}
+    if kind not in kinds:
+        raise ConfigError(f"proposal kind {kind!r} is unknown; use admit or remove")
+    password = resolve_password(password_env, None)
+    info, bps = propose(
+        rpc_url,
+        contract,
+        keystore,
+        password,
+        kind=kinds[kind],
+        account=account,
+        peer_id=peer_id,
+        metadata=metadata,
+    )
+    typer.echo(describe(info, bps))
+
+
+@app.command("approve")
+def approve_cmd(
+    proposal: Annotated[int, typer.Argument(min=1, help="The proposal's number.")],
+    rpc_url: Annotated[str, typer.Option(help="The chain's JSON-RPC URL.")],
+    contract: Annotated[str, typer.Option(help="The Federation contract's address.")],
+    keystore: Annotated[Path, typer.Option(help="This member's encrypted Ethereum keystore.")],
+    password_env: Annotated[str, typer.Option()] = "FEDCHAIN_KEY_PASSWORD",
+) -> None:
+    """Approve an open proposal; the approval that reaches the threshold executes it."""
+    _setup_logging(False)
+    from fedchain.governance import approve, describe
+    from peer.keystore import resolve_password
+
+    password = resolve_password(password_env, None)
+    info, bps = approve(rpc_url, contract, keystore, password, proposal)
+    typer.echo(describe(info, bps))
 
 
 ROUND_DURATION_HELP = (
