@@ -7,7 +7,9 @@ import stat
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from fedchain.cli import app
 from fedchain.errors import ConfigError
 from fedchain.localnet.devnet import find_ipfs
 from fedchain.localnet.kubo_daemon import validate_swarm_key
@@ -48,5 +50,14 @@ def test_configure_writes_the_private_network_settings(tmp_path: Path) -> None:
     assert config["Bootstrap"] == [] and config["Routing"]["Type"] == "none"
     assert config["Peering"]["Peers"][0]["Addrs"] == ["/ip4/10.231.0.12/tcp/4001"]
     assert (repo / "swarm.key").read_bytes() == key.read_bytes()
-    # Run again (e.g. once the other members' addresses are known): same identity.
-    assert configure_kubo(find_ipfs(), repo, key, "10.231.0.11") == address
+    # Run again through the CLI (e.g. once the other members' addresses are known): same node.
+    args = ["kubo", "configure", "--repo", str(repo), "--swarm-key", str(key)]
+    result = CliRunner().invoke(app, [*args, "--swarm-host", "10.231.0.11"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[-1].split()[-1] == address
+
+
+def test_cli_swarm_key_says_what_to_do_with_it(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["kubo", "swarm-key", str(tmp_path / "swarm.key")])
+    assert result.exit_code == 0, result.output
+    assert "give it to each institution over a private channel" in result.output
