@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from fedchain.errors import FedchainError
+from fedchain.errors import ConfigError, FedchainError
 from fedchain.interrupts import EXIT_INTERRUPTED, interrupt_on_signals, received_signal
 
 app = typer.Typer(
@@ -24,6 +24,10 @@ peer_app = typer.Typer(no_args_is_help=True, help="Run this institution's peer n
 keys_app = typer.Typer(no_args_is_help=True, help="Create encrypted key files.")
 app.add_typer(peer_app, name="peer")
 app.add_typer(keys_app, name="keys")
+kubo_app = typer.Typer(
+    no_args_is_help=True, help="This institution's Kubo node in the private IPFS network."
+)
+app.add_typer(kubo_app, name="kubo")
 
 EXIT_ERROR = 2
 
@@ -84,6 +88,48 @@ def keys_new(
     typer.echo(f"address  {ident.address}\npeer id  {ident.peer_id}")
 
 
+@kubo_app.command("swarm-key")
+def kubo_swarm_key(
+    out: Annotated[Path, typer.Argument(help="Where to write the new swarm.key.")],
+) -> None:
+    """Create the federation's swarm key (once, by the consortium); never overwrites."""
+    from fedchain.ops.kubo_setup import write_swarm_key
+
+    typer.echo(f"wrote {write_swarm_key(out)}; give it to each institution over a private channel")
+
+
+@kubo_app.command("configure")
+def kubo_configure(
+    repo: Annotated[Path, typer.Option(help="The Kubo repo (IPFS_PATH); created if missing.")],
+    swarm_key: Annotated[Path, typer.Option(help="The consortium's swarm.key.")],
+    swarm_host: Annotated[
+        str, typer.Option(help="This host's address the other institutions dial.")
+    ],
+    swarm_port: Annotated[int, typer.Option(min=1, max=65535)] = 4001,
+    api_port: Annotated[int, typer.Option(min=1, max=65535, help="On loopback only.")] = 5001,
+    peer: Annotated[
+        list[str] | None,
+        typer.Option(help="Another institution's swarm multiaddr (…/p2p/<id>); repeatable."),
+    ] = None,
+) -> None:
+    """Configure a Kubo repo for the private network; print the swarm address to share.
+    Run it with the daemon stopped, then start `ipfs daemon` with IPFS_PATH=<repo> and
+    LIBP2P_FORCE_PNET=1."""
+    from fedchain.localnet.devnet import find_ipfs
+    from fedchain.ops.kubo_setup import configure_kubo
+
+    address = configure_kubo(
+        find_ipfs(),
+        repo,
+        swarm_key,
+        swarm_host,
+        swarm_port=swarm_port,
+        api_port=api_port,
+        peers=peer or (),
+    )
+    typer.echo(f"configured {repo}\nswarm address (send it to the consortium)  {address}")
+
+
 @app.command("init")
 def init_cmd(
     institution: Annotated[str, typer.Argument(help="Short name: letters, digits, _.-")],
@@ -100,6 +146,9 @@ def init_cmd(
     ipfs_api: Annotated[str, typer.Option(help="The own Kubo RPC multiaddr.")] = (
         "/ip4/127.0.0.1/tcp/5001"
     ),
+    gossip_host: Annotated[
+        str, typer.Option(help="Address gossip listens on (default: all interfaces).")
+    ] = "0.0.0.0",
     gossip_port: Annotated[int, typer.Option(min=1, max=65535)] = 4101,
     data: Annotated[str, typer.Option(help="Own records, relative to --dir.")] = (
         "data/records.csv"
@@ -124,6 +173,7 @@ def init_cmd(
         contract=contract or PLACEHOLDER_CONTRACT,
         task_id=task_id,
         ipfs_api=ipfs_api,
+        gossip_host=gossip_host,
         gossip_port=gossip_port,
         data_path=None if partition else data,
         partition=partition,
@@ -180,6 +230,60 @@ def deploy_cmd(
 
     password = resolve_password(password_env, None)
     typer.echo(deploy_federation(rpc_url, keystore, password, founders))
+
+
+@app.command("propose")
+def propose_cmd(
+    kind: Annotated[str, typer.Argument(help="admit or remove")],
+    account: Annotated[str, typer.Option(help="The institution's Ethereum address.")],
+    rpc_url: Annotated[str, typer.Option(help="The chain's JSON-RPC URL.")],
+    contract: Annotated[str, typer.Option(help="The Federation contract's address.")],
+    keystore: Annotated[Path, typer.Option(help="This member's encrypted Ethereum keystore.")],
+    peer_id: Annotated[str, typer.Option(help="The newcomer's libp2p peer ID (admit).")] = "",
+    metadata: Annotated[
+        Path | None, typer.Option(help="A document about the institution; its digest is kept.")
+    ] = None,
+    password_env: Annotated[str, typer.Option()] = "FEDCHAIN_KEY_PASSWORD",
+) -> None:
+    """Propose to admit or remove an institution; this member's approval counts at once."""
+    _setup_logging(False)
+    from fedchain.governance import describe, propose
+    from peer.keystore import resolve_password
+    from peer.ledger.types import ProposalKind
+
+    kinds = {"admit": ProposalKind.ADMIT, "remove": ProposalKind.REMOVE}
+    if kind not in kinds:
+        raise ConfigError(f"proposal kind {kind!r} is unknown; use admit or remove")
+    password = resolve_password(password_env, None)
+    info, bps = propose(
+        rpc_url,
+        contract,
+        keystore,
+        password,
+        kind=kinds[kind],
+        account=account,
+        peer_id=peer_id,
+        metadata=metadata,
+    )
+    typer.echo(describe(info, bps))
+
+
+@app.command("approve")
+def approve_cmd(
+    proposal: Annotated[int, typer.Argument(min=1, help="The proposal's number.")],
+    rpc_url: Annotated[str, typer.Option(help="The chain's JSON-RPC URL.")],
+    contract: Annotated[str, typer.Option(help="The Federation contract's address.")],
+    keystore: Annotated[Path, typer.Option(help="This member's encrypted Ethereum keystore.")],
+    password_env: Annotated[str, typer.Option()] = "FEDCHAIN_KEY_PASSWORD",
+) -> None:
+    """Approve an open proposal; the approval that reaches the threshold executes it."""
+    _setup_logging(False)
+    from fedchain.governance import approve, describe
+    from peer.keystore import resolve_password
+
+    password = resolve_password(password_env, None)
+    info, bps = approve(rpc_url, contract, keystore, password, proposal)
+    typer.echo(describe(info, bps))
 
 
 ROUND_DURATION_HELP = (

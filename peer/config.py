@@ -7,6 +7,7 @@ config directory can be moved as a whole.  Every problem is reported as one
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from pathlib import Path
@@ -51,9 +52,24 @@ class IpfsConfig(_Section):
 
 class GossipConfig(_Section):
     enabled: bool = True
-    listen_host: str = "127.0.0.1"
+    listen_host: str = "0.0.0.0"
+    """All interfaces by default: the other institutions dial this port from their own hosts
+    (a loopback default would leave a peer on its own machine unreachable). Give the address
+    facing the consortium's network to listen there only."""
     listen_port: int = Field(default=0, ge=0, le=65535)
     bootstrap: list[str] = Field(default_factory=list)
+
+    @field_validator("listen_host")
+    @classmethod
+    def _ip_address(cls, v: str) -> str:
+        try:
+            ipaddress.ip_address(v)
+        except ValueError:
+            raise ValueError(
+                f"{v!r} is not an IP address; use this host's address on the consortium's "
+                "network, or 0.0.0.0 for all interfaces"
+            ) from None
+        return v
 
 
 class ProtocolConfig(_Section):

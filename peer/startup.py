@@ -164,11 +164,25 @@ def run_peer(cfg: PeerConfig) -> int:
         try:
             if gossip is not None:
                 gossip.start()
-                log.info("gossip listening on %s", ", ".join(gossip.listen_addrs))
+                _log_gossip_address(cfg, gossip.listen_addrs, ident.peer_id)
             return node.run()
         except KeyboardInterrupt:
             log.info("stopping on request")
             return 130
+
+
+def _log_gossip_address(cfg: PeerConfig, listen_addrs: list[str], peer_id: str) -> None:
+    """Say what the other institutions dial: a wildcard listen address is not dialable."""
+    if cfg.gossip.listen_host in ("0.0.0.0", "::"):
+        log.info(
+            "gossip listening on all interfaces, port %d; the other institutions put "
+            "/ip4/<this host's address>/tcp/%d/p2p/%s in their gossip.bootstrap",
+            cfg.gossip.listen_port,
+            cfg.gossip.listen_port,
+            peer_id,
+        )
+    else:
+        log.info("gossip listening on %s", ", ".join(listen_addrs))
 
 
 def claim_all(cfg: PeerConfig) -> list[tuple[int, int]]:

@@ -1,10 +1,10 @@
 """Local development chains (Anvil, Ganache) started and stopped by fedchain itself.
 
 Both run from the repository's ``node_modules/.bin`` (installed by ``npm ci``) on a
-free loopback port, in their own process group with a log file, and both expose
-the same small interface so that tests, benchmarks and the demo can run on
-either: ``start()``/``stop()`` (or ``with``), ``rpc_url``, ``chain_id``,
-``dev_private_keys(n)`` and ``time_advance(seconds)``.
+free loopback port (or on a host of their own, see :mod:`fedchain.localnet.placement`),
+in their own process group with a log file, and both expose the same small interface so
+that tests, benchmarks and the demo can run on either: ``start()``/``stop()`` (or
+``with``), ``rpc_url``, ``chain_id``, ``dev_private_keys(n)`` and ``time_advance(seconds)``.
 
 The dev accounts come from each tool's well-known test mnemonic; their keys are
 derived here (BIP-44 path ``m/44'/60'/0'/0/i``) rather than scraped from the
@@ -29,9 +29,9 @@ from eth_account import Account
 
 from fedchain.checkout import SOURCE_ROOT
 from fedchain.errors import ServiceUnavailableError, ToolchainError
+from fedchain.localnet.placement import LOCAL, LOOPBACK, WELL_KNOWN_PORTS, Placement
 from fedchain.localnet.procs import ManagedProcess, free_port
 
-LOOPBACK = "127.0.0.1"
 REPO_ROOT = SOURCE_ROOT
 NODE_BIN = REPO_ROOT / "node_modules" / ".bin"
 DEFAULT_GAS_LIMIT = 30_000_000
@@ -95,8 +95,14 @@ class DevChain(ABC):
         gas_limit: int = DEFAULT_GAS_LIMIT,
         start_timeout: float = START_TIMEOUT,
         state_path: Path | None = None,
+        placement: Placement = LOCAL,
     ) -> None:
-        """``state_path`` keeps the chain on disk: a later chain given the same path resumes it."""
+        """``state_path`` keeps the chain on disk: a later chain given the same path resumes it.
+
+        ``placement`` is the host the chain runs on; its RPC binds to the placement's address
+        (the launcher must be able to reach it: it deploys and waits through it). A host of its
+        own uses the well-known port 8545 unless ``port`` says otherwise.
+        """
         if accounts < 1:
             raise ValueError(
                 f"a dev chain needs at least one funded account, got accounts={accounts}"
@@ -106,7 +112,10 @@ class DevChain(ABC):
         self.start_timeout = start_timeout
         self.log_path = log_path
         self.state_path = state_path
+        self.placement = placement
         self._fixed_port = port
+        if port is None and placement.own_host:
+            self._fixed_port = WELL_KNOWN_PORTS.chain_rpc
         self._port: int | None = None
         self._proc: ManagedProcess | None = None
         self._tmp_log: Path | None = None
@@ -123,7 +132,7 @@ class DevChain(ABC):
     def rpc_url(self) -> str:
         if self._port is None:
             raise ServiceUnavailableError(f"{self.name} is not running; call start() first")
-        return f"http://{LOOPBACK}:{self._port}"
+        return f"http://{self.placement.address}:{self._port}"
 
     def is_running(self) -> bool:
         return self._proc is not None and self._proc.is_running()
@@ -135,7 +144,7 @@ class DevChain(ABC):
 
     @property
     def port(self) -> int | None:
-        """The loopback port the RPC listens on while the chain runs."""
+        """The port the RPC listens on (at ``placement.address``) while the chain runs."""
         return self._port
 
     def start(self) -> Self:
@@ -152,7 +161,8 @@ class DevChain(ABC):
         attempts = 1 if self._fixed_port is not None else START_ATTEMPTS
         for _ in range(attempts):
             port = self._fixed_port if self._fixed_port is not None else free_port(LOOPBACK)
-            proc = ManagedProcess(self._argv(program, port), log_path=log_path, name=self.name)
+            argv = self.placement.command(self._argv(program, port))
+            proc = ManagedProcess(argv, log_path=log_path, name=self.name)
             proc.start()
             self._proc, self._port = proc, port
             try:
@@ -228,7 +238,7 @@ class DevChain(ABC):
         return int(block["timestamp"], 16)
 
     def __repr__(self) -> str:
-        where = f"{LOOPBACK}:{self._port}" if self._port is not None else "stopped"
+        where = f"{self.placement.address}:{self._port}" if self._port is not None else "stopped"
         return f"{type(self).__name__}({where})"
 
 
@@ -243,7 +253,7 @@ class AnvilNode(DevChain):
         return [
             str(program),
             "--host",
-            LOOPBACK,
+            self.placement.address,
             "--port",
             str(port),
             "--chain-id",
@@ -276,7 +286,7 @@ class GanacheNode(DevChain):
         return [
             str(program),
             "--server.host",
-            LOOPBACK,
+            self.placement.address,
             "--server.port",
             str(port),
             "--chain.chainId",

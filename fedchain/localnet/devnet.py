@@ -5,11 +5,16 @@ same set-up a consortium would do by hand: generate each institution's keys,
 deploy the contract with the founders' addresses and peer IDs, publish the task
 spec and initial model to IPFS, create the task on-chain, and write one TOML
 config per hospital.  Everything started here is stopped by :meth:`close`.
+
+By default every process shares this machine's loopback; given placements (see
+:mod:`fedchain.localnet.placement`), each hospital and the chain run on a host of their own,
+and every address written into a config is that host's.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import secrets
@@ -30,12 +35,13 @@ from web3 import Web3
 from consensus.protocol import default_quorum
 from consensus.task_spec import TaskSpec
 from fedchain.checkout import SOURCE_ROOT
-from fedchain.consortium import TaskTerms, publish_task
+from fedchain.consortium import PublishedTask, TaskTerms, publish_task
 from fedchain.errors import ConfigError, ToolchainError
 from fedchain.interrupts import raise_if_interrupted
 from fedchain.localnet.chain_node import AnvilNode, DevChain, GanacheNode
 from fedchain.localnet.kubo_daemon import KuboDaemon, generate_swarm_key
 from fedchain.localnet.manifest import CHAIN_STATE, MANIFEST, DevnetManifest, SavedHospital
+from fedchain.localnet.placement import LOCAL, WELL_KNOWN_PORTS, Placement
 from fedchain.localnet.process_record import ProcessRecord
 from fedchain.localnet.procs import ManagedProcess, free_port, on_process_start
 from fedchain.private_files import private_dir, write_private_text
@@ -87,10 +93,13 @@ class Hospital:
     home: Path
     gossip_port: int
     config_path: Path = field(default_factory=Path)
+    placement: Placement = LOCAL
 
     @property
     def gossip_addr(self) -> str:
-        return f"/ip4/127.0.0.1/tcp/{self.gossip_port}/p2p/{self.identity.peer_id}"
+        """What the other peers put in their ``gossip.bootstrap`` to dial this one."""
+        address = self.placement.address
+        return f"/ip4/{address}/tcp/{self.gossip_port}/p2p/{self.identity.peer_id}"
 
 
 @dataclass(frozen=True)
@@ -127,10 +136,14 @@ class LocalFederation:
         persist_chain: bool = False,
         process_record: Path | None = None,
         data: Mapping[str, Mapping[str, Any]] | None = None,
+        placements: Mapping[str, Placement] | None = None,
+        chain_placement: Placement = LOCAL,
     ) -> None:
         """``persist_chain`` keeps the chain's state in ``root`` so :meth:`resume` can reopen it;
         ``process_record`` is where each started process's PID and ports are written
-        (default ``root/processes.json``)."""
+        (default ``root/processes.json``). ``placements`` puts hospitals on hosts of their own
+        (those not named stay on this machine's loopback), ``chain_placement`` the chain; a
+        host of its own uses the well-known ports (:data:`WELL_KNOWN_PORTS`)."""
         if chain not in ("anvil", "ganache"):
             raise ToolchainError(f"unknown chain {chain!r}; use anvil or ganache")
         self.root = root
@@ -138,6 +151,8 @@ class LocalFederation:
         self.data = {n: dict((data or {}).get(n, {"partition": n})) for n in self.names}
         """Each hospital's ``[data]`` section (default: the built-in partition of its name)."""
         self.chain_kind = chain
+        self.placements = {n: (placements or {}).get(n, LOCAL) for n in self.names}
+        self.chain_placement = chain_placement
         self.extra_members = extra_members
         self.fetch_timeout = fetch_timeout
         self.hospitals: list[Hospital] = []
@@ -201,7 +216,10 @@ class LocalFederation:
     def _start_chain(self, port: int | None = None) -> None:
         node_cls: type[DevChain] = AnvilNode if self.chain_kind == "anvil" else GanacheNode
         node = node_cls(
-            log_path=self.root / "logs" / "chain.log", port=port, state_path=self.chain_state
+            log_path=self.root / "logs" / "chain.log",
+            port=port,
+            state_path=self.chain_state,
+            placement=self.chain_placement,
         )
         chain = self._stack.enter_context(node)
         self.processes.add_ports(chain.pid, *([chain.port] if chain.port else []))
@@ -222,11 +240,12 @@ class LocalFederation:
             KuboDaemon(
                 ipfs,
                 home / "ipfs",
-                api_port=free_port(),
-                swarm_port=free_port(),
+                api_port=_port(self.placements[name], WELL_KNOWN_PORTS.kubo_api),
+                swarm_port=_port(self.placements[name], WELL_KNOWN_PORTS.kubo_swarm),
                 swarm_key=swarm_key,
+                placement=self.placements[name],
             )
-            for home in homes
+            for name, home in zip(self.names, homes, strict=True)
         ]
         for kubo in kubos:
             kubo.init()
@@ -237,7 +256,11 @@ class LocalFederation:
         for name, home, kubo in zip(self.names, homes, kubos, strict=True):
             self._stack.enter_context(kubo)
             ident = create_identity(home / "keys", self.password, scrypt_n=DEMO_SCRYPT_N)
-            self.hospitals.append(Hospital(name, ident, kubo, home, free_port()))
+            placement = self.placements[name]
+            gossip_port = _port(placement, WELL_KNOWN_PORTS.gossip)
+            self.hospitals.append(
+                Hospital(name, ident, kubo, home, gossip_port, placement=placement)
+            )
         # Connect now rather than wait for peering's first (delayed) dial.
         self.connect_kubos()
 
@@ -254,10 +277,15 @@ class LocalFederation:
         self.deployer = deploy(self.w3, dev, [m.address for m in members], peer_ids, 5001)
         first = self.hospitals[0]
         creator = FederationClient(self.w3, self.deployer.address, first.identity.account)
-        with KuboContentStore(first.kubo.api_multiaddr) as store:
-            published = publish_task(
-                creator, store, task.spec, initial_weights(task.spec), task.terms
-            )
+
+        def publish() -> PublishedTask:
+            # On the first hospital's host: its Kubo API listens on that host's loopback only.
+            with KuboContentStore(first.kubo.api_multiaddr) as store:
+                return publish_task(
+                    creator, store, task.spec, initial_weights(task.spec), task.terms
+                )
+
+        published = first.placement.call(publish)
         self.spec_cid, self.model_cid = published.spec_cid, published.model_cid
         self.task_id = published.task_id
         log.info(
@@ -287,6 +315,7 @@ class LocalFederation:
                     "fetch_timeout": self.fetch_timeout,
                 },
                 "gossip": {
+                    "listen_host": h.placement.address,
                     "listen_port": h.gossip_port,
                     "bootstrap": []
                     if h.name in self.isolated
@@ -336,13 +365,21 @@ class LocalFederation:
                 api_port=entry.api_port,
                 swarm_port=entry.swarm_port,
                 swarm_key=(repo / "swarm.key").read_bytes(),
+                placement=self.placements[entry.name],
             )
             kubo.init()
             self._stack.enter_context(kubo)
             ident = load_identity(
                 home / "keys" / "eth.json", home / "keys" / "libp2p.json", self.password
             )
-            hospital = Hospital(entry.name, ident, kubo, home, entry.gossip_port)
+            hospital = Hospital(
+                entry.name,
+                ident,
+                kubo,
+                home,
+                entry.gossip_port,
+                placement=self.placements[entry.name],
+            )
             hospital.config_path = home / "config.toml"
             self.hospitals.append(hospital)
         self.connect_kubos()
@@ -350,11 +387,8 @@ class LocalFederation:
     def connect_kubos(self) -> None:
         """Connect every hospital's Kubo to every other one (the private swarm has no bootstrap)."""
         for a in self.hospitals:
-            store = KuboContentStore(a.kubo.api_multiaddr)
-            for b in self.hospitals:
-                if b is not a:
-                    store.connect(b.kubo.swarm_multiaddr)
-            store.close()
+            others = [b.kubo.swarm_multiaddr for b in self.hospitals if b is not a]
+            a.placement.call(functools.partial(_connect_swarm, a.kubo, others))
 
     def _reconnect_contract(self, manifest: DevnetManifest) -> None:
         assert self.chain is not None and self.w3 is not None
@@ -390,14 +424,9 @@ class LocalFederation:
         h = self.hospital(name)
         # Several peers share this machine's cores: one math thread each avoids oversubscription.
         env = {"OMP_NUM_THREADS": "1", **os.environ, **(extra_env or {})}
+        fedchain_cli = Path(sys.executable).parent / "fedchain"
         proc = ManagedProcess(
-            [
-                str(Path(sys.executable).parent / "fedchain"),
-                "peer",
-                "run",
-                "--config",
-                str(h.config_path),
-            ],
+            h.placement.command([str(fedchain_cli), "peer", "run", "--config", str(h.config_path)]),
             log_path=self.root / "logs" / f"peer-{name}.log",
             name=f"peer-{name}",
             env=env,
@@ -443,6 +472,18 @@ class LocalFederation:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _port(placement: Placement, well_known: int) -> int:
+    """The well-known port on a host of its own, else a free one on this machine's loopback."""
+    return well_known if placement.own_host else free_port()
+
+
+def _connect_swarm(kubo: KuboDaemon, others: Sequence[str]) -> None:
+    """Connect ``kubo`` to the other swarm addresses (run on ``kubo``'s own host)."""
+    with KuboContentStore(kubo.api_multiaddr) as store:
+        for addr in others:
+            store.connect(addr)
 
 
 def fund_account(w3: Web3, sender: LocalAccount, to: str) -> None:

@@ -1,10 +1,14 @@
-"""One Kubo (IPFS) daemon per institution, on loopback, in a private swarm.
+"""One Kubo (IPFS) daemon per institution, in a private swarm.
 
 Hospitals must not leak which content they hold, so the daemon is configured to
 talk only to peers it is told about: no bootstrap list, no DHT or delegated
 routing, no mDNS, no relays, no NAT traversal, no gateway, and (with a swarm
 key) a libp2p private network whose members share a pre-shared key.  Content
 moves by bitswap between peers that have been connected explicitly.
+
+Where it runs is a :class:`~fedchain.localnet.placement.Placement`: its swarm listens on the
+placement's address (loopback for the demo, the host's own address on a network), while its
+RPC API always stays on the host's loopback, since it can pin, delete and read everything.
 """
 
 from __future__ import annotations
@@ -22,11 +26,12 @@ from types import TracebackType
 from typing import Any
 
 from fedchain.errors import ConfigError, ServiceUnavailableError, ToolchainError
+from fedchain.localnet.placement import LOCAL, LOOPBACK, Placement
 from fedchain.localnet.procs import ManagedProcess
 
-LOOPBACK = "127.0.0.1"
 INIT_PROFILES = "test,unixfs-v1-2025"
-"""``test``: loopback-only addresses, no bootstrap/mDNS/AutoConf/AutoTLS.
+"""``test``: no bootstrap/mDNS/AutoConf/AutoTLS (its loopback addresses are replaced below;
+never use the ``server`` profile: it filters the private ranges, 10.0.0.0/8 included).
 ``unixfs-v1-2025``: CIDv1, raw leaves, 1 MiB chunks, so every peer derives the
 same CID for the same bytes."""
 
@@ -62,14 +67,21 @@ def validate_swarm_key(key: bytes) -> bytes:
     return b"\n".join(lines) + b"\n"
 
 
-def _private_settings(api_port: int, swarm_port: int) -> dict[str, dict[str, Any] | list[Any]]:
-    """Config sections (Kubo 0.41 keys) that keep the daemon private and on loopback."""
+def private_settings(
+    api_port: int, swarm_port: int, swarm_host: str = LOOPBACK
+) -> dict[str, dict[str, Any] | list[Any]]:
+    """Config sections (Kubo 0.41 keys) that keep the daemon private.
+
+    The swarm listens on ``swarm_host`` only and announces exactly that address (nothing
+    learned from other interfaces or NAT); the RPC API listens on loopback only.
+    """
+    swarm = f"/ip4/{swarm_host}/tcp/{swarm_port}"
     return {
         "Addresses": {
             "API": f"/ip4/{LOOPBACK}/tcp/{api_port}",
             "Gateway": [],
-            "Swarm": [f"/ip4/{LOOPBACK}/tcp/{swarm_port}"],
-            "Announce": [],
+            "Swarm": [swarm],
+            "Announce": [] if swarm_host == LOOPBACK else [swarm],
             "AppendAnnounce": [],
             "NoAnnounce": [],
         },
@@ -138,19 +150,22 @@ class KuboDaemon:
         api_port: int,
         swarm_port: int,
         swarm_key: bytes | None,
+        placement: Placement = LOCAL,
     ) -> None:
+        """``placement``: the host it runs on; its swarm binds to the placement's address."""
         self.ipfs_bin = Path(ipfs_bin)
         self.repo = Path(repo)
         self.api_port = api_port
         self.swarm_port = swarm_port
         self.swarm_key = validate_swarm_key(swarm_key) if swarm_key is not None else None
+        self.placement = placement
         self._process: ManagedProcess | None = None
 
     # -- addresses -----------------------------------------------------------
 
     @property
     def api_multiaddr(self) -> str:
-        """HTTP RPC address for ipfshttpclient (``/ip4/127.0.0.1/tcp/<port>/http``)."""
+        """HTTP RPC address for ipfshttpclient on the daemon's own host (its loopback)."""
         return f"/ip4/{LOOPBACK}/tcp/{self.api_port}/http"
 
     @property
@@ -169,7 +184,7 @@ class KuboDaemon:
     @property
     def swarm_multiaddr(self) -> str:
         """Address other peers dial to reach this node, including ``/p2p/<peer id>``."""
-        return f"/ip4/{LOOPBACK}/tcp/{self.swarm_port}/p2p/{self.peer_id}"
+        return f"/ip4/{self.placement.address}/tcp/{self.swarm_port}/p2p/{self.peer_id}"
 
     @property
     def log_path(self) -> Path:
@@ -243,7 +258,7 @@ class KuboDaemon:
             self.repo.mkdir(parents=True, exist_ok=True)
             self._run_cli("init", "--empty-repo", f"--profile={INIT_PROFILES}")
         config = self._read_config()
-        _merge(config, _private_settings(self.api_port, self.swarm_port))
+        _merge(config, private_settings(self.api_port, self.swarm_port, self.placement.address))
         self._write_config(config)
         key_file = self.repo / "swarm.key"
         if self.swarm_key is not None:
@@ -289,13 +304,20 @@ class KuboDaemon:
         return self._process is not None and self._process.is_running()
 
     def api_responds(self) -> bool:
-        """True once the RPC API answers ``/id`` (Kubo serves it only when fully up)."""
+        """True once the RPC API answers ``/id`` (Kubo serves it only when fully up).
+
+        Asked from the daemon's own host, the only place its API listens.
+        """
         request = urllib.request.Request(f"{self.api_url}/id", method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=2.0) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, OSError):
-            return False
+
+        def ask() -> bool:
+            try:
+                with urllib.request.urlopen(request, timeout=2.0) as response:
+                    return bool(response.status == 200)
+            except (urllib.error.URLError, OSError):
+                return False
+
+        return self.placement.call(ask)
 
     def start(self, timeout: float = START_TIMEOUT) -> None:
         """Start the daemon and return once its API answers."""
@@ -309,7 +331,7 @@ class KuboDaemon:
                 "another api_port"
             )
         self._process = ManagedProcess(
-            [str(self.ipfs_bin), "daemon", "--migrate=true"],
+            self.placement.command([str(self.ipfs_bin), "daemon", "--migrate=true"]),
             log_path=self.log_path,
             name=f"kubo({self.repo.name})",
             env=self._env(),
@@ -317,7 +339,7 @@ class KuboDaemon:
         self._process.start()
         try:
             self._process.wait_until(
-                self.api_responds, timeout, f"Kubo API on {LOOPBACK}:{self.api_port}"
+                self.api_responds, timeout, f"Kubo API on {self.placement}, port {self.api_port}"
             )
         except BaseException:
             self._process.stop(timeout=STOP_TIMEOUT)

@@ -13,6 +13,7 @@ from consensus.protocol import RoundStatus
 from consensus.task_spec import AggregationSpec, TaskSpec, TrainingSettings
 from fedchain.errors import ToolchainError
 from fedchain.localnet.devnet import LocalFederation, TaskParams, find_ipfs
+from fedchain.localnet.placement import LOCAL, Placement
 from models.tasks import get_task
 
 SPEC = get_task("heart").default_spec(
@@ -70,7 +71,10 @@ def federation_factory(tmp_path: Path, ipfs_available: None) -> Iterator[object]
         max_samples: int = 1000,
         spec: TaskSpec = SPEC,
         data: Mapping[str, Mapping[str, Any]] | None = None,
+        placements: Mapping[str, Placement] | None = None,
+        chain_placement: Placement = LOCAL,
     ) -> LocalFederation:
+        """``placements``/``chain_placement``: hosts of their own (see tests/e2e/netns.py)."""
         fed = LocalFederation(
             tmp_path / f"fed{len(feds)}",
             names,
@@ -78,6 +82,8 @@ def federation_factory(tmp_path: Path, ipfs_available: None) -> Iterator[object]
             extra_members=extra_members,
             fetch_timeout=fetch_timeout,
             data=data,
+            placements=placements,
+            chain_placement=chain_placement,
         )
         feds.append(fed)
         fed.start(

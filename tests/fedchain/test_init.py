@@ -128,7 +128,7 @@ def test_cli_prints_what_to_send_and_takes_the_password_like_keys_new(
 ) -> None:
     monkeypatch.setenv("SITE_PW", PASSWORD)
     args = ["init", "hungary", "--dir", str(tmp_path), "--password-env", "SITE_PW"]
-    args += ["--contract", CONTRACT, "--partition", "hungary"]
+    args += ["--contract", CONTRACT, "--partition", "hungary", "--gossip-host", "10.231.0.12"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     shown = dict(
@@ -136,6 +136,7 @@ def test_cli_prints_what_to_send_and_takes_the_password_like_keys_new(
     )
     cfg = load_config(tmp_path / "hungary.toml")
     assert cfg.keys.password_env == "SITE_PW"
+    assert cfg.gossip.listen_host == "10.231.0.12"
     password = resolve_password(cfg.keys.password_env, cfg.keys.password_file)
     assert shown["address"] == keystore_address(cfg.keys.eth_keystore)
     assert shown["peer id"] == peer_id_from_seed(read_keystore(cfg.keys.libp2p_keystore, password))

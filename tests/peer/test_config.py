@@ -40,6 +40,7 @@ def test_good_config_resolves_paths_against_its_folder(tmp_path: Path) -> None:
         ({"institution": {"name": "a b"}}, "institution.name"),
         ({"data": {}}, "data.partition"),
         ({"surprise": {"x": 1}}, "surprise"),
+        ({"gossip": {"listen_host": "peer.example"}}, "gossip.listen_host"),
     ],
 )
 def test_each_problem_names_its_key(tmp_path: Path, change: dict[str, object], where: str) -> None:
@@ -88,3 +89,10 @@ def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
     bad.write_text("[chain\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad)
+
+
+def test_gossip_listens_on_every_interface_unless_told(tmp_path: Path) -> None:
+    """Other institutions dial this port from their own hosts: loopback would be unreachable."""
+    assert load_config(write(tmp_path, GOOD)).gossip.listen_host == "0.0.0.0"
+    own = {**GOOD, "gossip": {"listen_host": "10.231.0.11", "listen_port": 4101}}
+    assert load_config(write(tmp_path, own)).gossip.listen_host == "10.231.0.11"

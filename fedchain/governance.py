@@ -1,0 +1,90 @@
+"""``fedchain propose`` / ``fedchain approve``: admitting and removing members after founding.
+
+The contract decides; these commands only sign a member's proposal or approval with its own key
+and say where the tally stands, so a coordinator never has to hand-craft a transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+from fedchain.errors import ConfigError
+from peer.keystore import load_eth_account
+from peer.ledger.client import FederationClient, connect
+from peer.ledger.types import ProposalInfo, ProposalKind
+
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+ZERO_DIGEST = bytes(32)
+
+
+def _client(rpc_url: str, contract: str, keystore: Path, password: str) -> FederationClient:
+    if not _ADDRESS.fullmatch(contract):
+        raise ConfigError(f"--contract {contract!r} is not a 0x-prefixed 20-byte address")
+    return FederationClient(connect(rpc_url), contract, load_eth_account(keystore, password))
+
+
+def metadata_digest(path: Path | None) -> bytes:
+    """sha2-256 of the institution's metadata document (zero when there is none)."""
+    if path is None:
+        return ZERO_DIGEST
+    try:
+        return hashlib.sha256(path.read_bytes()).digest()
+    except OSError as exc:
+        raise ConfigError(f"--metadata {path} cannot be read ({exc.strerror})") from None
+
+
+def propose(
+    rpc_url: str,
+    contract: str,
+    keystore: Path,
+    password: str,
+    *,
+    kind: ProposalKind,
+    account: str,
+    peer_id: str = "",
+    metadata: Path | None = None,
+) -> tuple[ProposalInfo, int]:
+    """Propose to admit or remove ``account`` (the proposer's approval counts at once).
+
+    Returns the proposal and the approval threshold in basis points.
+    """
+    if not _ADDRESS.fullmatch(account):
+        raise ConfigError(f"--account {account!r} is not a 0x-prefixed 20-byte address")
+    if kind is ProposalKind.ADMIT and not peer_id:
+        raise ConfigError("--peer-id is required to admit: the newcomer's libp2p peer ID")
+    client = _client(rpc_url, contract, keystore, password)
+    proposal_id = client.propose(kind, account, peer_id, metadata_digest(metadata))
+    return client.proposal(proposal_id), client.approval_bps()
+
+
+def approve(
+    rpc_url: str, contract: str, keystore: Path, password: str, proposal_id: int
+) -> tuple[ProposalInfo, int]:
+    """Add this member's approval to ``proposal_id``; the proposal and the threshold (bps)."""
+    client = _client(rpc_url, contract, keystore, password)
+    client.approve(proposal_id)
+    return client.proposal(proposal_id), client.approval_bps()
+
+
+def approvals_needed(info: ProposalInfo, approval_bps: int) -> int:
+    """Approvals that execute the proposal: approvals * 10000 >= bps * members when proposed."""
+    return math.ceil(approval_bps * info.member_count_at_proposal / 10_000)
+
+
+def describe(info: ProposalInfo, approval_bps: int) -> str:
+    """One line: what the proposal does and where its tally stands."""
+    what = "admit" if info.kind is ProposalKind.ADMIT else "remove"
+    who = f"{info.account} (peer {info.peer_id})" if info.peer_id else info.account
+    needed = approvals_needed(info, approval_bps)
+    tally = f"{info.approvals} of {needed} approvals"
+    if info.executed:
+        return f"proposal {info.proposal_id}: {what} {who}: {tally}; executed"
+    expires = datetime.fromtimestamp(info.expires_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"proposal {info.proposal_id}: {what} {who}: {tally}; the other members approve with "
+        f"`fedchain approve {info.proposal_id}` before {expires}"
+    )
