@@ -126,6 +126,26 @@ class PrivacySettings(_Frozen):
     accountant: Literal["rdp", "prv"] = "rdp"
 
 
+SECURE_AGGREGATION_RULES = ("fedavg", "fedprox")
+"""Rules whose server side needs only the weighted sum of the updates (FedAvg's)."""
+
+
+class SecureAggregationSettings(_Frozen):
+    """Secure aggregation (``consensus.secagg``): members' updates are masked so that only
+    their weighted sum can be read.
+
+    Each member clips its change from the round's global model to ``clip_norm`` locally and
+    encodes it in fixed point with ``fraction_bits`` of precision; the aggregate is fixed-point
+    FedAvg of the clipped changes.  Rules and checks that read individual updates cannot run
+    (see :meth:`TaskSpec._fits_secure_aggregation`).
+    """
+
+    clip_norm: float = Field(gt=0, le=1e6)
+    """Each member's change is scaled down to this L2 norm before masking."""
+    fraction_bits: int = Field(default=24, ge=0, le=52)
+    """Fixed-point precision: changes are rounded to multiples of 2**-fraction_bits."""
+
+
 class TaskSpec(_Frozen):
     version: int = Field(default=1, ge=1, le=1)
     name: str = Field(min_length=1, max_length=128)
@@ -151,6 +171,39 @@ class TaskSpec(_Frozen):
 
     privacy: PrivacySettings | None = None
     """Differential privacy in local training (``models.privacy``); None: plain training."""
+
+    secure_aggregation: SecureAggregationSettings | None = None
+    """Masked updates, only their sum readable (``consensus.secagg``); None: plain updates."""
+
+    @model_validator(mode="after")
+    def _fits_secure_aggregation(self) -> TaskSpec:
+        """Refuse what needs each member's update in the clear when updates are masked."""
+        if self.secure_aggregation is None:
+            return self
+        rule = self.aggregation.rule
+        if rule not in SECURE_AGGREGATION_RULES:
+            raise ValueError(
+                f"secure aggregation cannot run the aggregation rule {rule!r}: it reads each "
+                "member's update, which the mode hides; use aggregation = \"fedavg\" (or "
+                "\"fedprox\") with secure_aggregation.clip_norm bounding every update instead"
+            )
+        for wrapper in self.aggregation.wrappers:
+            raise ValueError(
+                f"secure aggregation cannot run the wrapper {wrapper.name!r}: it reads each "
+                "member's update; secure_aggregation.clip_norm clips every update locally instead"
+            )
+        if self.max_update_norm_ratio is not None:
+            raise ValueError(
+                "secure aggregation cannot run the norm-based update check "
+                "(max_update_norm_ratio): update norms are hidden; remove it, "
+                "secure_aggregation.clip_norm bounds every update instead"
+            )
+        if self.encoding.codec != "none":
+            raise ValueError(
+                f"secure aggregation cannot use the update encoding {self.encoding.codec!r}: "
+                "masked updates have their own fixed-point encoding; remove encoding"
+            )
+        return self
 
     @field_validator("aggregation", mode="before")
     @classmethod
