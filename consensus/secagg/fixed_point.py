@@ -26,7 +26,7 @@ from fedchain.errors import ConfigError, ProtocolError
 
 MODULUS_BITS = 64
 """Arithmetic is mod 2**64 (numpy uint64 wraps exactly so)."""
-SIGNED_LIMIT = 2 ** (MODULUS_BITS - 1)
+SIGNED_LIMIT = 1 << (MODULUS_BITS - 1)
 
 Residues = npt.NDArray[np.uint64]
 """A vector of integers mod 2**64."""
@@ -87,6 +87,7 @@ class FixedPoint:
         """
         if weight <= 0:
             raise ProtocolError(f"a member's weight must be a positive sample count, got {weight}")
+        self.check_capacity(weight)  # one member alone must not overflow either
         if not np.isfinite(change).all():
             raise ProtocolError("the change holds NaN or infinite values; nothing is encoded")
         q = np.rint(self.clip(change) * self.scale).astype(np.int64)

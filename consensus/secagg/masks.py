@@ -30,8 +30,9 @@ def pair_context(task_id: int, round_no: int, a: str, b: str) -> bytes:
     lo, hi = sorted((a.lower(), b.lower()))
     if lo == hi:
         raise ProtocolError(f"a member has no pair mask with itself ({a})")
-    return b"\x00".join([_DOMAIN, str(task_id).encode(), str(round_no).encode(), lo.encode(),
-                         hi.encode()])
+    return b"\x00".join(
+        [_DOMAIN, str(task_id).encode(), str(round_no).encode(), lo.encode(), hi.encode()]
+    )
 
 
 def pair_seed(my_secret: bytes, their_public: bytes, context: bytes) -> bytes:

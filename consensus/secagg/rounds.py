@@ -62,9 +62,7 @@ def encode_with_weight(fp: FixedPoint, change: npt.NDArray[np.float64], weight: 
     return np.concatenate([fp.encode(change, weight), np.array([weight], dtype=np.uint64)])
 
 
-def mask_update(
-    encoded: Residues, me: str, my_secret: bytes, keys: RoundKeys
-) -> Residues:
+def mask_update(encoded: Residues, me: str, my_secret: bytes, keys: RoundKeys) -> Residues:
     """``encoded`` plus this member's masks toward every other expected member, mod 2**64."""
     me = me.lower()
     if me not in keys.publics:
@@ -114,8 +112,9 @@ def unmask_sum(
     total = np.zeros(length, dtype=np.uint64)
     for member in sorted(subs):  # the order does not matter mod 2**64; sorted for readers
         if subs[member].size != length:
-            raise ProtocolError(f"the masked update of {member} has {subs[member].size} values, "
-                                f"not {length}")
+            raise ProtocolError(
+                f"the masked update of {member} has {subs[member].size} values, not {length}"
+            )
         total += subs[member]
     seeds: dict[tuple[str, str], bytes] = {}
     for r in reveals:

@@ -7,7 +7,7 @@ import pytest
 from nacl.public import PrivateKey
 from scipy import stats
 
-from consensus.secagg.fixed_point import CapacityError, FixedPoint
+from consensus.secagg.fixed_point import CapacityError, FixedPoint, Residues
 from consensus.secagg.masks import expand, pair_context, pair_seed
 from consensus.secagg.rounds import (
     Reveal,
@@ -40,12 +40,18 @@ def _changes(n: int, seed: int = 1) -> list[np.ndarray]:
     return [rng.normal(0, 0.05, SIZE) for _ in range(n)]
 
 
-def _masked(secrets, keys, changes, weights, members=None):
-    members = members or list(secrets)
+def _masked(
+    secrets: dict[str, bytes],
+    keys: RoundKeys,
+    changes: list[np.ndarray],
+    weights: list[int],
+    members: list[str] | None = None,
+) -> dict[str, Residues]:
+    chosen = members or list(secrets)
     return {
         m: mask_update(encode_with_weight(FP, changes[i], weights[i]), m, secrets[m], keys)
         for i, m in enumerate(secrets)
-        if m in members
+        if m in chosen
     }
 
 
