@@ -184,8 +184,8 @@ class TaskSpec(_Frozen):
         if rule not in SECURE_AGGREGATION_RULES:
             raise ValueError(
                 f"secure aggregation cannot run the aggregation rule {rule!r}: it reads each "
-                "member's update, which the mode hides; use aggregation = \"fedavg\" (or "
-                "\"fedprox\") with secure_aggregation.clip_norm bounding every update instead"
+                'member\'s update, which the mode hides; use aggregation = "fedavg" (or '
+                '"fedprox") with secure_aggregation.clip_norm bounding every update instead'
             )
         for wrapper in self.aggregation.wrappers:
             raise ValueError(

@@ -42,7 +42,7 @@ def test_rules_that_read_individual_updates_are_refused_by_name(rule: str) -> No
 def test_the_default_rule_is_refused_too() -> None:
     fields = _spec()
     del fields["aggregation"]
-    with pytest.raises(ValidationError, match="'multi-krum'.*use aggregation = \"fedavg\""):
+    with pytest.raises(ValidationError, match=r"'multi-krum'.*use aggregation = \"fedavg\""):
         TaskSpec.model_validate(fields)
 
 
