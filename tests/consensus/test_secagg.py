@@ -19,6 +19,13 @@ from consensus.secagg.rounds import (
     reveals_for,
     unmask_sum,
 )
+from consensus.secagg.wire import (
+    masked_from_bytes,
+    masked_size,
+    masked_to_bytes,
+    reveals_from_bytes,
+    reveals_to_bytes,
+)
 from fedchain.errors import ProtocolError
 
 FP = FixedPoint(clip_norm=5.0, fraction_bits=24)
@@ -172,3 +179,26 @@ def test_an_unclipped_member_is_caught_by_the_aggregate_check() -> None:
 def test_a_low_order_public_key_is_refused() -> None:
     with pytest.raises(ProtocolError, match="low-order point"):
         pair_seed(bytes(range(32)), bytes(32), pair_context(1, 1, "0xa", "0xb"))
+
+
+def test_masked_updates_and_reveals_travel_as_checked_bytes() -> None:
+    secrets = _members(3)
+    keys = _keys(secrets)
+    names = list(secrets)
+    masked = _masked(secrets, keys, _changes(3), [4, 5, 6], names[:2])
+    data = masked_to_bytes(masked[names[0]])
+    assert len(data) == masked_size(SIZE)
+    assert np.array_equal(masked_from_bytes(data, SIZE), masked[names[0]])
+    chi, ks = _uniform_p_values(np.frombuffer(data[8:], dtype="<u8"))  # as stored, it is noise
+    assert chi > 0.001 and ks > 0.001
+    with pytest.raises(ProtocolError, match=r"has \d+ bytes, got"):
+        masked_from_bytes(data[:-8], SIZE)
+    with pytest.raises(ProtocolError, match="wrong header"):
+        masked_from_bytes(b"\x00" * len(data), SIZE)
+    reveals = reveals_for(names[0], secrets[names[0]], keys, names[:2])
+    wire = reveals_to_bytes(1, 3, names[0], reveals)
+    assert reveals_from_bytes(wire, 1, 3) == reveals
+    with pytest.raises(ProtocolError, match="not for task 1 round 4"):
+        reveals_from_bytes(wire, 1, 4)
+    with pytest.raises(ProtocolError, match="malformed"):
+        reveals_from_bytes(b"{}", 1, 3)
