@@ -100,6 +100,25 @@ def _mean(values: list[float | None]) -> float | None:
     return sum(present) / len(present) if present else None
 
 
+def output_dir(out: Path | None, prefix: str) -> Path:
+    """``out``, or ``runs/<prefix>-<UTC time>``, created private to the user."""
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return private_dir(out if out is not None else Path("runs") / f"{prefix}-{stamp}")
+
+
+def simulation_fields(
+    task_name: str, peers: int, rounds: int, seed: int, partition: str
+) -> dict[str, Any]:
+    """The ``simulation`` part of a ``record.json``: what to pass to run it again."""
+    return {
+        "task": task_name,
+        "peers": peers,
+        "rounds": rounds,
+        "seed": seed,
+        "partition": partition,
+    }
+
+
 def _local_only(
     learners: Mapping[str, Learner], initial: Mapping[str, Any], rounds: int, metric: str
 ) -> dict[str, float | None]:
@@ -178,8 +197,7 @@ def simulate(
     use_deterministic_torch()
     started = time.monotonic()
     console = console or Console()
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    out_dir = private_dir(out if out is not None else Path("runs") / f"simulate-{stamp}")
+    out_dir = output_dir(out, "simulate")
     task = get_task(task_name)
     if given_population is not None:
         pop = given_population
@@ -305,13 +323,7 @@ def simulate(
     final = results[-1]["metrics"]["per_institution"] if results else {}
     record: dict[str, Any] = {
         "task": task_name,
-        "simulation": {
-            "task": task_name,
-            "peers": peers,
-            "rounds": rounds,
-            "seed": seed,
-            "partition": pop.partition,
-        },
+        "simulation": simulation_fields(task_name, peers, rounds, seed, pop.partition),
         "byzantine": bad.record(fed) if bad is not None else None,
         "chain_id": fed.deployer.chain_id,
         "contract": fed.deployer.address,

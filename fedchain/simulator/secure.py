@@ -18,7 +18,6 @@ import json
 import math
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +38,9 @@ from consensus.secagg.rounds import (
 from consensus.secagg.state import apply_change, change_of
 from consensus.task_spec import AggregationSpec, SecureAggregationSettings
 from fedchain.errors import ConfigError, FedchainError
-from fedchain.private_files import private_dir, write_private_text
+from fedchain.private_files import write_private_text
 from fedchain.simulator.partitions import Population, population
+from fedchain.simulator.run import output_dir, simulation_fields
 from models.tasks import get_task
 from models.tasks.determinism import use_deterministic_torch
 from peer.round_state import StateDict
@@ -92,8 +92,7 @@ def simulate_secure(
     use_deterministic_torch()
     started = time.monotonic()
     console = console or Console()
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    out_dir = private_dir(out if out is not None else Path("runs") / f"secure-{stamp}")
+    out_dir = output_dir(out, "secure")
     task = get_task(task_name)
     pop = given_population or population(task, peers, seed)
     if len(pop.learners) != peers:
@@ -177,11 +176,7 @@ def simulate_secure(
     record: dict[str, Any] = {
         "task": task_name,
         "simulation": {
-            "task": task_name,
-            "peers": peers,
-            "rounds": rounds,
-            "seed": seed,
-            "partition": pop.partition,
+            **simulation_fields(task_name, peers, rounds, seed, pop.partition),
             "dropouts": dropouts,
         },
         "secure_aggregation": settings.model_dump(),
