@@ -108,6 +108,7 @@ contract Federation {
         address proposer;
         bytes32 metadataDigest;
         string peerId;
+        bytes32 encryptionKey;
     }
 
     /// @notice What `task` returns.
@@ -152,6 +153,7 @@ contract Federation {
         uint32 memberCountAtProposal;
         uint64 expiresAt;
         bool executed;
+        bytes32 encryptionKey;
     }
 
     // ------------------------------------------------------------------ errors
@@ -190,11 +192,16 @@ contract Federation {
     error SamplesAboveCap(uint64 given, uint64 cap);
     error QuorumNotMajority(uint32 quorum, uint32 members);
     error EpsilonDecreased(uint32 given, uint32 recorded);
+    error ZeroEncryptionKey();
+    error EncryptionKeyTaken(bytes32 key);
 
     // ------------------------------------------------------------------ events
 
     event MemberAdmitted(address indexed account, string peerId, bytes32 metadataDigest, uint256 indexed proposalId);
     event MemberRemoved(address indexed account, uint256 indexed proposalId);
+    /// @notice `account`'s X25519 public key for members-only weights, set at admission
+    ///         (`proposalId` 0 for founders and for a member's own rotation).
+    event EncryptionKeySet(address indexed account, bytes32 key, uint256 indexed proposalId);
     event ProposalCreated(
         uint256 indexed proposalId,
         address indexed proposer,
@@ -266,12 +273,18 @@ contract Federation {
 
     /// @notice Share of the members at proposal time, in basis points, whose approval executes a proposal.
     uint16 public immutable approvalBps;
+    /// @notice The federation's audit X25519 public key, fixed at deployment (zero: a federation
+    ///         without members-only weights).  Every members-only object is sealed to it as well,
+    ///         so an auditor holding its secret key can recompute every aggregate.
+    bytes32 public immutable auditKey;
 
     Globals private _g;
     address[] private _memberList;
     mapping(address => Member) private _members;
     mapping(address => string) private _peerIds;
     mapping(bytes32 => address) private _byPeerId;
+    mapping(address => bytes32) private _encryptionKeys;
+    mapping(bytes32 => address) private _byEncryptionKey;
 
     mapping(uint256 => Proposal) private _proposals;
     mapping(uint256 => mapping(address => bool)) private _approvedBy;
@@ -301,16 +314,34 @@ contract Federation {
     ///         deployer gets no power over the contract.
     /// @param founders founding members' addresses (non-zero, distinct)
     /// @param peerIds  their libp2p peer IDs, same order (non-empty, distinct, at most 128 bytes)
+    /// @param encryptionKeys their X25519 public keys, same order, or empty for a federation
+    ///        without members-only weights; with `auditKey_` non-zero every member needs one
+    ///        (non-zero, else ZeroEncryptionKey; distinct, else EncryptionKeyTaken)
+    /// @param auditKey_ the federation's audit X25519 public key (zero: no members-only weights)
     /// @param approvalBps_ share of current members (basis points, 1..10000) needed to execute a proposal
-    constructor(address[] memory founders, string[] memory peerIds, uint16 approvalBps_) {
+    constructor(
+        address[] memory founders,
+        string[] memory peerIds,
+        bytes32[] memory encryptionKeys,
+        bytes32 auditKey_,
+        uint16 approvalBps_
+    ) {
         if (approvalBps_ == 0 || approvalBps_ > BPS) revert InvalidConfig("approvalBps must be in 1..10000");
         if (founders.length == 0) revert InvalidConfig("at least one founder is needed");
         if (founders.length != peerIds.length) revert InvalidConfig("founders and peerIds differ in length");
+        if (encryptionKeys.length != 0 && encryptionKeys.length != founders.length) {
+            revert InvalidConfig("founders and encryptionKeys differ in length");
+        }
         if (founders.length > MAX_MEMBERS) revert InvalidConfig("too many founders");
         approvalBps = approvalBps_;
+        auditKey = auditKey_;
+        bool keyed = encryptionKeys.length != 0;
         for (uint256 i = 0; i < founders.length; ++i) {
+            bytes32 key = keyed ? encryptionKeys[i] : bytes32(0);
             _checkAdmissible(founders[i], peerIds[i]);
+            _checkEncryptionKey(key, auditKey_ != bytes32(0));
             _admit(founders[i], peerIds[i], bytes32(0), 0);
+            _setEncryptionKey(founders[i], key, 0);
         }
     }
 
@@ -329,6 +360,22 @@ contract Federation {
     /// @notice libp2p peer ID registered for `account` ("" for a non-member).  Anyone, any time.
     function peerIdOf(address account) external view returns (string memory) {
         return _peerIds[account];
+    }
+
+    /// @notice X25519 public key registered for `account` (zero for a non-member or a member
+    ///         without one).  Anyone, any time.
+    function encryptionKeyOf(address account) external view returns (bytes32) {
+        return _encryptionKeys[account];
+    }
+
+    /// @notice Replaces the caller's X25519 public key (a rotation; rounds opened afterwards seal
+    ///         to the new key).  Callable by a current member; the key must be non-zero
+    ///         (ZeroEncryptionKey) and not held by another member (EncryptionKeyTaken).
+    function setEncryptionKey(bytes32 key) external {
+        _requireMember(msg.sender);
+        _checkEncryptionKey(key, true);
+        delete _byEncryptionKey[_encryptionKeys[msg.sender]];
+        _setEncryptionKey(msg.sender, key, 0);
     }
 
     /// @notice Member registered under `peerId` (zero address if none).  Anyone, any time.
@@ -361,16 +408,22 @@ contract Federation {
     /// @param account the institution's address
     /// @param peerId its libp2p peer ID (Admit only; ignored for Remove)
     /// @param metadataDigest sha2-256 digest of the institution's metadata document (or zero)
+    /// @param encryptionKey its X25519 public key (Admit only; required when the federation has an
+    ///        audit key, else ZeroEncryptionKey; not another member's, else EncryptionKeyTaken)
     /// @return proposalId the new proposal's id (from 1)
-    function propose(uint8 kind, address account, string calldata peerId, bytes32 metadataDigest)
-        external
-        returns (uint256 proposalId)
-    {
+    function propose(
+        uint8 kind,
+        address account,
+        string calldata peerId,
+        bytes32 metadataDigest,
+        bytes32 encryptionKey
+    ) external returns (uint256 proposalId) {
         _requireMember(msg.sender);
         if (kind > uint8(ProposalKind.Remove)) revert InvalidConfig("proposal kind must be 0 (admit) or 1 (remove)");
         ProposalKind k = ProposalKind(kind);
         if (k == ProposalKind.Admit) {
             _checkAdmissible(account, peerId);
+            _checkEncryptionKey(encryptionKey, auditKey != bytes32(0));
         } else {
             _checkRemovable(account);
         }
@@ -384,7 +437,10 @@ contract Federation {
         p.expiresAt = expiresAt;
         p.proposer = msg.sender;
         p.metadataDigest = metadataDigest;
-        if (k == ProposalKind.Admit) p.peerId = peerId;
+        if (k == ProposalKind.Admit) {
+            p.peerId = peerId;
+            if (encryptionKey != bytes32(0)) p.encryptionKey = encryptionKey;
+        }
         emit ProposalCreated(proposalId, msg.sender, k, account, p.peerId, metadataDigest, expiresAt);
         _approve(proposalId, p);
     }
@@ -414,7 +470,8 @@ contract Federation {
             approvals: p.approvals,
             memberCountAtProposal: p.memberCountAtProposal,
             expiresAt: p.expiresAt,
-            executed: p.executed
+            executed: p.executed,
+            encryptionKey: p.encryptionKey
         });
     }
 
@@ -810,6 +867,22 @@ contract Federation {
         if (_g.memberCount >= MAX_MEMBERS) revert InvalidConfig("federation is full");
     }
 
+    /// @dev A key being registered: non-zero when `required`, and not held by another member.
+    function _checkEncryptionKey(bytes32 key, bool required) private view {
+        if (key == bytes32(0)) {
+            if (required) revert ZeroEncryptionKey();
+            return;
+        }
+        if (_byEncryptionKey[key] != address(0)) revert EncryptionKeyTaken(key);
+    }
+
+    function _setEncryptionKey(address account, bytes32 key, uint256 proposalId) private {
+        if (key == bytes32(0)) return;
+        _encryptionKeys[account] = key;
+        _byEncryptionKey[key] = account;
+        emit EncryptionKeySet(account, key, proposalId);
+    }
+
     function _checkRemovable(address account) private view {
         if (!_members[account].active) revert NotMember(account);
         if (_g.memberCount <= 1) revert InvalidConfig("cannot remove the last member");
@@ -824,8 +897,11 @@ contract Federation {
         p.executed = true;
         if (p.kind == ProposalKind.Admit) {
             string memory peerId = p.peerId;
+            bytes32 key = p.encryptionKey;
             _checkAdmissible(p.account, peerId);
+            _checkEncryptionKey(key, auditKey != bytes32(0));
             _admit(p.account, peerId, p.metadataDigest, proposalId);
+            _setEncryptionKey(p.account, key, proposalId);
         } else {
             _checkRemovable(p.account);
             _remove(p.account, proposalId);
@@ -856,6 +932,8 @@ contract Federation {
         delete _members[account];
         delete _byPeerId[keccak256(bytes(_peerIds[account]))];
         delete _peerIds[account];
+        delete _byEncryptionKey[_encryptionKeys[account]];
+        delete _encryptionKeys[account];
         _g.memberCount -= 1;
         emit MemberRemoved(account, proposalId);
     }

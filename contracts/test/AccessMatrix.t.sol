@@ -106,7 +106,7 @@ contract AccessMatrixTest {
     // ------------------------------------------------------------------ scenarios
 
     function _functionCount() private pure returns (uint256) {
-        return 9 + 21;
+        return 10 + 23;
     }
 
     /// @return data the call to make for function number `f` as `who`, after preparing a state
@@ -116,10 +116,10 @@ contract AccessMatrixTest {
         uint32 round = 1;
         mutates = true;
         if (f == 0) {
-            data = abi.encodeCall(fed.propose, (ADMIT, candidate, Fixtures.peerIdOf(candidate), bytes32(0)));
+            data = abi.encodeCall(fed.propose, (ADMIT, candidate, Fixtures.peerIdOf(candidate), bytes32(0), bytes32(0)));
         } else if (f == 1) {
             VM.prank(m0);
-            uint256 pid = fed.propose(ADMIT, candidate, Fixtures.peerIdOf(candidate), bytes32(0));
+            uint256 pid = fed.propose(ADMIT, candidate, Fixtures.peerIdOf(candidate), bytes32(0), bytes32(0));
             data = abi.encodeCall(fed.approve, (pid));
         } else if (f == 2) {
             data = abi.encodeCall(
@@ -152,15 +152,17 @@ contract AccessMatrixTest {
             _attest(m1, _aggregate());
             (uint256 score, bytes32[] memory path) = _claimFor(who);
             data = abi.encodeCall(fed.claimContribution, (taskId, round, score, path));
+        } else if (f == 9) {
+            data = abi.encodeCall(fed.setEncryptionKey, (bytes32(uint256(uint160(who)))));
         } else {
             mutates = false;
-            data = _view(f - 9, who);
+            data = _view(f - 10, who);
         }
     }
 
     function _view(uint256 v, address who) private view returns (bytes memory) {
         uint32 round = 1;
-        bytes[21] memory calls = [
+        bytes[23] memory calls = [
             abi.encodeCall(fed.isMember, (who)),
             abi.encodeCall(fed.memberCount, ()),
             abi.encodeCall(fed.peerIdOf, (m0)),
@@ -181,7 +183,9 @@ contract AccessMatrixTest {
             abi.encodeCall(fed.dissentReported, (taskId, round, m0)),
             abi.encodeCall(fed.MAX_MEMBERS, ()),
             abi.encodeCall(fed.PROPOSAL_TTL, ()),
-            abi.encodeCall(fed.approvalBps, ())
+            abi.encodeCall(fed.approvalBps, ()),
+            abi.encodeCall(fed.encryptionKeyOf, (m0)),
+            abi.encodeCall(fed.auditKey, ())
         ];
         return calls[v];
     }

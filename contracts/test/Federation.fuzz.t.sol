@@ -96,7 +96,7 @@ contract FederationFuzzTest {
         Federation f = Fixtures.deploy(members, bps);
         address candidate = Fixtures.account("candidate");
         VM.prank(members[0]);
-        uint256 pid = f.propose(0, candidate, Fixtures.peerIdOf(candidate), bytes32(0));
+        uint256 pid = f.propose(0, candidate, Fixtures.peerIdOf(candidate), bytes32(0), bytes32(0));
         for (uint256 k = 1; k <= n; ++k) {
             bool reached = k * 10_000 >= uint256(bps) * n;
             VM.assertEq(f.isMember(candidate), reached, "membership differs from the threshold rule");

@@ -238,7 +238,7 @@ contract FederationHandler {
         address target = accounts[h % INSTITUTIONS];
         uint8 kind = fed.isMember(target) ? 1 : 0;
         if ((h >> 8) % 4 == 0) kind = 1 - kind;
-        _call(_actor(actorSeed, 0, 0, 0), abi.encodeCall(fed.propose, (kind, target, Fixtures.peerIdOf(target), bytes32(0))));
+        _call(_actor(actorSeed, 0, 0, 0), abi.encodeCall(fed.propose, (kind, target, Fixtures.peerIdOf(target), bytes32(0), bytes32(0))));
     }
 
     function approve(uint256 actorSeed, uint256 proposalSeed) external {

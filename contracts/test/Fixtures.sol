@@ -41,7 +41,7 @@ library Fixtures {
         for (uint256 i = 0; i < founders.length; ++i) {
             ids[i] = peerIdOf(founders[i]);
         }
-        return new Federation(founders, ids, approvalBps);
+        return new Federation(founders, ids, new bytes32[](0), bytes32(0), approvalBps);
     }
 
     /// @return id of a task created by `creator` with the suite's standard timing and sample cap
@@ -59,7 +59,7 @@ library Fixtures {
         returns (uint256 pid)
     {
         VM.prank(proposer);
-        pid = fed.propose(kind, target, peerIdOf(target), bytes32(0));
+        pid = fed.propose(kind, target, peerIdOf(target), bytes32(0), bytes32(0));
         for (uint256 i = 0; i < approvers.length && !fed.proposal(pid).executed; ++i) {
             VM.prank(approvers[i]);
             fed.approve(pid);

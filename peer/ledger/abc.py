@@ -118,6 +118,19 @@ class FederationLedger(ABC):
     @abstractmethod
     def approval_bps(self) -> int: ...
 
+    # -- encryption keys (members-only weights) ----------------------------------------------
+    @abstractmethod
+    def encryption_key_of(self, account: str) -> bytes:
+        """``account``'s registered X25519 public key (32 zero bytes if none)."""
+
+    @abstractmethod
+    def audit_key(self) -> bytes:
+        """The federation's audit X25519 public key, fixed at deployment (zeros: none)."""
+
+    @abstractmethod
+    def set_encryption_key(self, key: bytes) -> TxResult:
+        """Rotate this member's X25519 public key (rounds opened afterwards use it)."""
+
     # -- governance --------------------------------------------------------------------------
     @abstractmethod
     def propose(
@@ -126,8 +139,10 @@ class FederationLedger(ABC):
         account: str,
         peer_id: str = "",
         metadata_digest: bytes = ZERO32,
+        encryption_key: bytes = ZERO32,
     ) -> int:
-        """Propose to admit or remove ``account``; return the proposal id (see ``last_result``)."""
+        """Propose to admit (with its X25519 ``encryption_key``) or remove ``account``; return
+        the proposal id (see ``last_result``)."""
 
     @abstractmethod
     def approve(self, proposal_id: int) -> TxResult: ...

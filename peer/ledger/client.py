@@ -56,6 +56,7 @@ GAS_LIMITS: dict[str, int] = {
     "claimContribution": 200_000,
     "propose": 400_000,
     "approve": 400_000,
+    "setEncryptionKey": 120_000,
 }
 """Generous fixed gas per call (measured use is well below; see scripts/bench/gas)."""
 CREATE_TASK_BASE_GAS = 300_000
@@ -239,6 +240,15 @@ class FederationClient(FederationLedger):
     def approval_bps(self) -> int:
         return int(self._call("approvalBps")[0])
 
+    def encryption_key_of(self, account: str) -> bytes:
+        return _b(self._call("encryptionKeyOf", to_checksum_address(account))[0])
+
+    def audit_key(self) -> bytes:
+        return _b(self._call("auditKey")[0])
+
+    def set_encryption_key(self, key: bytes) -> TxResult:
+        return self._transact("setEncryptionKey", [bytes(key)])
+
     # -- governance -------------------------------------------------------------------------------
 
     def propose(
@@ -247,11 +257,12 @@ class FederationClient(FederationLedger):
         account: str,
         peer_id: str = "",
         metadata_digest: bytes = ZERO32,
+        encryption_key: bytes = ZERO32,
     ) -> int:
-        """Propose to admit or remove ``account``; return the proposal id (see ``last_result``)."""
-        result = self._transact(
-            "propose", [int(kind), to_checksum_address(account), peer_id, metadata_digest]
-        )
+        """Propose to admit (with its X25519 ``encryption_key``) or remove ``account``; return
+        the proposal id (see ``last_result``)."""
+        args = [int(kind), to_checksum_address(account), peer_id, metadata_digest, encryption_key]
+        result = self._transact("propose", args)
         return result.event(ProposalCreated).proposal_id
 
     def approve(self, proposal_id: int) -> TxResult:
@@ -259,7 +270,7 @@ class FederationClient(FederationLedger):
 
     def proposal(self, proposal_id: int) -> ProposalInfo:
         (v,) = self._call("proposal", proposal_id)
-        kind, account, peer_id, metadata, proposer, approvals, count, expires, executed = v
+        kind, account, peer_id, metadata, proposer, approvals, count, expires, executed, key = v
         return ProposalInfo(
             proposal_id=proposal_id,
             kind=ProposalKind(kind),
@@ -271,6 +282,7 @@ class FederationClient(FederationLedger):
             member_count_at_proposal=int(count),
             expires_at=int(expires),
             executed=bool(executed),
+            encryption_key=_b(key),
         )
 
     def has_approved(self, proposal_id: int, member: str) -> bool:
@@ -446,17 +458,27 @@ def deploy(
     peer_ids: Sequence[str],
     approval_bps: int,
     *,
+    encryption_keys: Sequence[bytes] = (),
+    audit_key: bytes = ZERO32,
     artifact: ContractArtifact | None = None,
     receipt_timeout: float = 60.0,
 ) -> FederationClient:
     """Deploy a Federation with its founding members; return a client acting as ``account``.
 
-    The deployer gets no power over the contract; ``account`` need not be a founder.  The
-    deployment's receipt and events are in the returned client's ``last_result``.
+    The deployer gets no power over the contract; ``account`` need not be a founder.
+    ``encryption_keys`` (the founders' X25519 public keys, same order) and ``audit_key`` enable
+    members-only weights; leave both empty for a federation without them.  The deployment's
+    receipt and events are in the returned client's ``last_result``.
     """
     artifact = artifact or shipped_artifact()
     abi = ContractAbi(artifact.abi)
-    args = [[to_checksum_address(a) for a in founders], list(peer_ids), approval_bps]
+    args = [
+        [to_checksum_address(a) for a in founders],
+        list(peer_ids),
+        [bytes(k) for k in encryption_keys],
+        bytes(audit_key),
+        approval_bps,
+    ]
     data = bytes.fromhex(artifact.bytecode[2:]) + abi.encode_constructor(args)
     context = f"deploy Federation({len(founders)} founders, approvalBps={approval_bps})"
     call = {"from": account.address, "data": "0x" + data.hex()}

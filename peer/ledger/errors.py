@@ -228,6 +228,17 @@ class QuorumNotMajority(ContractRevert):
     )
 
 
+class ZeroEncryptionKey(ContractRevert):
+    hint = (
+        "this federation has an audit key, so every member needs an X25519 encryption key: "
+        "pass the public key `fedchain init` printed (keys.encryption_keystore)"
+    )
+
+
+class EncryptionKeyTaken(ContractRevert):
+    hint = "a member already holds this encryption key; each member needs its own (fedchain init)"
+
+
 class NotAFederation(LedgerError):
     """The address holds no contract, or one that does not answer like a Federation."""
 
@@ -269,6 +280,8 @@ CUSTOM_ERRORS: dict[str, type[ContractRevert]] = {
         SamplesAboveCap,
         QuorumNotMajority,
         EpsilonDecreased,
+        ZeroEncryptionKey,
+        EncryptionKeyTaken,
     )
 }
 """Contract error name -> Python class (same name)."""

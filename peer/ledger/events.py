@@ -43,6 +43,14 @@ class MemberRemoved(ContractEvent):
 
 
 @dataclass(frozen=True)
+class EncryptionKeySet(ContractEvent):
+    account: str
+    key: bytes
+    proposal_id: int
+    """0 for founders and rotations."""
+
+
+@dataclass(frozen=True)
 class ProposalCreated(ContractEvent):
     proposal_id: int
     proposer: str
@@ -158,6 +166,7 @@ EVENT_TYPES: dict[str, type[ContractEvent]] = {
     for cls in (
         MemberAdmitted,
         MemberRemoved,
+        EncryptionKeySet,
         ProposalCreated,
         ProposalApproved,
         TaskCreated,

@@ -48,6 +48,7 @@ from peer.ledger.events import (
     ContractEvent,
     ContributionClaimed,
     DissentRecorded,
+    EncryptionKeySet,
     MemberAdmitted,
     MemberRemoved,
     ProposalApproved,
@@ -120,12 +121,15 @@ ERROR_SIGNATURES: dict[str, tuple[tuple[str, str], ...]] = {
     "SamplesAboveCap": (("given", "uint64"), ("cap", "uint64")),
     "QuorumNotMajority": (("quorum", "uint32"), ("members", "uint32")),
     "EpsilonDecreased": (("given", "uint32"), ("recorded", "uint32")),
+    "ZeroEncryptionKey": (),
+    "EncryptionKeyTaken": (("key", "bytes32"),),
 }
 """Each custom error of Federation.sol: its parameters (name, ABI type), in order.  The suite
 checks this table against the compiled ABI, so the twin cannot drift from the contract."""
 
 WRITE_TYPES: dict[str, tuple[str, ...]] = {
-    "propose": ("uint8", "address", "string", "bytes32"),
+    "propose": ("uint8", "address", "string", "bytes32", "bytes32"),
+    "setEncryptionKey": ("bytes32",),
     "approve": ("uint256",),
     "createTask": ("bytes", "bytes", "uint32", "uint64", "uint64", "uint32", "uint64"),
     "submitUpdate": ("uint256", "uint32", "bytes", "uint64", "uint32"),
@@ -136,11 +140,12 @@ WRITE_TYPES: dict[str, tuple[str, ...]] = {
     "claimContribution": ("uint256", "uint32", "uint256", "bytes32[]"),
 }
 """ABI input types of each write, checked the way the client's encoder checks them."""
-CONSTRUCTOR_TYPES = ("address[]", "string[]", "uint16")
+CONSTRUCTOR_TYPES = ("address[]", "string[]", "bytes32[]", "bytes32", "uint16")
 
 INDEXED: dict[type[ContractEvent], tuple[str, ...]] = {
     MemberAdmitted: ("account", "proposal_id"),
     MemberRemoved: ("account", "proposal_id"),
+    EncryptionKeySet: ("account", "proposal_id"),
     ProposalCreated: ("proposal_id", "proposer", "account"),
     ProposalApproved: ("proposal_id", "member"),
     TaskCreated: ("task_id", "creator"),
@@ -234,6 +239,7 @@ class _Proposal:
     proposer: str
     metadata_digest: bytes
     peer_id: str
+    encryption_key: bytes = ZERO32
 
 
 @dataclass(frozen=True)
@@ -283,6 +289,7 @@ class _Federation:
 
     address: str
     approval_bps: int
+    audit_key: bytes = ZERO32
     member_count: int = 0
     membership_seq: int = 0
     task_count: int = 0
@@ -291,6 +298,8 @@ class _Federation:
     members: dict[str, _Member] = field(default_factory=dict)
     peer_ids: dict[str, str] = field(default_factory=dict)
     by_peer_id: dict[str, str] = field(default_factory=dict)
+    encryption_keys: dict[str, bytes] = field(default_factory=dict)
+    by_encryption_key: dict[bytes, str] = field(default_factory=dict)
     proposals: dict[int, _Proposal] = field(default_factory=dict)
     approved_by: set[tuple[int, str]] = field(default_factory=set)
     config: dict[int, _TaskConfig] = field(default_factory=dict)
@@ -425,6 +434,9 @@ class MemoryChain:
         members: Sequence[str],
         peer_ids: Sequence[str],
         approval_bps: int,
+        *,
+        encryption_keys: Sequence[bytes] = (),
+        audit_key: bytes = ZERO32,
     ) -> MemoryFederation:
         """Deploy a Federation with its founding members; return a handle acting as ``deployer``.
 
@@ -433,13 +445,15 @@ class MemoryChain:
         """
         sender = _addr(deployer)
         founders = [to_checksum_address(a) for a in members]
-        abi_encode(CONSTRUCTOR_TYPES, [founders, list(peer_ids), approval_bps])
+        keys = [_b32(k) for k in encryption_keys]
+        audit = _b32(audit_key)
+        abi_encode(CONSTRUCTOR_TYPES, [founders, list(peer_ids), keys, audit, approval_bps])
         context = f"deploy Federation({len(founders)} founders, approvalBps={approval_bps})"
         with self._lock:
             nonce = self._nonces.get(sender, 0)
             seed = b"fedchain memory federation" + bytes.fromhex(sender[2:])
             address = to_checksum_address(keccak(seed + nonce.to_bytes(32, "big"))[12:])
-            fed = _Federation(address=address, approval_bps=approval_bps)
+            fed = _Federation(address=address, approval_bps=approval_bps, audit_key=audit)
             tx = _Tx(fed, sender, self._next_timestamp(), context)
             if approval_bps == 0 or approval_bps > BPS:
                 raise tx.fail("InvalidConfig", "approvalBps must be in 1..10000")
@@ -447,11 +461,16 @@ class MemoryChain:
                 raise tx.fail("InvalidConfig", "at least one founder is needed")
             if len(founders) != len(peer_ids):
                 raise tx.fail("InvalidConfig", "founders and peerIds differ in length")
+            if keys and len(keys) != len(founders):
+                raise tx.fail("InvalidConfig", "founders and encryptionKeys differ in length")
             if len(founders) > MAX_MEMBERS:
                 raise tx.fail("InvalidConfig", "too many founders")
-            for account, peer_id in zip(founders, peer_ids, strict=True):
+            for i, (account, peer_id) in enumerate(zip(founders, peer_ids, strict=True)):
+                key = keys[i] if keys else ZERO32
                 _check_admissible(tx, account, peer_id)
+                _check_encryption_key(tx, key, audit != ZERO32)
                 _admit(tx, account, peer_id, ZERO32, 0)
+                _set_encryption_key(tx, account, key, 0)
             self._feds[address] = fed
             self._latest = address
             result = self._commit(tx, None)
@@ -519,6 +538,30 @@ def _check_admissible(tx: _Tx, account: str, peer_id: str) -> None:
         raise tx.fail("InvalidConfig", "federation is full")
 
 
+def _check_encryption_key(tx: _Tx, key: bytes, required: bool) -> None:
+    if key == ZERO32:
+        if required:
+            raise tx.fail("ZeroEncryptionKey")
+        return
+    if key in tx.fed.by_encryption_key:
+        raise tx.fail("EncryptionKeyTaken", key)
+
+
+def _set_encryption_key(tx: _Tx, account: str, key: bytes, proposal_id: int) -> None:
+    if key == ZERO32:
+        return
+    tx.fed.encryption_keys[account] = key
+    tx.fed.by_encryption_key[key] = account
+    tx.emit(EncryptionKeySet, account=account, key=key, proposal_id=proposal_id)
+
+
+def _rotate_encryption_key(tx: _Tx, key: bytes) -> None:
+    _require_member(tx, tx.sender)
+    _check_encryption_key(tx, key, True)
+    tx.fed.by_encryption_key.pop(tx.fed.encryption_keys.get(tx.sender, ZERO32), None)
+    _set_encryption_key(tx, tx.sender, key, 0)
+
+
 def _check_removable(tx: _Tx, account: str) -> None:
     if account not in tx.fed.members:
         raise tx.fail("NotMember", account)
@@ -553,6 +596,7 @@ def _remove(tx: _Tx, account: str, proposal_id: int) -> None:
     fed.member_list.pop()
     del fed.members[account]
     fed.by_peer_id.pop(fed.peer_ids.pop(account, ""), None)
+    fed.by_encryption_key.pop(fed.encryption_keys.pop(account, ZERO32), None)
     fed.member_count -= 1
     tx.emit(MemberRemoved, account=account, proposal_id=proposal_id)
 
@@ -563,6 +607,7 @@ def _approve(tx: _Tx, proposal_id: int, p: _Proposal) -> None:
     if executes:  # the checks that would revert the whole call come first: nothing is applied
         if p.kind is ProposalKind.ADMIT:
             _check_admissible(tx, p.account, p.peer_id)
+            _check_encryption_key(tx, p.encryption_key, tx.fed.audit_key != ZERO32)
         else:
             _check_removable(tx, p.account)
     tx.fed.approved_by.add((proposal_id, tx.sender))
@@ -573,11 +618,14 @@ def _approve(tx: _Tx, proposal_id: int, p: _Proposal) -> None:
     p.executed = True
     if p.kind is ProposalKind.ADMIT:
         _admit(tx, p.account, p.peer_id, p.metadata_digest, proposal_id)
+        _set_encryption_key(tx, p.account, p.encryption_key, proposal_id)
     else:
         _remove(tx, p.account, proposal_id)
 
 
-def _propose(tx: _Tx, kind: int, account: str, peer_id: str, metadata: bytes) -> int:
+def _propose(
+    tx: _Tx, kind: int, account: str, peer_id: str, metadata: bytes, key: bytes = ZERO32
+) -> int:
     fed = tx.fed
     _require_member(tx, tx.sender)
     if kind > ProposalKind.REMOVE:
@@ -585,6 +633,7 @@ def _propose(tx: _Tx, kind: int, account: str, peer_id: str, metadata: bytes) ->
     k = ProposalKind(kind)
     if k is ProposalKind.ADMIT:
         _check_admissible(tx, account, peer_id)
+        _check_encryption_key(tx, key, fed.audit_key != ZERO32)
     else:
         _check_removable(tx, account)
     fed.proposal_count += 1
@@ -599,6 +648,7 @@ def _propose(tx: _Tx, kind: int, account: str, peer_id: str, metadata: bytes) ->
         proposer=tx.sender,
         metadata_digest=metadata,
         peer_id=peer_id if k is ProposalKind.ADMIT else "",
+        encryption_key=key if k is ProposalKind.ADMIT else ZERO32,
     )
     fed.proposals[proposal_id] = p
     tx.emit(
@@ -1076,6 +1126,19 @@ class MemoryFederation(FederationLedger):
     def approval_bps(self) -> int:
         return self._read("approvalBps", [], lambda f, _: f.approval_bps)
 
+    def encryption_key_of(self, account: str) -> bytes:
+        who = to_checksum_address(account)
+        return self._read("encryptionKeyOf", [who], lambda f, _: f.encryption_keys.get(who, ZERO32))
+
+    def audit_key(self) -> bytes:
+        return self._read("auditKey", [], lambda f, _: f.audit_key)
+
+    def set_encryption_key(self, key: bytes) -> TxResult:
+        k = bytes(key)
+        return self._write("setEncryptionKey", [k], lambda tx: _rotate_encryption_key(tx, _b32(k)))[
+            1
+        ]
+
     # -- governance -------------------------------------------------------------------------------
 
     def propose(
@@ -1084,12 +1147,14 @@ class MemoryFederation(FederationLedger):
         account: str,
         peer_id: str = "",
         metadata_digest: bytes = ZERO32,
+        encryption_key: bytes = ZERO32,
     ) -> int:
         who, metadata = to_checksum_address(account), bytes(metadata_digest)
+        key = bytes(encryption_key)
         pid, _ = self._write(
             "propose",
-            [int(kind), who, peer_id, metadata],
-            lambda tx: _propose(tx, int(kind), who, peer_id, _b32(metadata)),
+            [int(kind), who, peer_id, metadata, key],
+            lambda tx: _propose(tx, int(kind), who, peer_id, _b32(metadata), _b32(key)),
         )
         return pid
 
@@ -1112,6 +1177,7 @@ class MemoryFederation(FederationLedger):
                 member_count_at_proposal=p.member_count_at_proposal,
                 expires_at=p.expires_at,
                 executed=p.executed,
+                encryption_key=p.encryption_key,
             )
 
         return self._read("proposal", [proposal_id], view)

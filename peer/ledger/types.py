@@ -108,6 +108,8 @@ class ProposalInfo:
     member_count_at_proposal: int
     expires_at: int
     executed: bool
+    encryption_key: bytes = bytes(32)
+    """The X25519 public key an admission registers (zero for a removal or none)."""
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,8 @@ SPEC_ERRORS = {
     "SamplesAboveCap(uint64,uint64)",
     "QuorumNotMajority(uint32,uint32)",
     "EpsilonDecreased(uint32,uint32)",
+    "ZeroEncryptionKey()",
+    "EncryptionKeyTaken(bytes32)",
 }
 SPEC_FUNCTIONS = {
     "isMember(address)",
@@ -45,7 +47,10 @@ SPEC_FUNCTIONS = {
     "peerIdOf(address)",
     "memberByPeerId(string)",
     "members()",
-    "propose(uint8,address,string,bytes32)",
+    "encryptionKeyOf(address)",
+    "setEncryptionKey(bytes32)",
+    "auditKey()",
+    "propose(uint8,address,string,bytes32,bytes32)",
     "approve(uint256)",
     "createTask(bytes,bytes,uint32,uint64,uint64,uint32,uint64)",
     "task(uint256)",

@@ -21,8 +21,9 @@ INVARIANTS = {
     "invariant_finalizationNeedsAStrictMajority()",
 }
 MUTATING = {
-    "propose(uint8,address,string,bytes32)",
+    "propose(uint8,address,string,bytes32,bytes32)",
     "approve(uint256)",
+    "setEncryptionKey(bytes32)",
     "createTask(bytes,bytes,uint32,uint64,uint64,uint32,uint64)",
     "submitUpdate(uint256,uint32,bytes,uint64,uint32)",
     "closeUpdates(uint256,uint32)",

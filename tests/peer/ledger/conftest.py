@@ -78,9 +78,15 @@ class Backend(ABC):
 
     @abstractmethod
     def deploy(
-        self, deployer: LocalAccount, founders: Sequence[str], peer_ids: Sequence[str], bps: int
+        self,
+        deployer: LocalAccount,
+        founders: Sequence[str],
+        peer_ids: Sequence[str],
+        bps: int,
+        **keys: Any,
     ) -> FederationLedger:
-        """Deploy a federation; return a handle acting as ``deployer``."""
+        """Deploy a federation; return a handle acting as ``deployer``.  ``keys``:
+        ``encryption_keys`` and ``audit_key`` as :func:`peer.ledger.client.deploy` takes them."""
 
     @abstractmethod
     def client(self, address: str, account: LocalAccount) -> FederationLedger:
@@ -109,9 +115,14 @@ class RealChain(Backend):
         return self.node.dev_private_keys(n)
 
     def deploy(
-        self, deployer: LocalAccount, founders: Sequence[str], peer_ids: Sequence[str], bps: int
+        self,
+        deployer: LocalAccount,
+        founders: Sequence[str],
+        peer_ids: Sequence[str],
+        bps: int,
+        **keys: Any,
     ) -> FederationClient:
-        return deploy(self.w3, deployer, founders, peer_ids, bps, artifact=self.artifact)
+        return deploy(self.w3, deployer, founders, peer_ids, bps, artifact=self.artifact, **keys)
 
     def client(self, address: str, account: LocalAccount) -> FederationClient:
         return FederationClient(self.w3, address, account, artifact=self.artifact)
@@ -155,9 +166,14 @@ class MemoryBackend(Backend):
         return self._keys.dev_private_keys(n)
 
     def deploy(
-        self, deployer: LocalAccount, founders: Sequence[str], peer_ids: Sequence[str], bps: int
+        self,
+        deployer: LocalAccount,
+        founders: Sequence[str],
+        peer_ids: Sequence[str],
+        bps: int,
+        **keys: Any,
     ) -> FederationLedger:
-        return self.memory.deploy(deployer, founders, peer_ids, bps)
+        return self.memory.deploy(deployer, founders, peer_ids, bps, **keys)
 
     def client(self, address: str, account: LocalAccount) -> FederationLedger:
         return self.memory.client(account, address)

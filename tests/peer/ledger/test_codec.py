@@ -67,7 +67,7 @@ def test_call_encoding_matches_web3(abi: ContractAbi, artifact: ContractArtifact
         ("submitUpdate", [7, 3, cid_of(b"x"), 12, 3_140]),
         ("attestAggregate", [1, 2, cid_of(b"y"), b"\x05" * 32]),
         ("claimContribution", [1, 2, 99, [b"\x01" * 32, b"\x02" * 32]]),
-        ("propose", [0, MEMBER, "12D3KooWPeer", b"\x00" * 32]),
+        ("propose", [0, MEMBER, "12D3KooWPeer", b"\x00" * 32, b"\x09" * 32]),
     ]
     for name, args in cases:
         assert "0x" + abi.encode_call(name, args).hex() == contract.encode_abi(name, args)
@@ -127,4 +127,4 @@ def test_the_memory_twin_mirrors_the_abi(abi: ContractAbi) -> None:
 
 
 def _sample(kind: str) -> object:
-    return {"address": MEMBER, "string": "why"}.get(kind, 7)
+    return {"address": MEMBER, "string": "why", "bytes32": b"\x07" * 32}.get(kind, 7)
