@@ -78,6 +78,7 @@ from peer.residual import ResidualStore
 from peer.resilience import OutageGuard
 from peer.round_state import RoundBook, RoundState, StateDict
 from peer.round_updates import RoundUpdates, collect_updates
+from peer.secure_aggregation import refuse_unsupported
 from peer.updates import ContentFetcher
 
 if TYPE_CHECKING:
@@ -143,6 +144,7 @@ class PeerNode:
     """Told of each ended round after the ``history.jsonl`` writer."""
 
     def __post_init__(self) -> None:
+        refuse_unsupported(self.spec)  # masked updates: not in real peers yet
         self._reference = self.learner.reference_weights()
         self._rule = build_rule(self.spec.aggregation)
         self._state_reference = self._rule.state_names(self._reference)
