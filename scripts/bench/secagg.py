@@ -29,11 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-VENV = ROOT / ".venv"
-if (VENV / "bin" / "python").exists() and Path(sys.prefix).resolve() != VENV.resolve():
-    os.execv(VENV / "bin" / "python", [str(VENV / "bin" / "python"), __file__, *sys.argv[1:]])
+ROOT = Path(__file__).resolve().parents[2]  # run with the project's .venv (scripts/bench/_run)
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
