@@ -145,7 +145,13 @@ class TransactionSender:
         deadline = time.monotonic() + self.timeout
         interval = self.poll_interval
         while True:
-            receipt = rpc(self.w3, "eth_getTransactionReceipt", [tx_hash])
+            try:
+                receipt = rpc(self.w3, "eth_getTransactionReceipt", [tx_hash])
+            except RpcError as exc:
+                # geth answers so until its transaction index is built (after a start): not yet.
+                if "indexing is in progress" not in exc.message:
+                    raise
+                receipt = None
             if receipt is not None and receipt.get("blockNumber") is not None:
                 log.debug(
                     "%s: %s mined in block %d after %.3f s",
