@@ -16,6 +16,7 @@ import typer
 
 from fedchain.errors import ConfigError, FedchainError
 from fedchain.interrupts import EXIT_INTERRUPTED, interrupt_on_signals, received_signal
+from fedchain.logs import LogFormat, choose_log_format, error_line, setup_logging
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False
@@ -32,14 +33,21 @@ app.add_typer(kubo_app, name="kubo")
 EXIT_ERROR = 2
 
 
+@app.callback()
+def _global_options(
+    log_format: Annotated[
+        LogFormat,
+        typer.Option(
+            help="Logs on stderr: text (readable) or json (one object per line).",
+            envvar="FEDCHAIN_LOG_FORMAT",
+        ),
+    ] = "text",
+) -> None:
+    choose_log_format(log_format)
+
+
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("libp2p", "multiaddr", "web3", "urllib3", "ipfshttpclient", "async_service"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    setup_logging(verbose)
 
 
 @peer_app.command("run")
@@ -360,7 +368,7 @@ def devnet_cmd(
     hospitals: Annotated[int | None, typer.Option(min=2, help=PEERS_HELP)] = None,
     task: Annotated[str, typer.Option(help=TASK_HELP)] = "heart",
     rounds: Annotated[int, typer.Option(min=1)] = 5,
-    chain: Annotated[str, typer.Option(help="anvil or ganache")] = "anvil",
+    chain: Annotated[str, typer.Option(help="anvil, ganache or geth (1 s blocks)")] = "anvil",
     out: Annotated[
         Path | None, typer.Option(help="Folder (default runs/devnet-<time>); not kept for reuse.")
     ] = None,
@@ -405,7 +413,7 @@ def demo(
     task: Annotated[str, typer.Option(help=TASK_HELP)] = "heart",
     peers: Annotated[int | None, typer.Option(min=2, help=PEERS_HELP)] = None,
     rounds: Annotated[int, typer.Option(min=1, max=100)] = 5,
-    chain: Annotated[str, typer.Option(help="anvil or ganache")] = "anvil",
+    chain: Annotated[str, typer.Option(help="anvil, ganache or geth (1 s blocks)")] = "anvil",
     out: Annotated[Path | None, typer.Option(help="Output folder (default runs/<time>).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
@@ -658,7 +666,7 @@ def main() -> None:
         code = app(standalone_mode=False)
     except FedchainError as exc:
         if received_signal() is None:
-            typer.echo(f"fedchain: error: {exc}", err=True)
+            typer.echo(error_line(str(exc)), err=True)
             sys.exit(EXIT_ERROR)
         code = EXIT_INTERRUPTED
     except (KeyboardInterrupt, typer.Abort):

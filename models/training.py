@@ -11,6 +11,8 @@ name to array (multi-modal models). A mapping holds only the modalities a site a
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
@@ -20,12 +22,17 @@ from torch import nn
 
 from consensus.task_spec import TrainingSettings
 from fedchain.errors import ConfigError, DataError, ProtocolError
+from fedchain.logs import Progress
 from models.metrics import classification_metrics
 
 ModelInput = np.ndarray | Mapping[str, np.ndarray]
 TensorInput = torch.Tensor | dict[str, torch.Tensor]
 
 _PREDICT_CHUNK = 1024
+PROGRESS_AFTER = 2.0
+"""Seconds of training after which progress is logged (a peer's first round, big tasks)."""
+
+log = logging.getLogger("fedchain.training")
 
 
 def num_samples(x: ModelInput) -> int:
@@ -147,6 +154,11 @@ def train(
     loss_fn = nn.CrossEntropyLoss(reduction="sum")
     anchors = [p.detach().clone() for p in model.parameters()] if proximal_mu > 0 else []
     last_epoch_loss = float("nan")
+    batches = settings.epochs * math.ceil(n / settings.batch_size)
+    progress = Progress(
+        log, f"training on {n} samples", batches, unit="batches", quiet_for=PROGRESS_AFTER
+    )
+    done = 0
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         shuffler = torch.Generator().manual_seed(seed)
@@ -163,6 +175,8 @@ def train(
                     add_proximal_gradient(model, anchors, proximal_mu)
                 opt.step()
                 total += float(loss.detach())
+                done += 1
+                progress.update(done)
             last_epoch_loss = total / n
     model.eval()
     return last_epoch_loss

@@ -10,7 +10,7 @@ from peer.content.abc import ContentStore
 from peer.content.unixfs import file_cid
 from peer.ledger.abc import FederationLedger
 
-log = logging.getLogger("fedchain.peer")
+log = logging.getLogger("fedchain.peer.spec")
 
 
 def read_spec(

@@ -24,7 +24,7 @@ from peer.ledger.errors import AlreadyClaimed
 from peer.ledger.events import UpdateSubmitted
 from peer.ledger.types import RoundInfo, Submission
 
-log = logging.getLogger("fedchain.peer")
+log = logging.getLogger("fedchain.peer.claims")
 
 ScoresFn = Callable[[int, list[Submission], bytes], Sequence[tuple[str, int]]]
 """(round, submissions, model digest) -> the round's (member, score) leaves, after fetching."""

@@ -84,7 +84,7 @@ from peer.updates import ContentFetcher
 if TYPE_CHECKING:
     from models.privacy import PrivacyBudget
 
-log = logging.getLogger("fedchain.peer")
+log = logging.getLogger("fedchain.peer.node")
 
 SWARM_CHECK_SECONDS = 15.0
 """How often the peer checks that its own Kubo still has swarm peers."""

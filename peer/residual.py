@@ -27,7 +27,7 @@ from consensus.codecs.pipeline import read_metadata
 from fedchain.errors import StateError
 from fedchain.private_files import write_private_bytes
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("fedchain.peer.residual")
 
 RESIDUAL_FILE = "residual.safetensors"
 

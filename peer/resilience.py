@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from fedchain.errors import ServiceUnavailableError
 
-log = logging.getLogger("fedchain.peer")
+log = logging.getLogger("fedchain.peer.resilience")
 
 
 @dataclass

@@ -29,7 +29,7 @@ from peer.records import prepare_state_dir
 if TYPE_CHECKING:
     from fedchain.attacks import Attack
 
-log = logging.getLogger("fedchain.peer")
+log = logging.getLogger("fedchain.peer.startup")
 
 
 def gossip_topic(chain_id: int, contract: str, task_id: int) -> str:

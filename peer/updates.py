@@ -25,7 +25,7 @@ from fedchain.errors import (
 from peer.content.abc import ContentStore
 from peer.content.unixfs import file_cid
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("fedchain.peer.updates")
 
 
 class ContentFetcher:

@@ -1,14 +1,17 @@
-"""Local development chains (Anvil, Ganache) started and stopped by fedchain itself.
+"""Local development chains (Anvil, Ganache, geth) started and stopped by fedchain itself.
 
-Both run from the repository's ``node_modules/.bin`` (installed by ``npm ci``) on a
-free loopback port (or on a host of their own, see :mod:`fedchain.localnet.placement`),
-in their own process group with a log file, and both expose the same small interface so
-that tests, benchmarks and the demo can run on either: ``start()``/``stop()`` (or
-``with``), ``rpc_url``, ``chain_id``, ``dev_private_keys(n)`` and ``time_advance(seconds)``.
+Anvil and Ganache run from the repository's ``node_modules/.bin`` (installed by ``npm ci``),
+geth from the binary ``scripts/install-geth`` cached; each runs on a free loopback port (or
+on a host of its own, see :mod:`fedchain.localnet.placement`), in its own process group with
+a log file, and all expose the same small interface so that tests, benchmarks and the demo
+can run on any: ``start()``/``stop()`` (or ``with``), ``rpc_url``, ``chain_id``,
+``dev_private_keys(n)`` and ``time_advance(seconds)`` (not on geth: it cannot move time).
 
 The dev accounts come from each tool's well-known test mnemonic; their keys are
 derived here (BIP-44 path ``m/44'/60'/0'/0/i``) rather than scraped from the
 tool's output, and the derivation is checked against ``eth_accounts`` in tests.
+geth's developer mode funds one random account only: fedchain starts it from its own
+developer genesis, which funds every dev account, so all three chains offer the same accounts.
 """
 
 from __future__ import annotations
@@ -17,20 +20,23 @@ import functools
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import urllib.error
 import urllib.request
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
 
 from fedchain.checkout import SOURCE_ROOT
 from fedchain.errors import ServiceUnavailableError, ToolchainError
 from fedchain.localnet.placement import LOCAL, LOOPBACK, WELL_KNOWN_PORTS, Placement
-from fedchain.localnet.procs import ManagedProcess, free_port
+from fedchain.localnet.procs import ManagedProcess, free_port, wait_until
 
 REPO_ROOT = SOURCE_ROOT
 NODE_BIN = REPO_ROOT / "node_modules" / ".bin"
@@ -42,6 +48,16 @@ START_ATTEMPTS = 3
 HD_PATH = "m/44'/60'/0'/0/{index}"
 STATE_DUMP_INTERVAL = 1
 """Seconds between Anvil's state dumps, so a chain killed without SIGTERM loses at most this."""
+
+DEV_FUNDING_WEI = 10_000 * 10**18
+"""What geth's genesis gives each dev account (Anvil's balance)."""
+GETH_BLOCK_PERIOD = 1
+"""Seconds between geth's blocks unless told otherwise; 0 seals a block per transaction."""
+GETH_FORKS = ("shanghaiTime", "cancunTime", "pragueTime", "osakaTime")
+"""The timed forks geth runs: those Anvil runs too.  Developer mode also turns on forks still
+in the making (1.17.10: "bogota", which makes the contract's storage writes ~4x dearer)."""
+GETH_PATH_FILE = SOURCE_ROOT / ".fedchain" / "geth-path"
+"""Written by ``make setup``: the geth binary's path, or ``unavailable: why``."""
 
 Account.enable_unaudited_hdwallet_features()
 
@@ -151,7 +167,7 @@ class DevChain(ABC):
         """Start the chain and return once its RPC answers ``eth_chainId``."""
         if self._proc is not None:
             raise RuntimeError(f"{self.name} already started on port {self._port}")
-        program = _find_program(self.name)
+        program = self._program()
         log_path = self.log_path
         if log_path is None:
             fd, tmp = tempfile.mkstemp(prefix=f"fedchain-{self.name}-", suffix=".log")
@@ -159,6 +175,7 @@ class DevChain(ABC):
             log_path = self._tmp_log = Path(tmp)
         last_error: ServiceUnavailableError | None = None
         attempts = 1 if self._fixed_port is not None else START_ATTEMPTS
+        self._before_start(program)
         for _ in range(attempts):
             port = self._fixed_port if self._fixed_port is not None else free_port(LOOPBACK)
             argv = self.placement.command(self._argv(program, port))
@@ -169,6 +186,7 @@ class DevChain(ABC):
                 proc.wait_until(
                     self._answers, self.start_timeout, f"{self.name} RPC on {self.rpc_url}"
                 )
+                self._after_start()
             except ServiceUnavailableError as exc:
                 last_error = exc
                 proc.stop(timeout=5.0)
@@ -178,10 +196,24 @@ class DevChain(ABC):
                 # Interrupted while waiting: no caller's ``with`` holds this chain yet.
                 proc.stop(timeout=5.0)
                 self._proc, self._port = None, None
+                self._after_stop()
                 raise
             return self
+        self._after_stop()
         assert last_error is not None
         raise last_error
+
+    def _program(self) -> Path:
+        return _find_program(self.name)
+
+    def _before_start(self, program: Path) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Prepare files the chain needs (once, before the first attempt)."""
+
+    def _after_start(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Finish setting the chain up once its RPC answers (e.g. fund dev accounts)."""
+
+    def _after_stop(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Remove what :meth:`_before_start` made for this run only."""
 
     def _answers(self) -> bool:
         try:
@@ -196,6 +228,7 @@ class DevChain(ABC):
         if proc is not None:
             proc.stop(timeout=10.0)
         self._port = None
+        self._after_stop()
         if self._tmp_log is not None:
             self._tmp_log.unlink(missing_ok=True)
             self._tmp_log = None
@@ -310,5 +343,204 @@ class GanacheNode(DevChain):
         return ["--database.dbPath", str(self.state_path)]
 
 
-CHAINS: dict[str, type[DevChain]] = {"anvil": AnvilNode, "ganache": GanacheNode}
-"""Chain kinds by the name used on command lines (``--chain anvil|ganache``)."""
+class GethUnavailable(ToolchainError):
+    """``make setup`` could not install geth (its path file says why)."""
+
+
+def find_geth() -> Path:
+    """The geth binary: $FEDCHAIN_GETH, else the one ``make setup`` chose, else one on PATH."""
+    env = os.environ.get("FEDCHAIN_GETH")
+    source = "FEDCHAIN_GETH"
+    if not env and GETH_PATH_FILE.is_file():
+        env = GETH_PATH_FILE.read_text(encoding="utf-8").strip()
+        source = str(GETH_PATH_FILE)
+        if env.startswith("unavailable"):
+            raise GethUnavailable(
+                f"geth is not installed ({source}: {env}); run scripts/install-geth to see why, "
+                f"then delete {GETH_PATH_FILE.name} and re-run `make setup`"
+            )
+    if env:
+        path = Path(env)
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise ToolchainError(
+                f"{source} names {env}, which is not an executable file; run scripts/install-geth"
+            )
+        return path
+    found = shutil.which("geth")
+    if found is None:
+        raise ToolchainError(
+            "no geth binary found; run `make setup` (or scripts/install-geth) or set FEDCHAIN_GETH"
+        )
+    return Path(found)
+
+
+class GethNode(DevChain):
+    """go-ethereum in developer mode, sealing a block every ``block_period`` s; chain id 1337.
+
+    Its data directory is ``state_path`` when given (a later node given the same path resumes
+    the chain), else a temporary folder next to its log, removed on stop.  The chain starts
+    from :meth:`_dev_genesis`, which funds every dev account.  geth cannot move block time,
+    so :meth:`time_advance` is refused.
+    """
+
+    name = "geth"
+    chain_id = 1337
+    mnemonic = AnvilNode.mnemonic
+
+    def __init__(self, *, block_period: int = GETH_BLOCK_PERIOD, **kwargs: Any) -> None:
+        if block_period < 0:
+            raise ValueError(f"block_period is seconds >= 0, got {block_period}")
+        super().__init__(**kwargs)
+        self.block_period = block_period
+        self._datadir: Path | None = None
+        self._tmp_datadir: Path | None = None
+
+    def _program(self) -> Path:
+        return find_geth()
+
+    def _dev_genesis(self, program: Path) -> dict[str, Any]:
+        """geth's own developer genesis (system contracts and all), with only the forks in
+        :data:`GETH_FORKS`, the gas limit asked for and every dev account funded."""
+        try:
+            genesis: dict[str, Any] = json.loads(self._run_tool(program, "--dev", "dumpgenesis"))
+        except ValueError as exc:
+            raise ToolchainError(f"`{program} --dev dumpgenesis` printed no JSON: {exc}") from exc
+        config = genesis["config"]
+        for key in [k for k in config if k.endswith("Time") and k not in GETH_FORKS]:
+            del config[key]
+        genesis["gasLimit"] = hex(self.gas_limit)
+        for key in self.dev_private_keys(self.accounts):
+            address = Account.from_key(key).address[2:].lower()
+            genesis["alloc"][address] = {"balance": hex(DEV_FUNDING_WEI)}
+        return genesis
+
+    def _before_start(self, program: Path) -> None:
+        if self.state_path is not None:
+            self._datadir = self.state_path
+        else:
+            # Next to the log (inside a demo's or devnet's folder) when there is one.
+            near = self.log_path.parent if self.log_path is not None else None
+            if near is not None:
+                near.mkdir(parents=True, exist_ok=True)
+            self._datadir = self._tmp_datadir = Path(
+                tempfile.mkdtemp(prefix="fedchain-geth-", dir=near)
+            )
+        if (self._datadir / "geth" / "chaindata").exists():
+            return  # a chain kept on disk: developer mode resumes it
+        self._datadir.mkdir(parents=True, exist_ok=True)
+        genesis_file = self._datadir / "genesis.json"
+        genesis_file.write_text(json.dumps(self._dev_genesis(program)), encoding="utf-8")
+        # Developer mode starts from a chain already in its data directory, not its own genesis.
+        self._run_tool(program, "init", "--datadir", str(self._datadir), str(genesis_file))
+
+    @staticmethod
+    def _run_tool(program: Path, *args: str) -> str:
+        try:
+            done = subprocess.run(
+                [str(program), *args], capture_output=True, text=True, timeout=60, check=True
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            detail = (getattr(exc, "stderr", None) or str(exc)).strip().splitlines()[-3:]
+            raise ToolchainError(
+                f"`geth {' '.join(args[:1])}` failed: {' / '.join(detail)}; is {program} "
+                "geth 1.17.10 (scripts/install-geth)?"
+            ) from exc
+        return done.stdout
+
+    def _argv(self, program: Path, port: int) -> list[str]:
+        assert self._datadir is not None
+        address = self.placement.address
+        return [
+            str(program),
+            "--dev",
+            "--dev.period",
+            str(self.block_period),
+            "--dev.gaslimit",
+            str(self.gas_limit),
+            "--miner.gaslimit",
+            str(self.gas_limit),
+            "--datadir",
+            str(self._datadir),
+            "--http",
+            "--http.addr",
+            address,
+            "--http.port",
+            str(port),
+            "--http.api",
+            "eth,net,web3",
+            "--authrpc.addr",
+            address,
+            "--authrpc.port",
+            str(free_port(LOOPBACK)),
+            "--port",
+            "0",
+            "--nodiscover",
+            "--maxpeers",
+            "0",
+            "--ipcdisable",
+            "--verbosity",
+            "2",
+        ]
+
+    def _after_stop(self) -> None:
+        if self._tmp_datadir is not None:
+            shutil.rmtree(self._tmp_datadir, ignore_errors=True)
+            self._tmp_datadir = None
+
+    def time_advance(self, seconds: int) -> int:
+        raise ToolchainError(
+            "geth's developer mode cannot move block time forward; use --chain anvil or ganache "
+            "for anything that waits out a deadline"
+        )
+
+
+def fund_accounts(
+    rpc_url: str,
+    sender: LocalAccount,
+    addresses: Sequence[str],
+    value: int,
+    *,
+    timeout: float = 30.0,
+) -> None:
+    """Send ``value`` wei to each address, then wait until every transfer is mined.
+
+    All transfers go out before the first wait, so on a chain with a block period they share
+    a block or two instead of waiting one block each.
+    """
+    if not addresses:
+        return
+    chain_id = int(rpc_request(rpc_url, "eth_chainId", []), 16)
+    nonce = int(rpc_request(rpc_url, "eth_getTransactionCount", [sender.address, "pending"]), 16)
+    hashes = []
+    for i, to in enumerate(addresses):
+        tx: dict[str, Any] = {
+            "to": to,
+            "value": value,
+            "gas": 21_000,
+            "nonce": nonce + i,
+            "chainId": chain_id,
+            "maxFeePerGas": 50 * 10**9,
+            "maxPriorityFeePerGas": 10**9,
+        }
+        raw = "0x" + sender.sign_transaction(tx).raw_transaction.hex()
+        hashes.append(rpc_request(rpc_url, "eth_sendRawTransaction", [raw]))
+
+    def all_mined() -> bool:
+        while hashes:
+            try:
+                receipt = rpc_request(rpc_url, "eth_getTransactionReceipt", [hashes[-1]])
+            except ServiceUnavailableError as exc:
+                if "indexing is in progress" not in str(exc):  # a fresh geth: not yet
+                    raise
+                receipt = None
+            if receipt is None:
+                return False
+            hashes.pop()
+        return True
+
+    what = f"{len(addresses)} funding transfers on {rpc_url}"
+    wait_until(all_mined, timeout, what, interval=0.01)
+
+
+CHAINS: dict[str, type[DevChain]] = {"anvil": AnvilNode, "ganache": GanacheNode, "geth": GethNode}
+"""Chain kinds by the name used on command lines (``--chain anvil|ganache|geth``)."""

@@ -38,7 +38,7 @@ from fedchain.checkout import SOURCE_ROOT
 from fedchain.consortium import PublishedTask, TaskTerms, publish_task
 from fedchain.errors import ConfigError, ToolchainError
 from fedchain.interrupts import raise_if_interrupted
-from fedchain.localnet.chain_node import AnvilNode, DevChain, GanacheNode
+from fedchain.localnet.chain_node import CHAINS, DevChain, fund_accounts
 from fedchain.localnet.kubo_daemon import KuboDaemon, generate_swarm_key
 from fedchain.localnet.manifest import CHAIN_STATE, MANIFEST, DevnetManifest, SavedHospital
 from fedchain.localnet.placement import LOCAL, WELL_KNOWN_PORTS, Placement
@@ -51,6 +51,7 @@ from peer.gossip.peer_id import peer_id_from_seed
 from peer.identity import Identity, create_identity, load_identity
 from peer.keystore import new_secret, read_keystore
 from peer.ledger.client import FederationClient, connect, deploy
+from peer.ledger.rpc import endpoint_of
 
 log = logging.getLogger("fedchain.devnet")
 
@@ -144,8 +145,8 @@ class LocalFederation:
         (default ``root/processes.json``). ``placements`` puts hospitals on hosts of their own
         (those not named stay on this machine's loopback), ``chain_placement`` the chain; a
         host of its own uses the well-known ports (:data:`WELL_KNOWN_PORTS`)."""
-        if chain not in ("anvil", "ganache"):
-            raise ToolchainError(f"unknown chain {chain!r}; use anvil or ganache")
+        if chain not in CHAINS:
+            raise ToolchainError(f"unknown chain {chain!r}; use one of {', '.join(CHAINS)}")
         self.root = root
         self.names = list(hospitals)
         self.data = {n: dict((data or {}).get(n, {"partition": n})) for n in self.names}
@@ -214,8 +215,7 @@ class LocalFederation:
         self._stack.enter_context(on_process_start(self.processes.started))
 
     def _start_chain(self, port: int | None = None) -> None:
-        node_cls: type[DevChain] = AnvilNode if self.chain_kind == "anvil" else GanacheNode
-        node = node_cls(
+        node = CHAINS[self.chain_kind](
             log_path=self.root / "logs" / "chain.log",
             port=port,
             state_path=self.chain_state,
@@ -272,8 +272,7 @@ class LocalFederation:
         peer_ids = [h.identity.peer_id for h in self.hospitals] + [
             peer_id_from_seed(new_secret()) for _ in self.outsiders
         ]
-        for acct in members:
-            fund_account(self.w3, dev, acct.address)
+        fund_accounts(self.chain.rpc_url, dev, [acct.address for acct in members], FUNDING_WEI)
         self.deployer = deploy(self.w3, dev, [m.address for m in members], peer_ids, 5001)
         first = self.hospitals[0]
         creator = FederationClient(self.w3, self.deployer.address, first.identity.account)
@@ -487,15 +486,5 @@ def _connect_swarm(kubo: KuboDaemon, others: Sequence[str]) -> None:
 
 
 def fund_account(w3: Web3, sender: LocalAccount, to: str) -> None:
-    tx: dict[str, Any] = {
-        "to": to,
-        "value": FUNDING_WEI,
-        "gas": 21_000,
-        "nonce": w3.eth.get_transaction_count(sender.address, "pending"),
-        "chainId": w3.eth.chain_id,
-        "maxFeePerGas": w3.to_wei(50, "gwei"),
-        "maxPriorityFeePerGas": w3.to_wei(1, "gwei"),
-    }
-    signed = sender.sign_transaction(tx)
-    tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
-    w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30, poll_latency=0.005)
+    """Give ``to`` :data:`FUNDING_WEI` from ``sender`` and wait until it is mined."""
+    fund_accounts(endpoint_of(w3), sender, [to], FUNDING_WEI)

@@ -15,7 +15,7 @@ from fedchain.errors import ConfigError
 from fedchain.private_files import write_private_text
 
 MANIFEST = "devnet.json"
-CHAIN_STATE = {"anvil": "chain-state.json", "ganache": "chain-db"}
+CHAIN_STATE = {"anvil": "chain-state.json", "ganache": "chain-db", "geth": "chain-geth"}
 """Where a persistent devnet keeps its chain, inside its folder."""
 
 

@@ -21,6 +21,7 @@ the announced size, and hashed as it arrives to the CID it must have.
 
 from __future__ import annotations
 
+import logging
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -36,6 +37,7 @@ from fedchain.errors import (
     ContentTooLarge,
     ServiceUnavailableError,
 )
+from fedchain.logs import Progress
 from peer.content.abc import DEFAULT_PIN_TIMEOUT, ContentStore
 from peer.content.cid import Cid
 from peer.content.unixfs import MAX_FLAT_FILE_BYTES, FileCidBuilder
@@ -58,6 +60,10 @@ ADD_OPTIONS: Mapping[str, str] = {
 every peer derives the same CID from the same bytes.  They match Kubo's
 ``unixfs-v1-2025`` profile: CIDv1, raw leaves, 1 MiB chunks, 1024 links."""
 
+log = logging.getLogger("fedchain.content")
+
+LARGE_FETCH_BYTES = 8 * 2**20
+"""Fetches at least this big log their progress (each quarter of the bytes)."""
 DEFAULT_REQUEST_TIMEOUT = 30.0
 """Seconds allowed for calls that should not touch the network (add, stat)."""
 CONNECT_TIMEOUT = 15.0
@@ -224,6 +230,11 @@ class KuboContentStore(ContentStore):
         """Read the body as it arrives, stopping past ``size`` bytes; check it hashes to the CID."""
         builder = FileCidBuilder()
         chunks: list[bytes] = []
+        progress = (
+            Progress(log, f"fetching {fetch.cid}", size, unit="bytes")
+            if size >= LARGE_FETCH_BYTES
+            else None
+        )
         try:
             stream = self._request(
                 "/cat",
@@ -243,6 +254,8 @@ class KuboContentStore(ContentStore):
                             "announces; it is not a valid fedchain object"
                         )
                     chunks.append(chunk)
+                    if progress is not None:
+                        progress.update(builder.size)
                     if fetch.remaining() < 0:
                         raise fetch.failed(f"only {builder.size} of {size} bytes arrived")
         except ipfs_errors.Error as exc:

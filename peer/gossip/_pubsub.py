@@ -27,7 +27,7 @@ from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.pubsub.rpc_queue import RpcQueue
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("fedchain.peer.gossip")
 
 MessageSink = Callable[[rpc_pb2.Message], None]
 

@@ -70,7 +70,7 @@ from peer.gossip.hook import REFUSED, TIMED_OUT, TOO_LARGE, Validator, rejection
 from peer.gossip.peer_id import check_seed, peer_id_from_seed
 from peer.gossip.stats import GossipCounters, GossipStats
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("fedchain.peer.gossip")
 
 # Pubsub RPC frames are capped at 1 MiB; keep room for the signed envelope.
 MAX_PAYLOAD_BYTES: Final = 1_000_000

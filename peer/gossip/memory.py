@@ -56,7 +56,7 @@ from peer.gossip.abc import Gossip, GossipMessage
 from peer.gossip.hook import REFUSED, TOO_LARGE, Validator, rejection_reason
 from peer.gossip.stats import GossipCounters, GossipStats
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("fedchain.peer.gossip")
 
 DEFAULT_TOPIC: Final = "fedchain/memory"
 DEFAULT_MAX_MESSAGE_BYTES: Final = 64 * 1024  # Libp2pGossip's default

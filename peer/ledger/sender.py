@@ -3,14 +3,16 @@
 The peer's key never leaves the process (no node-side accounts).  The nonce is
 counted locally so back-to-back transactions need no round trip, and gas is
 given explicitly (Ganache's ``eth_estimateGas`` costs ~165 ms).  A receipt is
-polled every few milliseconds: devnets mine on arrival, and web3's default 0.1 s
-poll would dominate every round.  When a transaction reverts, the call is
-replayed against the block it was mined in to recover the revert data, which
-the caller turns into a named exception.
+polled every few milliseconds at first (devnets mine on arrival, and web3's default
+0.1 s poll would dominate every round), backing off to 50 ms on chains that seal
+blocks on a period (geth).  When a transaction reverts, the call is replayed
+against the block it was mined in to recover the revert data, which the caller
+turns into a named exception.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -23,9 +25,14 @@ from fedchain.errors import LedgerError
 from peer.ledger.errors import ReceiptTimeout, TransactionFailed
 from peer.ledger.rpc import RpcError, rpc
 
+log = logging.getLogger("fedchain.ledger")
+
 GWEI = 10**9
 DEFAULT_TIP = GWEI
 MIN_FEE_CAP = 2 * GWEI
+POLL_BACKOFF = 1.5
+MAX_POLL = 0.05
+"""Longest pause between receipt polls: at most 5% of a 1 s block period added to a wait."""
 
 RevertDecoder = Callable[[bytes, str], LedgerError]
 
@@ -111,7 +118,9 @@ class TransactionSender:
                 tx_hash = self._sign_and_send(to, data, gas)
             except RpcError as first:
                 text = first.message.lower()
-                if "nonce" in text or "known" in text:
+                # "replacement transaction underpriced": a block-period chain (geth) still holds
+                # another handle's transaction with this nonce in its pool.
+                if "nonce" in text or "known" in text or "replacement" in text:
                     self._nonce = None
                 elif "fee" in text or "underpriced" in text:
                     self._fee_cap = None
@@ -131,17 +140,34 @@ class TransactionSender:
         raise self._explain_failure(to, data, gas, receipt, context, decode_revert)
 
     def wait_for_receipt(self, tx_hash: str, *, context: str) -> dict[str, Any]:
+        """Poll fast at first (devnets mine on arrival), then back off to :data:`MAX_POLL`, so a
+        chain with a block period (geth: 1 s) is not asked hundreds of times per transaction."""
         deadline = time.monotonic() + self.timeout
+        interval = self.poll_interval
         while True:
-            receipt = rpc(self.w3, "eth_getTransactionReceipt", [tx_hash])
+            try:
+                receipt = rpc(self.w3, "eth_getTransactionReceipt", [tx_hash])
+            except RpcError as exc:
+                # geth answers so until its transaction index is built (after a start): not yet.
+                if "indexing is in progress" not in exc.message:
+                    raise
+                receipt = None
             if receipt is not None and receipt.get("blockNumber") is not None:
+                log.debug(
+                    "%s: %s mined in block %d after %.3f s",
+                    context,
+                    tx_hash,
+                    int(receipt["blockNumber"], 16),
+                    time.monotonic() - deadline + self.timeout,
+                )
                 return dict(receipt)
             if time.monotonic() > deadline:
                 raise ReceiptTimeout(
                     f"{context}: transaction {tx_hash} was not mined within {self.timeout:.0f} s; "
                     "is the chain mining?"
                 )
-            time.sleep(self.poll_interval)
+            time.sleep(interval)
+            interval = min(interval * POLL_BACKOFF, max(MAX_POLL, self.poll_interval))
 
     def _explain_failure(
         self,

@@ -12,6 +12,7 @@ import pytest
 from consensus.protocol import RoundStatus
 from consensus.task_spec import AggregationSpec, TaskSpec, TrainingSettings
 from fedchain.errors import ToolchainError
+from fedchain.localnet.chain_node import GethUnavailable, find_geth
 from fedchain.localnet.devnet import LocalFederation, TaskParams, find_ipfs
 from fedchain.localnet.placement import LOCAL, Placement
 from models.tasks import get_task
@@ -30,6 +31,15 @@ def ipfs_available() -> None:
         find_ipfs()
     except ToolchainError as exc:
         pytest.fail(f"Kubo is required for end-to-end tests: {exc}")
+
+
+def require_chain(chain: str) -> None:
+    """Skip a geth run only when ``make setup`` recorded that geth could not be installed."""
+    if chain == "geth":
+        try:
+            find_geth()
+        except GethUnavailable as exc:
+            pytest.skip(str(exc))
 
 
 def wait_task_done(fed: LocalFederation, rounds: int, timeout: float = 240.0) -> None:

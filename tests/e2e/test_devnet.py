@@ -19,6 +19,7 @@ from fedchain.interrupts import EXIT_INTERRUPTED
 from fedchain.localnet.process_record import read_process_record
 from fedchain.localnet.procs import port_is_open
 from peer.ledger.client import FederationClient, connect
+from tests.e2e.conftest import require_chain
 from tests.e2e.test_demo import assert_nothing_left
 
 pytestmark = pytest.mark.e2e
@@ -128,3 +129,30 @@ def test_an_impossible_quorum_is_refused_before_anything_starts(tmp_path: Path) 
     assert done.returncode == 2, done.stdout + done.stderr
     assert "quorum 3 is impossible with 2 members; choose 1..2" in done.stderr
     assert not (tmp_path / "d" / "processes.json").exists()
+
+
+def test_a_devnet_on_geth_keeps_its_chain_and_resumes_it(tmp_path: Path) -> None:
+    """geth's data directory is the devnet's chain state: the same contract answers after a stop."""
+    require_chain("geth")
+    folder = tmp_path / "devnet"
+    first = Devnet(folder, tmp_path / "first.out", "--chain", "geth")
+    try:
+        first.wait_output(READY)
+        first.interrupt()
+    finally:
+        first.proc.kill()
+    saved = json.loads((folder / "devnet.json").read_text())
+    assert saved["chain"] == "geth" and (folder / "chain-geth" / "geth" / "chaindata").is_dir()
+    second = Devnet(folder, tmp_path / "second.out", "--chain", "geth")
+    try:
+        second.wait_output(READY)
+        assert "resumed the devnet" in second.output()
+        chain = second.config("cleveland")["chain"]
+        viewer = FederationClient(
+            connect(str(chain["rpc_url"])), str(chain["contract"]), Account.create()
+        )
+        assert viewer.address.lower() == saved["contract"].lower()
+        assert viewer.task(int(str(chain["task_id"]))).num_rounds == 3
+        second.interrupt()
+    finally:
+        second.proc.kill()

@@ -19,7 +19,7 @@ from consensus.protocol import RoundStatus
 from fedchain.localnet.devnet import LocalFederation
 from peer.content.cid import cid_from_bytes, digest_of_cid
 from peer.content.kubo import KuboContentStore
-from tests.e2e.conftest import round_status, wait_peers_exit, wait_task_done
+from tests.e2e.conftest import require_chain, round_status, wait_peers_exit, wait_task_done
 
 pytestmark = pytest.mark.e2e
 
@@ -74,8 +74,10 @@ def audit_rounds(fed: LocalFederation, rounds: int, *, honest: set[str]) -> list
     return audited
 
 
-@pytest.mark.parametrize("chain", ["anvil", "ganache"])
+@pytest.mark.parametrize("chain", ["anvil", "ganache", "geth"])
 def test_three_hospitals_complete_two_rounds(federation_factory, chain: str) -> None:
+    """On geth, blocks come every second: peers must wait for inclusion, not assume it."""
+    require_chain(chain)
     names = ["cleveland", "hungary", "va"]
     # "va" gets no gossip link at all: the chain and IPFS alone must carry it through.
     fed = federation_factory(names, chain=chain, rounds=2, isolated=("va",))

@@ -1,4 +1,4 @@
-"""Anvil and Ganache launchers: free loopback port, RPC answers, stop without leftovers."""
+"""Anvil, Ganache and geth launchers: free loopback port, RPC answers, stop without leftovers."""
 
 from __future__ import annotations
 
@@ -11,7 +11,17 @@ from eth_account import Account
 
 from fedchain.errors import ServiceUnavailableError, ToolchainError
 from fedchain.localnet import chain_node
-from fedchain.localnet.chain_node import CHAINS, AnvilNode, DevChain, GanacheNode
+from fedchain.localnet.chain_node import (
+    CHAINS,
+    AnvilNode,
+    DevChain,
+    GanacheNode,
+    GethNode,
+    GethUnavailable,
+    find_geth,
+    fund_accounts,
+)
+from fedchain.localnet.procs import wait_until
 
 
 def _port_open(port: int) -> bool:
@@ -110,3 +120,59 @@ def test_a_chain_kept_on_disk_resumes_where_it_stopped(kind: str, tmp_path: Path
         assert int(second.rpc("eth_blockNumber"), 16) >= height
     with CHAINS[kind](accounts=2, log_path=tmp_path / "fresh.log") as fresh:
         assert int(fresh.rpc("eth_getBalance", [receiver, "latest"]), 16) == 0
+
+
+@pytest.fixture
+def geth_available() -> None:
+    try:
+        find_geth()
+    except GethUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+def test_geth_funds_every_dev_account_seals_blocks_and_stops_cleanly(
+    geth_available: None, tmp_path: Path
+) -> None:
+    node = GethNode(accounts=4, log_path=tmp_path / "geth.log")
+    with node:
+        assert int(node.rpc("eth_chainId"), 16) == GethNode.chain_id == 1337
+        for key in node.dev_private_keys(4):
+            balance = node.rpc("eth_getBalance", [Account.from_key(key).address, "latest"])
+            assert int(balance, 16) >= chain_node.DEV_FUNDING_WEI
+        block = node.rpc("eth_getBlockByNumber", ["latest", False])
+        assert int(block["gasLimit"], 16) == chain_node.DEFAULT_GAS_LIMIT
+        # With a block period, blocks come without any transaction to seal.
+        height = int(block["number"], 16)
+        wait_until(lambda: int(node.rpc("eth_blockNumber"), 16) > height, 30, "a new geth block")
+        with pytest.raises(ToolchainError, match="cannot move block time"):
+            node.time_advance(10)
+        port, pid, datadir = node.port, node.pid, node._datadir
+        assert port is not None and pid is not None and datadir is not None and datadir.is_dir()
+    assert not node.is_running() and not _pid_alive(pid) and not _port_open(port)
+    assert not datadir.exists(), "a throw-away geth data directory outlived its chain"
+
+
+def test_geth_kept_on_disk_resumes_where_it_stopped(geth_available: None, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    receiver = Account.create().address
+    with GethNode(accounts=2, log_path=tmp_path / "first.log", state_path=state) as first:
+        funder = Account.from_key(first.dev_private_keys(1)[0])
+        fund_accounts(first.rpc_url, funder, [receiver], 12345)
+        height = int(first.rpc("eth_blockNumber"), 16)
+    with GethNode(accounts=2, log_path=tmp_path / "second.log", state_path=state) as second:
+        assert int(second.rpc("eth_getBalance", [receiver, "latest"]), 16) == 12345
+        assert int(second.rpc("eth_blockNumber"), 16) >= height
+
+
+def test_geth_marked_unavailable_says_why_and_how_to_retry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path_file = tmp_path / "geth-path"
+    path_file.write_text("unavailable: scripts/install-geth failed\n")
+    monkeypatch.setattr(chain_node, "GETH_PATH_FILE", path_file)
+    monkeypatch.delenv("FEDCHAIN_GETH", raising=False)
+    with pytest.raises(GethUnavailable, match=r"install-geth failed.*re-run `make setup`"):
+        GethNode().start()
+    monkeypatch.setenv("FEDCHAIN_GETH", str(tmp_path / "no-such-geth"))
+    with pytest.raises(ToolchainError, match=r"FEDCHAIN_GETH names .*no-such-geth"):
+        GethNode().start()
