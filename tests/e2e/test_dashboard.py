@@ -21,6 +21,7 @@ from fedchain.checkout import SOURCE_ROOT
 from fedchain.localnet.devnet import LocalFederation
 from fedchain.ops.dashboard.command import start_dashboard
 from fedchain.ops.dashboard.live import DashboardSources
+from fedchain.ops.status import keystore_address
 from peer.config import load_config
 from peer.ledger.client import FederationClient
 from peer.ledger.events import ContractEvent, ContributionClaimed, RoundOpened
@@ -136,6 +137,9 @@ def test_peer_view_follows_a_federation_live_and_matches_the_chain(
         for address in members:
             assert address in members_text
         assert "peer view" in page.inner_text("#summary").lower()
+        own = keystore_address(cfg.keys.eth_keystore)
+        assert cell(page, "address", own) == own
+        assert "cleveland" in page.inner_text("#members-table")  # its own records name it
         assert "heart-e2e" in page.inner_text("#tasks")  # the spec's name, read from IPFS
         screenshot(page, "1-peer-view-before-rounds")
 
@@ -202,7 +206,8 @@ def test_auditor_view_needs_the_token_beyond_loopback_and_shows_outages(
         for section in ("#quality", "#left-out"):
             assert "needs a peer's records" in page.inner_text(section)
         assert "needs a peer's records" in page.inner_text("#privacy")
-        for address in fed.deployer.members():
+        members = fed.deployer.members()
+        for address in members:
             assert cell(page, "address", address) == address
         assert "0 / 3" in page.inner_text("#rounds-table")
 
@@ -218,6 +223,11 @@ def test_auditor_view_needs_the_token_beyond_loopback_and_shows_outages(
         wait_text(page, "#sources", r"ipfs: DOWN")
         fed.chain.stop()
         wait_text(page, "#sources", r"chain: DOWN")
+        # the last reading stays, marked as such
+        assert "the chain is down: showing what it said at" in page.inner_text("#summary")
+        first = members[0]
+        assert cell(page, "address", first) == first
+        assert "1 / 3" in page.inner_text("#rounds-table")
         assert page.evaluate("window.__notReloaded") is True
         screenshot(page, "5-auditor-chain-and-kubo-down")
     except BaseException:

@@ -131,6 +131,8 @@ def test_records_add_quality_left_out_updates_and_epsilon(tmp_path: Path) -> Non
         (1, other, "left out", "update norm above the band")
     ]
     assert rec.local_only == {}
+    # a peer's own records name its institution: the folder's
+    assert [m.name for m in snap.members] == [name, None, None]
     json.loads(snap.to_json())
 
 

@@ -285,6 +285,9 @@ def snapshot_of(
     names: dict[str, str] = {}
     if reading.records is not None:
         records, records_state, names = records_view(reading.records)
+        own = reading.own_address
+        if records is not None and own is not None and len(records.own_test) == 1:
+            names.setdefault(own.lower(), next(iter(records.own_test)))  # a peer's own records
     sources = [reading.chain]
     if reading.ipfs is not None:
         sources.append(reading.ipfs)
@@ -321,6 +324,7 @@ def snapshot_of(
     )
     return replace(
         base,
+        chain_read_at=base.taken_at,
         chain_id=ledger.chain_id,
         block=block,
         members=tuple(members),

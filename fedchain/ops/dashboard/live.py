@@ -8,7 +8,7 @@ as a source that does not answer; the next poll tries again.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from eth_account import Account
@@ -67,6 +67,7 @@ class LiveReader:
         self._facts: Web3ChainFacts | None = None
         self._kubo: KuboContentStore | None = None
         self._specs: dict[int, SpecFacts] = {}
+        self._last: Snapshot | None = None
 
     def snapshot(self) -> Snapshot:
         with self._lock:
@@ -87,9 +88,27 @@ class LiveReader:
                 contract=self.sources.contract,
                 spec_cache=self._specs,
             )
-            if not snap.source("chain").ok:
-                self._ledger = None  # reconnect (and re-check the contract) next time
+            if snap.source("chain").ok:
+                self._last = snap
+                return snap
+            self._ledger = None  # reconnect (and re-check the contract) next time
+            return self._with_last_reading(snap)
+
+    def _with_last_reading(self, snap: Snapshot) -> Snapshot:
+        """While the chain is down, what it said when it last answered (marked by its time)."""
+        last = self._last
+        if last is None:
             return snap
+        return replace(
+            snap,
+            chain_read_at=last.chain_read_at,
+            chain_id=last.chain_id,
+            block=last.block,
+            members=last.members,
+            tasks=last.tasks,
+            rounds=last.rounds,
+            claims=last.claims,
+        )
 
     def _open_chain(self) -> SourceState:
         url = self.sources.rpc_url

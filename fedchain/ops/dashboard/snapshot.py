@@ -126,6 +126,9 @@ class Snapshot:
     claims: tuple[ClaimView, ...] = ()
     records: RecordsView | None = None
     records_absent: str | None = NEEDS_RECORDS
+    chain_read_at: float | None = None
+    """When the chain's parts (members .. claims) were read: ``taken_at`` while the chain
+    answers; earlier while it is down and the last reading is shown."""
 
     def source(self, name: str) -> SourceState:
         return next(s for s in self.sources if s.name == name)

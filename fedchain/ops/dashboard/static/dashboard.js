@@ -60,7 +60,10 @@ function fill(id, ...nodes) {
 }
 
 function renderSources(snap) {
-  const chain = snap.chain_id === null ? "chain not read" : "chain " + snap.chain_id + ", block " + snap.block;
+  let chain = snap.chain_id === null ? "chain not read" : "chain " + snap.chain_id + ", block " + snap.block;
+  if (snap.chain_read_at !== null && snap.chain_read_at < snap.taken_at) {
+    chain += "; the chain is down: showing what it said at " + clock(Math.floor(snap.chain_read_at));
+  }
   document.getElementById("summary").textContent =
     (snap.mode === "auditor" ? "Auditor view" : "Peer view") + " of the federation at " +
     snap.contract + " (" + chain + ")";
