@@ -357,7 +357,9 @@ def run_demo(
         console.print(f"contract {client.address} on chain {client.chain_id}, task {fed.task_id}")
         if dashboard:
             dashboard_url = _start_dashboard(fed, out_dir, stack)
-            console.print(f"dashboard (live while the federation runs): {dashboard_url}")
+            console.print(
+                f"dashboard (live while the federation runs): {dashboard_url}", soft_wrap=True
+            )
         for name in names:
             fed.spawn_peer(name)
         with (
@@ -409,7 +411,9 @@ def run_demo(
 
     console.print(f"report written to {write_report(out_dir)}", soft_wrap=True)
     if dashboard_url is not None:
-        console.print(f"dashboard was at {dashboard_url} (stopped with the federation)")
+        console.print(
+            f"dashboard was at {dashboard_url} (stopped with the federation)", soft_wrap=True
+        )
     if len(results) != rounds:
         raise FedchainError(f"only {len(results)} of {rounds} rounds were finalized")
     return 0
