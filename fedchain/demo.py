@@ -301,10 +301,9 @@ def _start_dashboard(fed: LocalFederation, out_dir: Path, stack: contextlib.Exit
         ipfs_api=fed.hospitals[0].kubo.api_multiaddr,
         records=out_dir,
     )
-    server, reader = start_dashboard(sources, port=0)
-    stack.callback(reader.close)
-    stack.callback(server.close)
-    return server.url
+    dashboard = start_dashboard(sources, port=0)
+    stack.callback(dashboard.close)
+    return dashboard.url
 
 
 def run_demo(

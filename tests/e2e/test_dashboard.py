@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from eth_account import Account
 
 from fedchain.checkout import SOURCE_ROOT
 from fedchain.localnet.devnet import LocalFederation
-from fedchain.ops.dashboard.command import start_dashboard
+from fedchain.ops.dashboard.command import RunningDashboard, start_dashboard
 from fedchain.ops.dashboard.live import DashboardSources
 from fedchain.ops.status import keystore_address
 from peer.config import load_config
@@ -101,6 +102,20 @@ def wait_text(page: Any, selector: str, pattern: str) -> None:
     )
 
 
+@contextmanager
+def dashboard_page(
+    browser: Any, sources: DashboardSources, name: str, host: str = "127.0.0.1"
+) -> Iterator[tuple[RunningDashboard, Any]]:
+    """A dashboard and a fresh page; a screenshot of the page if the test fails."""
+    with closing(start_dashboard(sources, host=host, port=0)) as dashboard:
+        page = browser.new_page()
+        try:
+            yield dashboard, page
+        except BaseException:
+            screenshot(page, f"failed-{name}")
+            raise
+
+
 def gas_of_round(fed: LocalFederation, round_no: int) -> int:
     """The round's gas, summed from receipts by the test itself (every event of the round but
     its opening, which belongs to the transaction that ended the round before)."""
@@ -126,10 +141,8 @@ def test_peer_view_follows_a_federation_live_and_matches_the_chain(
     fed: LocalFederation = federation_factory(HOSPITALS, rounds=2)
     assert fed.deployer is not None
     cfg = load_config(fed.hospital("cleveland").config_path)
-    server, reader = start_dashboard(DashboardSources.of_peer(cfg), port=0)
-    try:
-        page = browser.new_page()
-        page.goto(server.url)
+    with dashboard_page(browser, DashboardSources.of_peer(cfg), "peer-view") as (dash, page):
+        page.goto(dash.url)
         wait_text(page, "#tasks", r"0 / 2")
         page.evaluate("window.__notReloaded = true")
         members = fed.deployer.members()
@@ -139,7 +152,6 @@ def test_peer_view_follows_a_federation_live_and_matches_the_chain(
         assert "peer view" in page.inner_text("#summary").lower()
         own = keystore_address(cfg.keys.eth_keystore)
         assert cell(page, "address", own) == own
-        assert "cleveland" in page.inner_text("#members-table")  # its own records name it
         assert "heart-e2e" in page.inner_text("#tasks")  # the spec's name, read from IPFS
         screenshot(page, "1-peer-view-before-rounds")
 
@@ -167,19 +179,13 @@ def test_peer_view_follows_a_federation_live_and_matches_the_chain(
             assert gas == str(gas_of_round(fed, round_no))
         assert cell(page, "finalized", "2") == "2 / 2"
         # the peer's own records: agreed model's metric per round on a's own test split
+        assert "cleveland" in page.inner_text("#members-table")  # its own records name it
         quality = page.inner_text("#quality")
         assert "needs a peer's records" not in quality
         assert re.search(r"round 1\s+round 2", quality)
         assert re.search(r"\b0\.\d{4}\b", quality)
         assert "needs a peer's records" not in page.inner_text("#privacy")
         screenshot(page, "2-peer-view-task-completed")
-    except BaseException:
-        for open_page in browser.pages:
-            screenshot(open_page, "failed-peer-view")
-        raise
-    finally:
-        server.close()
-        reader.close()
 
 
 def test_auditor_view_needs_the_token_beyond_loopback_and_shows_outages(
@@ -189,17 +195,16 @@ def test_auditor_view_needs_the_token_beyond_loopback_and_shows_outages(
     assert fed.deployer is not None and fed.chain is not None and fed.w3 is not None
     kubo = fed.hospital("hungary").kubo
     sources = DashboardSources(fed.chain.rpc_url, fed.deployer.address, ipfs_api=kubo.api_multiaddr)
-    server, reader = start_dashboard(sources, host="0.0.0.0", port=0)
-    try:
-        assert server.token and f"?token={server.token}" in server.url
-        page = browser.new_page()
-        refused = page.goto(server.url.split("?")[0])
+    with dashboard_page(browser, sources, "auditor-view", host="0.0.0.0") as (dash, page):
+        token = dash.server.token
+        assert token and dash.url.endswith(f"/?token={token}")
+        refused = page.goto(dash.url.split("?")[0])
         assert refused is not None and refused.status == 401
         assert "token" in page.inner_text("body")
-        assert page.goto(server.url.split("?")[0] + "api/snapshot?token=wrong").status == 401
+        assert page.goto(dash.url.split("?")[0] + "api/snapshot?token=wrong").status == 401
         screenshot(page, "3-auditor-without-token-401")
 
-        page.goto(server.url)
+        page.goto(dash.url)
         wait_text(page, "#rounds", r"collecting")
         page.evaluate("window.__notReloaded = true")
         assert "auditor view" in page.inner_text("#summary").lower()
@@ -230,10 +235,3 @@ def test_auditor_view_needs_the_token_beyond_loopback_and_shows_outages(
         assert "1 / 3" in page.inner_text("#rounds-table")
         assert page.evaluate("window.__notReloaded") is True
         screenshot(page, "5-auditor-chain-and-kubo-down")
-    except BaseException:
-        for open_page in browser.pages:
-            screenshot(open_page, "failed-auditor-view")
-        raise
-    finally:
-        server.close()
-        reader.close()

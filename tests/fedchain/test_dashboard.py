@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -184,7 +185,7 @@ def test_beyond_loopback_needs_a_token() -> None:
 
 def test_requests_without_the_right_token_get_401() -> None:
     token = "right-token"
-    with DashboardServer(_fixed, host="0.0.0.0", port=0, token=token) as server:
+    with closing(DashboardServer(_fixed, host="0.0.0.0", port=0, token=token)) as server:
         base = f"http://127.0.0.1:{server.port}"
         assert server.url == f"{base}/?token={token}"
         for path in ("/", "/api/snapshot", "/dashboard.js", "/api/snapshot?token=wrong"):
@@ -201,7 +202,7 @@ def test_requests_without_the_right_token_get_401() -> None:
 
 
 def test_loopback_serves_without_a_token() -> None:
-    with DashboardServer(_fixed, port=0) as server:
+    with closing(DashboardServer(_fixed, port=0)) as server:
         assert server.token is None and "token" not in server.url
         status, body, _ = _get(server.url + "api/snapshot")
         assert status == 200 and json.loads(body)["mode"] == "auditor"

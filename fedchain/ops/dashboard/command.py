@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from contextlib import closing
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from fedchain.errors import ConfigError
@@ -42,9 +43,27 @@ def sources_from_options(
     return DashboardSources(rpc_url, contract, ipfs_api=ipfs_api, records=records)
 
 
+@dataclass
+class RunningDashboard:
+    """A dashboard serving in a background thread: its server and the sources it reads."""
+
+    server: DashboardServer
+    reader: LiveReader
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def close(self) -> None:
+        try:
+            self.server.close()
+        finally:
+            self.reader.close()
+
+
 def start_dashboard(
     sources: DashboardSources, *, host: str = "127.0.0.1", port: int = 8765
-) -> tuple[DashboardServer, LiveReader]:
+) -> RunningDashboard:
     """Start serving in a background thread; beyond loopback with a fresh token."""
     reader = LiveReader(sources)
     token = None if is_loopback(host) else new_token()
@@ -53,21 +72,17 @@ def start_dashboard(
     except BaseException:
         reader.close()
         raise
-    return server, reader
+    return RunningDashboard(server, reader)
 
 
 def run_dashboard(
     sources: DashboardSources, *, host: str, port: int, echo: Callable[[str], None] = print
 ) -> int:
-    server, reader = start_dashboard(sources, host=host, port=port)
-    try:
-        echo(f"dashboard ({sources.mode} view) at {server.url}")
-        if server.token:
+    with closing(start_dashboard(sources, host=host, port=port)) as dashboard:
+        echo(f"dashboard ({sources.mode} view) at {dashboard.url}")
+        if dashboard.server.token:
             echo("the token in this URL is needed to open the page; share it only with viewers")
         echo("Ctrl-C stops it.")
         while True:
             raise_if_interrupted()
             time.sleep(0.5)
-    finally:
-        server.close()
-        reader.close()

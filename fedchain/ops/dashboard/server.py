@@ -20,7 +20,6 @@ from http import HTTPStatus
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
-from types import TracebackType
 from urllib.parse import parse_qs, urlsplit
 
 from fedchain.errors import ConfigError, ServiceUnavailableError
@@ -84,7 +83,7 @@ class _Cache:
 
 
 class DashboardServer:
-    """Serves until :meth:`close`; use as a context manager.  ``port`` 0 picks a free one."""
+    """Serves in a background thread until :meth:`close`.  ``port`` 0 picks a free one."""
 
     def __init__(
         self,
@@ -124,17 +123,6 @@ class DashboardServer:
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)
-
-    def __enter__(self) -> DashboardServer:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class _Handler(BaseHTTPRequestHandler):
