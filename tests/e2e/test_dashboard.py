@@ -153,6 +153,7 @@ def test_peer_view_follows_a_federation_live_and_matches_the_chain(
         own = keystore_address(cfg.keys.eth_keystore)
         assert cell(page, "address", own) == own
         assert "heart-e2e" in page.inner_text("#tasks")  # the spec's name, read from IPFS
+        assert "no rounds recorded yet" in page.inner_text("#quality")  # not an error
         screenshot(page, "1-peer-view-before-rounds")
 
         for name in HOSPITALS:

@@ -150,6 +150,15 @@ def test_missing_records_and_a_down_chain_are_shown_not_raised(tmp_path: Path) -
     assert snap.records_absent.startswith(NEEDS_RECORDS) and "nothing" in snap.records_absent
     json.loads(snap.to_json())
 
+    empty = tmp_path / "state"
+    empty.mkdir()
+    (empty / "round-state.json").write_text("{}")  # a peer's other files, but no history yet
+    early = snapshot_of(
+        Reading(ledger=None, facts=None, chain=down, records=empty), mode="peer", contract="0x"
+    )
+    assert early.source("records").ok and early.records is None
+    assert early.records_absent == f"no rounds recorded yet in {empty}"
+
 
 def test_options_name_a_peer_or_an_auditor_view() -> None:
     with pytest.raises(ConfigError, match="--rpc-url URL and --contract"):

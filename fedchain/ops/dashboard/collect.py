@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TypeVar, get_args
 
 from consensus.protocol import RoundStatus
-from fedchain.errors import FedchainError
+from fedchain.errors import ConfigError, FedchainError
 from fedchain.ops.dashboard.chain_facts import ChainFacts
 from fedchain.ops.dashboard.snapshot import (
     NEEDS_RECORDS,
@@ -31,7 +31,7 @@ from fedchain.ops.dashboard.snapshot import (
     TaskView,
 )
 from fedchain.ops.report import not_credited
-from fedchain.ops.run_data import load_run
+from fedchain.ops.run_data import RECORD_FILE, load_run
 from fedchain.ops.status_chain import task_line
 from peer.agreed_spec import read_spec
 from peer.content.abc import ContentStore
@@ -67,6 +67,8 @@ GAS_EVENTS = tuple(k for k in ROUND_EVENTS if k is not RoundOpened)
 """A round opens in the transaction that ended the round before (or created the task): its
 gas belongs there."""
 SPEC_TIMEOUT = 5.0
+NO_ROUNDS_YET = "no rounds recorded yet"
+"""An empty records folder: a peer (or demo) before its first round ended, not an error."""
 E = TypeVar("E", bound=ContractEvent)
 
 
@@ -256,6 +258,9 @@ def records_view(folder: Path) -> tuple[RecordsView | None, SourceState, dict[st
     try:
         run = load_run(folder)
     except FedchainError as exc:
+        if isinstance(exc, ConfigError) and folder.is_dir() and not (folder / RECORD_FILE).exists():
+            # a folder with neither a run record nor a history in it: nothing has ended yet
+            return None, SourceState("records", True, f"{NO_ROUNDS_YET} in {folder}"), {}
         return None, SourceState("records", False, str(exc)), {}
     left_out = tuple(LeftOutView(r, m, kind, why) for r, m, kind, why in not_credited(run))
     view = RecordsView(
@@ -337,4 +342,6 @@ def snapshot_of(
 def _absent(state: SourceState | None) -> str:
     if state is None:
         return NEEDS_RECORDS
+    if state.ok:
+        return state.detail
     return f"{NEEDS_RECORDS}: {state.detail}"
