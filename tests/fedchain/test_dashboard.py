@@ -139,6 +139,8 @@ def test_records_add_quality_left_out_updates_and_epsilon(tmp_path: Path) -> Non
 
 def test_missing_records_and_a_down_chain_are_shown_not_raised(tmp_path: Path) -> None:
     down = SourceState("chain", False, "the chain at http://127.0.0.1:1 does not answer")
+    (tmp_path / "nothing").mkdir()
+    (tmp_path / "nothing" / "record.json").write_text("[]")  # not a run record
     snap = snapshot_of(
         Reading(ledger=None, facts=None, chain=down, records=tmp_path / "nothing"),
         mode="peer",
@@ -158,6 +160,12 @@ def test_missing_records_and_a_down_chain_are_shown_not_raised(tmp_path: Path) -
     )
     assert early.source("records").ok and early.records is None
     assert early.records_absent == f"no rounds recorded yet in {empty}"
+    before = snapshot_of(
+        Reading(ledger=None, facts=None, chain=down, records=tmp_path / "later"),
+        mode="peer",
+        contract="0x",
+    )
+    assert before.source("records").ok and "does not exist yet" in str(before.records_absent)
 
 
 def test_options_name_a_peer_or_an_auditor_view() -> None:

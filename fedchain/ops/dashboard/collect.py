@@ -258,6 +258,9 @@ def records_view(folder: Path) -> tuple[RecordsView | None, SourceState, dict[st
     try:
         run = load_run(folder)
     except FedchainError as exc:
+        if not folder.exists():
+            detail = f"{NO_ROUNDS_YET}: {folder} does not exist yet (a peer makes it on start)"
+            return None, SourceState("records", True, detail), {}
         if isinstance(exc, ConfigError) and folder.is_dir() and not (folder / RECORD_FILE).exists():
             # a folder with neither a run record nor a history in it: nothing has ended yet
             return None, SourceState("records", True, f"{NO_ROUNDS_YET} in {folder}"), {}
