@@ -20,12 +20,13 @@ from eth_account import Account
 
 from fedchain.checkout import SOURCE_ROOT
 from fedchain.localnet.devnet import LocalFederation
+from fedchain.ops.dashboard.collect import ROUND_EVENTS
 from fedchain.ops.dashboard.command import RunningDashboard, start_dashboard
 from fedchain.ops.dashboard.live import DashboardSources
 from fedchain.ops.status import keystore_address
 from peer.config import load_config
 from peer.ledger.client import FederationClient
-from peer.ledger.events import ContractEvent, ContributionClaimed, RoundOpened
+from peer.ledger.events import ContributionClaimed, RoundOpened
 from tests.e2e.conftest import wait_peers_exit, wait_task_done
 from tests.peer.ledger.conftest import cid_of
 
@@ -122,17 +123,11 @@ def gas_of_round(fed: LocalFederation, round_no: int) -> int:
     assert fed.deployer is not None and fed.w3 is not None
     found = [
         e
-        for e in fed.deployer.logs(_round_kinds(), fed.task_id, round_no)
+        for e in fed.deployer.logs(ROUND_EVENTS, fed.task_id, round_no)
         if not isinstance(e, RoundOpened)
     ]
     hashes = {e.tx_hash for e in found}
     return sum(int(fed.w3.eth.get_transaction_receipt(h)["gasUsed"]) for h in hashes)
-
-
-def _round_kinds() -> list[type[ContractEvent]]:
-    from fedchain.ops.dashboard.collect import ROUND_EVENTS
-
-    return list(ROUND_EVENTS)
 
 
 def test_peer_view_follows_a_federation_live_and_matches_the_chain(
