@@ -222,6 +222,31 @@ def report_cmd(
     typer.echo(write_report(run, out))
 
 
+@app.command("dashboard")
+def dashboard_cmd(
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="A peer's TOML file (its view).")
+    ] = None,
+    rpc_url: Annotated[str | None, typer.Option(help="Auditor: the chain's JSON-RPC URL.")] = None,
+    contract: Annotated[str | None, typer.Option(help="Auditor: the Federation address.")] = None,
+    ipfs_api: Annotated[
+        str | None, typer.Option(help="A Kubo RPC multiaddr (default with --config: its own).")
+    ] = None,
+    records: Annotated[
+        Path | None, typer.Option(help="Auditor: a run folder or a peer's state_dir to show.")
+    ] = None,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; beyond loopback a token is made.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535)] = 8765,
+) -> None:
+    """Serve a live web page of the federation: members, tasks, rounds, quality, credit, gas, ε."""
+    from fedchain.ops.dashboard.command import run_dashboard, sources_from_options
+
+    sources = sources_from_options(config, rpc_url, contract, ipfs_api, records)
+    raise typer.Exit(run_dashboard(sources, host=host, port=port, echo=typer.echo))
+
+
 @app.command("deploy")
 def deploy_cmd(
     rpc_url: Annotated[str, typer.Option(help="The chain's JSON-RPC URL.")],
@@ -415,13 +440,18 @@ def demo(
     rounds: Annotated[int, typer.Option(min=1, max=100)] = 5,
     chain: Annotated[str, typer.Option(help="anvil, ganache or geth (1 s blocks)")] = "anvil",
     out: Annotated[Path | None, typer.Option(help="Output folder (default runs/<time>).")] = None,
+    dashboard: Annotated[
+        bool, typer.Option(help="Serve the live dashboard on loopback and print its URL.")
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Bring up a local federation of institutions and run training rounds end to end."""
     _setup_logging(verbose)
     from fedchain.demo import run_demo
 
-    raise typer.Exit(run_demo(task=task, peers=peers, rounds=rounds, chain=chain, out=out))
+    raise typer.Exit(
+        run_demo(task=task, peers=peers, rounds=rounds, chain=chain, out=out, dashboard=dashboard)
+    )
 
 
 @app.command("simulate")

@@ -9,6 +9,7 @@ every institution's test split and on their union. Any built-in task runs the sa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -287,8 +288,32 @@ def _institution_table(per: dict[str, dict[str, Any]], metric: str) -> Table:
     return table
 
 
+def _start_dashboard(fed: LocalFederation, out_dir: Path, stack: contextlib.ExitStack) -> str:
+    """The dashboard beside the federation: its chain, the first institution's Kubo, and the
+    run folder's records (every institution's history; the run record once written)."""
+    from fedchain.ops.dashboard.command import start_dashboard
+    from fedchain.ops.dashboard.live import DashboardSources
+
+    assert fed.chain is not None and fed.deployer is not None
+    sources = DashboardSources(
+        rpc_url=fed.chain.rpc_url,
+        contract=fed.deployer.address,
+        ipfs_api=fed.hospitals[0].kubo.api_multiaddr,
+        records=out_dir,
+    )
+    dashboard = start_dashboard(sources, port=0)
+    stack.callback(dashboard.close)
+    return dashboard.url
+
+
 def run_demo(
-    *, task: str = "heart", peers: int | None, rounds: int, chain: str, out: Path | None
+    *,
+    task: str = "heart",
+    peers: int | None,
+    rounds: int,
+    chain: str,
+    out: Path | None,
+    dashboard: bool = False,
 ) -> int:
     plan = plan_for(task, peers)  # a bad --task or --peers fails before anything starts
     # The auditor's evaluations and local-only baselines run like the peers train: one torch
@@ -304,13 +329,17 @@ def run_demo(
     results: list[RoundResult] = []
     memory = PeakMemory()
     quorum = default_quorum(len(names))
-    with LocalFederation(
-        out_dir / "federation",
-        names,
-        chain=chain,
-        process_record=out_dir / "processes.json",
-        data=plan.data,
-    ) as fed:
+    dashboard_url = None
+    with (
+        LocalFederation(
+            out_dir / "federation",
+            names,
+            chain=chain,
+            process_record=out_dir / "processes.json",
+            data=plan.data,
+        ) as fed,
+        contextlib.ExitStack() as stack,  # the dashboard, stopped before the federation
+    ):
         console.print(
             f"[bold]fedchain demo[/]: task {task}, {len(names)} institutions (quorum {quorum}), "
             f"{rounds} rounds on {chain}; PIDs and ports in {out_dir / 'processes.json'}",
@@ -325,6 +354,11 @@ def run_demo(
         assert fed.deployer is not None
         client = fed.deployer
         console.print(f"contract {client.address} on chain {client.chain_id}, task {fed.task_id}")
+        if dashboard:
+            dashboard_url = _start_dashboard(fed, out_dir, stack)
+            console.print(
+                f"dashboard (live while the federation runs): {dashboard_url}", soft_wrap=True
+            )
         for name in names:
             fed.spawn_peer(name)
         with (
@@ -375,6 +409,10 @@ def run_demo(
     from fedchain.ops.report import write_report
 
     console.print(f"report written to {write_report(out_dir)}", soft_wrap=True)
+    if dashboard_url is not None:
+        console.print(
+            f"dashboard was at {dashboard_url} (stopped with the federation)", soft_wrap=True
+        )
     if len(results) != rounds:
         raise FedchainError(f"only {len(results)} of {rounds} rounds were finalized")
     return 0

@@ -187,7 +187,7 @@ def timing_section(run: RunData) -> Section:
     return Section(title, _absent("No round times in this run's records."))
 
 
-def _not_credited(run: RunData) -> list[tuple[int, str, str, str]]:
+def not_credited(run: RunData) -> list[tuple[int, str, str, str]]:
     """(round, member, "left out" / "no credit", why), from every institution's records."""
     seen: dict[tuple[int, str, str], str] = {}
     for records in run.histories.values():
@@ -223,7 +223,7 @@ def contributions_section(run: RunData) -> Section:
                 "round itself (– otherwise); the credit column is what the chain holds."
             )
         )
-    missing = _not_credited(run)
+    missing = not_credited(run)
     if missing:
         parts.append(_table(("round", "member", "outcome", "why"), missing))
     else:

@@ -7,6 +7,7 @@ run folder; after the demo ends, each of those PIDs must be gone and each port c
 from __future__ import annotations
 
 import json
+import re
 import signal
 import stat
 import subprocess
@@ -75,7 +76,7 @@ def start_demo(
 def test_demo_writes_the_record(tmp_path: Path) -> None:
     out = tmp_path / "run"
     proc = subprocess.run(
-        [FEDCHAIN, "demo", "--peers", "2", "--rounds", "2", "--out", str(out)],
+        [FEDCHAIN, "demo", "--peers", "2", "--rounds", "2", "--out", str(out), "--dashboard"],
         capture_output=True,
         text=True,
         timeout=600,
@@ -107,6 +108,11 @@ def test_demo_writes_the_record(tmp_path: Path) -> None:
         assert m["peer_peak_rss_mb"] > 50  # a live peer process (torch alone takes more)
     assert "finalized rounds" in proc.stdout
     assert f"report written to {out / 'report.html'}" in proc.stdout
+    url = re.search(
+        r"dashboard \(live while the federation runs\): (http://127\.0\.0\.1:\d+/)", proc.stdout
+    )
+    assert url is not None, proc.stdout
+    assert f"dashboard was at {url.group(1)}" in proc.stdout.splitlines()[-1]
     report = (out / "report.html").read_text()
     assert record["rounds"][-1]["aggregate_cid"] in report and "data:image/png;base64," in report
     processes = read_process_record(out / "processes.json")
