@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 
 .PHONY: setup demo test lint typecheck pytest audit audit-env clean
 
-setup: $(STAMP_PY) $(STAMP_NPM) .fedchain/ipfs-path .fedchain/geth-path
+setup: $(STAMP_PY) $(STAMP_NPM) .fedchain/ipfs-path
 
 $(STAMP_PY): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "fedchain needs Python >= 3.11 (found " + sys.version.split()[0] + ")")'
@@ -33,8 +33,9 @@ $(STAMP_NPM): package.json package-lock.json
 	scripts/install-kubo | tail -n 1 > $@.tmp && mv $@.tmp $@
 	@echo "Kubo: $$(cat $@)"
 
-# geth for `--chain geth` and its conformance run; a cold cache builds it (~8 min). If that
-# fails the file says so and the geth tests skip with that reason (delete it to retry).
+# geth for `--chain geth` (`make demo` builds it only when DEMO_ARGS ask for geth) and its
+# conformance run in `make test`; a cold cache builds it (~8 min). If that fails the file
+# says so and the geth tests skip with that reason (delete it to retry).
 .fedchain/geth-path: scripts/install-geth
 	@mkdir -p .fedchain
 	set -o pipefail; scripts/install-geth | tail -n 1 > $@.tmp || echo "unavailable: scripts/install-geth failed" > $@.tmp
@@ -48,7 +49,7 @@ $(STAMP_AUDIT): audit/requirements.txt $(STAMP_PY)
 	$(PY) -c 'import pathlib, fedchain.audit.slither as s; s.ensure_slither(pathlib.Path("."), print)'
 	@touch $@
 
-demo: setup
+demo: setup $(if $(findstring geth,$(DEMO_ARGS)),.fedchain/geth-path)
 	FEDCHAIN_IPFS="$$(cat .fedchain/ipfs-path)" $(VENV)/bin/fedchain demo $(DEMO_ARGS)
 
 lint: $(STAMP_PY)
@@ -65,7 +66,7 @@ typecheck: $(STAMP_PY)
 	@mv $@.tmp $@
 	@echo "Chromium: $$(cat $@)"
 
-pytest: setup $(STAMP_AUDIT) .fedchain/chromium-path
+pytest: setup $(STAMP_AUDIT) .fedchain/chromium-path .fedchain/geth-path
 	FEDCHAIN_IPFS="$$(cat .fedchain/ipfs-path)" $(PY) -m pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest

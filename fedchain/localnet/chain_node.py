@@ -344,11 +344,11 @@ class GanacheNode(DevChain):
 
 
 class GethUnavailable(ToolchainError):
-    """``make setup`` could not install geth (its path file says why)."""
+    """The Makefile could not install geth (its path file says why)."""
 
 
 def find_geth() -> Path:
-    """The geth binary: $FEDCHAIN_GETH, else the one ``make setup`` chose, else one on PATH."""
+    """The geth binary: $FEDCHAIN_GETH, else the one the Makefile chose, else one on PATH."""
     env = os.environ.get("FEDCHAIN_GETH")
     source = "FEDCHAIN_GETH"
     if not env and GETH_PATH_FILE.is_file():
@@ -357,7 +357,7 @@ def find_geth() -> Path:
         if env.startswith("unavailable"):
             raise GethUnavailable(
                 f"geth is not installed ({source}: {env}); run scripts/install-geth to see why, "
-                f"then delete {GETH_PATH_FILE.name} and re-run `make setup`"
+                f"then delete {GETH_PATH_FILE.name} and re-run `make test`"
             )
     if env:
         path = Path(env)
@@ -369,7 +369,8 @@ def find_geth() -> Path:
     found = shutil.which("geth")
     if found is None:
         raise ToolchainError(
-            "no geth binary found; run `make setup` (or scripts/install-geth) or set FEDCHAIN_GETH"
+            "no geth binary found; run `make demo DEMO_ARGS='--chain geth'` (or "
+            "scripts/install-geth) or set FEDCHAIN_GETH"
         )
     return Path(found)
 
