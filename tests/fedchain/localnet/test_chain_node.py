@@ -171,7 +171,7 @@ def test_geth_marked_unavailable_says_why_and_how_to_retry(
     path_file.write_text("unavailable: scripts/install-geth failed\n")
     monkeypatch.setattr(chain_node, "GETH_PATH_FILE", path_file)
     monkeypatch.delenv("FEDCHAIN_GETH", raising=False)
-    with pytest.raises(GethUnavailable, match=r"install-geth failed.*re-run `make setup`"):
+    with pytest.raises(GethUnavailable, match=r"install-geth failed.*re-run `make test`"):
         GethNode().start()
     monkeypatch.setenv("FEDCHAIN_GETH", str(tmp_path / "no-such-geth"))
     with pytest.raises(ToolchainError, match=r"FEDCHAIN_GETH names .*no-such-geth"):
