@@ -144,8 +144,9 @@ class MembersOnly:
     def open(self, data: bytes) -> bytes:
         if self._secret is None:
             raise ConfigError(
-                "this task is members-only: set keys.encryption_keystore (the X25519 key "
-                "`fedchain init` made) to read its updates and aggregates"
+                "this task is members-only: its updates and aggregates open only with a member's "
+                "X25519 key (keys.encryption_keystore, made by `fedchain init`) or the "
+                "federation's audit key (`fedchain replay --audit-key`)"
             )
         return open_envelope(data, self._secret)
 

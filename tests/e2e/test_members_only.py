@@ -26,6 +26,7 @@ from peer.ledger.client import FederationClient
 from peer.ledger.types import ProposalKind
 from tests.e2e.conftest import SPEC, wait_peers_exit, wait_task_done
 from tests.e2e.test_governance import ROUND_DURATION, wait_submissions
+from tests.fedchain.test_consortium_cli import cli
 
 pytestmark = pytest.mark.e2e
 
@@ -92,3 +93,12 @@ def test_outsiders_and_removed_members_read_only_ciphertext(
         ).replay_all()
         assert [r.round for r in replayed] == [1, 2]
         assert all(r.ok and not r.left_out for r in replayed), replayed
+        args = ["replay", "--rpc-url", fed.chain.rpc_url, "--contract", fed.deployer.address,
+                "--task", str(fed.task_id), "--ipfs-api", outsider.api_multiaddr]  # fmt: skip
+        audited = cli(*args, "--audit-key", str(fed.root / "audit" / "x25519.json"),
+                      password=fed.password)  # fmt: skip
+        assert audited.returncode == 0, audited.stderr
+        assert audited.stdout.count("same") == 2 and "DIFFER" not in audited.stdout
+        blind = cli(*args)  # no key: a clear error, not a traceback
+        assert blind.returncode != 0 and "keys.encryption_keystore" in blind.stderr
+        assert "Traceback" not in blind.stderr

@@ -11,6 +11,8 @@ from fedchain.errors import ProtocolError
 from peer.confidential.envelope import (
     MAGIC,
     MAX_RECIPIENTS,
+    NONCE_BYTES,
+    TAG_BYTES,
     NotARecipient,
     is_sealed,
     open_envelope,
@@ -95,7 +97,8 @@ def test_size_limit_and_duplicate_recipients() -> None:
     with pytest.raises(ProtocolError, match="over the limit"):
         parse(sealed, max_bytes=len(sealed) - 1)
     entry = sealed[27 : 27 + 112]
-    forged = struct.pack(">16sBHQ", MAGIC, 1, 2, 16) + entry + entry + bytes(24 + 16)
+    tail = bytes(NONCE_BYTES + TAG_BYTES)
+    forged = struct.pack(">16sBHQ", MAGIC, 1, 2, 16) + entry + entry + tail
     with pytest.raises(ProtocolError, match="same recipient twice"):
         parse(forged)
 
