@@ -138,14 +138,20 @@ class LocalFederation:
         data: Mapping[str, Mapping[str, Any]] | None = None,
         placements: Mapping[str, Placement] | None = None,
         chain_placement: Placement = LOCAL,
+        block_time: int = 0,
     ) -> None:
-        """``persist_chain`` keeps the chain's state in ``root`` so :meth:`resume` can reopen it;
+        """``block_time`` > 0: Anvil mines a block every that many seconds (0: one per
+        transaction at once).
+        ``persist_chain`` keeps the chain's state in ``root`` so :meth:`resume` can reopen it;
         ``process_record`` is where each started process's PID and ports are written
         (default ``root/processes.json``). ``placements`` puts hospitals on hosts of their own
         (those not named stay on this machine's loopback), ``chain_placement`` the chain; a
         host of its own uses the well-known ports (:data:`WELL_KNOWN_PORTS`)."""
         if chain not in ("anvil", "ganache"):
             raise ToolchainError(f"unknown chain {chain!r}; use anvil or ganache")
+        if block_time and chain != "anvil":
+            raise ToolchainError(f"block_time is an Anvil option; {chain} mines at once")
+        self.block_time = block_time
         self.root = root
         self.names = list(hospitals)
         self.data = {n: dict((data or {}).get(n, {"partition": n})) for n in self.names}
@@ -214,12 +220,16 @@ class LocalFederation:
         self._stack.enter_context(on_process_start(self.processes.started))
 
     def _start_chain(self, port: int | None = None) -> None:
-        node_cls: type[DevChain] = AnvilNode if self.chain_kind == "anvil" else GanacheNode
-        node = node_cls(
-            log_path=self.root / "logs" / "chain.log",
-            port=port,
-            state_path=self.chain_state,
-            placement=self.chain_placement,
+        common: dict[str, Any] = {
+            "log_path": self.root / "logs" / "chain.log",
+            "port": port,
+            "state_path": self.chain_state,
+            "placement": self.chain_placement,
+        }
+        node: DevChain = (
+            AnvilNode(block_time=self.block_time, **common)
+            if self.chain_kind == "anvil"
+            else GanacheNode(**common)
         )
         chain = self._stack.enter_context(node)
         self.processes.add_ports(chain.pid, *([chain.port] if chain.port else []))

@@ -287,3 +287,26 @@ def test_an_outage_while_finishing_a_round_is_retried_not_lost(tmp_path: Path) -
             fed.advance()
     assert outages == [1]
     assert sorted(history(fed, "a")) == [1, 2]
+
+
+def test_every_step_of_a_round_is_timed(tmp_path: Path) -> None:
+    """What ``scripts/bench/round`` breaks a round into: each step a duration, none missing."""
+    fed = federation(tmp_path, rule="fedavg")
+    fed.run()
+    steps = {
+        "fetch_model", "train", "encode", "add", "submit", "wait_close", "fetch_updates",
+        "aggregate", "add_aggregate", "attest", "wait_final", "round", "overhead",
+    }  # fmt: skip
+    attested = 0
+    for name in NAMES:
+        for entry in history(fed, name).values():
+            seconds = entry["seconds"]
+            assert isinstance(seconds, dict)
+            if entry["aggregate_cid"] is None:  # attestation not needed any more: no attest step
+                assert steps - set(seconds) <= {"fetch_updates", "aggregate", "add_aggregate",
+                                                "attest", "wait_final"}  # fmt: skip
+                continue
+            attested += 1
+            assert set(seconds) == steps
+            assert all(v >= 0 for k, v in seconds.items() if k != "overhead")
+    assert attested >= 3 * 2  # quorum 3 of 4, two rounds
