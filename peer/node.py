@@ -571,6 +571,8 @@ class PeerNode:
         """Prefetch what valid announcements name; gossip validated them before delivery.
 
         With ``timeout`` 0 only what already arrived is handled (at most a bounded number).
+        A wait ends early at an announcement: another member just submitted, so the update
+        set may be complete; the loop re-reads the chain at once instead of a poll later.
         """
         if self.gossip is None:
             return
@@ -581,7 +583,10 @@ class PeerNode:
             if msg is None:
                 return
             self._on_message(msg)
-            if timeout > 0 and deadline - self.clock.monotonic() <= 0:
+            if timeout > 0 and (
+                isinstance(msg.validated, UpdateAnnouncement)
+                or deadline - self.clock.monotonic() <= 0
+            ):
                 return
 
     def _on_message(self, msg: GossipMessage) -> None:

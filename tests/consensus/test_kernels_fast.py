@@ -13,7 +13,12 @@ import struct
 import pytest
 import torch
 
-from consensus.strategies.kernels import fixed_sum, sorted_members
+from consensus.strategies.kernels import (
+    coordinate_median,
+    fixed_sum,
+    leave_one_out_medians,
+    sorted_members,
+)
 
 
 def _bits(x: float) -> bytes:
@@ -67,3 +72,16 @@ def test_sorted_members_matches_torch_stable_sort() -> None:
     got = sorted_members(vectors)
     assert got.dtype == expected.dtype and got.shape == expected.shape
     assert got.numpy().tobytes() == expected.numpy().tobytes()
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 10])
+def test_leave_one_out_medians_match_sorting_the_others_anew(n: int) -> None:
+    gen = torch.Generator().manual_seed(n)
+    vectors = [torch.randn(3000, generator=gen, dtype=torch.float64) for _ in range(n)]
+    vectors[0][:50] = vectors[-1][:50]  # ties
+    vectors[-1][50:100] = -0.0
+    vectors[0][50:100] = 0.0
+    got = leave_one_out_medians(vectors)
+    for i in range(n):
+        expected = coordinate_median([v for j, v in enumerate(vectors) if j != i])[0]
+        assert got[i].numpy().tobytes() == expected.numpy().tobytes()
