@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -43,8 +44,14 @@ def make_updates(updates: int, params: int, seed: int = 0) -> tuple[list[Update]
     return members, previous
 
 
-def measure(updates: int, params: int, rules: list[str] | None = None) -> dict[str, Any]:
-    """``{rule: {"gb_per_s": x, "seconds": s, "bit_identical": bool, "sha256": hex}}``."""
+def measure(
+    updates: int,
+    params: int,
+    rules: list[str] | None = None,
+    on_rule: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """``{rule: {"gb_per_s": x, "seconds": s, "bit_identical": bool, "sha256": hex}}``;
+    ``on_rule`` is given the results so far after each rule (a long run keeps what finished)."""
     members, previous = make_updates(updates, params)
     input_bytes = updates * params * 4
     ctx = RoundContext(round=1, previous=previous, seed=7)
@@ -65,4 +72,6 @@ def measure(updates: int, params: int, rules: list[str] | None = None) -> dict[s
             "bit_identical": len(set(digests)) == 1,
             "sha256": digests[0],
         }
+        if on_rule is not None:
+            on_rule(out)
     return out

@@ -28,7 +28,8 @@ updates of 10M numbers, GB/s of input, with the outputs of two runs compared bit
 
 Writes ``<out>/round.json`` (``{"<peers>x<params>@<block>": {"overhead_s": {"median", "p90"},
 "round_s": {...}, "bytes_per_peer": n, "peak_rss_mb": m, "steps": {step: median}, ...}}``,
-rewritten after every cell so a partial run keeps what finished), ``round.meta.json``
+rewritten after every cell so a partial run keeps what finished), ``round.aggregation.json``
+(the throughput, rewritten after every rule), ``round.meta.json``
 (configuration, throughput, skipped cells, load) and ``round.png`` (the step breakdown).
 """
 
@@ -311,12 +312,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cells", help="explicit cells, e.g. 4x1M@0,10x1M@2 (overrides the above)")
     ap.add_argument("--rounds", type=int, help="rounds per cell (default 5; 3 at 10M numbers)")
     ap.add_argument("--no-throughput", action="store_true", help="skip the aggregation part")
+    ap.add_argument("--no-cells", action="store_true", help="only the aggregation part")
     ap.add_argument("--quick", action="store_true", help="2 peers x 14 numbers, 2 rounds (tests)")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "bench")
     args = ap.parse_args(argv)
     if args.rounds is not None and args.rounds < 1:
         sys.exit(f"--rounds must be >= 1, got {args.rounds}")
-    cells = parse_cells(args)
+    cells = [] if args.no_cells else parse_cells(args)
     rounds_arg = 2 if args.quick else args.rounds
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -333,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     }
 
     def save() -> None:
+        if args.no_cells:  # the table of an earlier run stays as it is
+            return
         (args.out / "round.json").write_text(json.dumps(table, indent=1) + "\n")
         meta["seconds"] = round(time.time() - started, 1)
         meta["load_after"] = os.getloadavg()
@@ -342,10 +346,16 @@ def main(argv: list[str] | None = None) -> int:
         from _aggregation_throughput import measure
 
         updates, size = (10, 1000) if args.quick else (10, 10_000_000)
-        result = measure(updates, size)
-        meta["throughput"] = {"updates": updates, "params": size, "rules": result}
-        print_throughput(result, updates, size)
-        save()
+
+        def keep(so_far: dict[str, Any]) -> None:
+            meta["throughput"] = {"updates": updates, "params": size, "rules": so_far}
+            name, row = list(so_far.items())[-1]
+            print(f"aggregation {name}: {row['gb_per_s']:.2f} GB/s", flush=True)
+            (args.out / "round.aggregation.json").write_text(
+                json.dumps(meta["throughput"], indent=1) + "\n"
+            )
+
+        print_throughput(measure(updates, size, on_rule=keep), updates, size)
     for peers, params, block in cells:
         key = f"{peers}x{params_label(params)}@{block}"
         if estimated_gb(peers, params) > MEMORY_LIMIT_GB:
@@ -366,10 +376,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{key}: overhead median {row['overhead_s']['median']:.2f} s, "
                   f"peak RSS {row['peak_rss_mb']:.0f} MB", flush=True)  # fmt: skip
         save()
-    print_table(table)
-    save()
-    write_plot(args.out / "round.png", table)
-    print(f"\nwrote {args.out / 'round.json'}, round.meta.json, round.png")
+    if cells:
+        print_table(table)
+        save()
+        write_plot(args.out / "round.png", table)
+        print(f"\nwrote {args.out / 'round.json'}, round.meta.json, round.png")
     failed = [k for k, r in table.items() if "error" in r]
     return 1 if failed else 0
 

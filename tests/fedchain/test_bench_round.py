@@ -45,6 +45,7 @@ def test_quick_round_bench_writes_table_meta_and_plot(tmp_path: Path) -> None:
     rules = meta["throughput"]["rules"]
     assert {"fedavg", "median", "krum"} <= set(rules)
     assert all(r["bit_identical"] and r["gb_per_s"] > 0 for r in rules.values())
+    assert json.loads((tmp_path / "round.aggregation.json").read_text())["rules"] == rules
     assert (tmp_path / "round.png").stat().st_size > 0
 
 
