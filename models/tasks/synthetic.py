@@ -3,13 +3,15 @@
 Not a clinical task and never a default: ``scripts/bench/round`` uses it to measure what the
 protocol itself costs at a chosen model size. The model is a two-class logistic regression with
 ``(params - 2) / 2`` inputs (``2 * inputs`` weights + 2 biases = ``params``); every institution
-holds the same two constant samples, one per class, so a round's "training" is one SGD step: a
-tiny, near-constant time and a small deterministic change to every weight. Any partition name is
-accepted (the bench names its institutions freely).
+holds two constant samples, one per class, so a round's "training" is one SGD step: a tiny,
+near-constant time and a small deterministic change to every weight. The constant is derived
+from the institution's partition name (any name is accepted), so no two institutions send the
+same bytes: identical updates would share their content addresses and never cross the network.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -56,7 +58,7 @@ class SyntheticBenchTask(Task):
 
     def default_training(self) -> TrainingSettings:
         # Two samples, one batch, one epoch: a single SGD step.
-        return TrainingSettings(epochs=1, lr=1e-3, batch_size=2, seed=0, optimizer="sgd")
+        return TrainingSettings(epochs=1, lr=0.1, batch_size=2, seed=0, optimizer="sgd")
 
     def builtin_institutions(self, spec: TaskSpec) -> list[str]:
         return []
@@ -68,7 +70,8 @@ class SyntheticBenchTask(Task):
                 f"{local.where}: bench-synthetic has no data files; set only a partition"
             )
         width = inputs_for(spec.task_args["params"])
+        value = 0.01 + (zlib.crc32(str(local.partition).encode()) % 1000) * 1e-5
         # One shared read-only row seen twice: the samples cost one row of memory, not two.
-        row = np.full((1, width), 0.01, dtype=np.float32)
+        row = np.full((1, width), value, dtype=np.float32)
         samples = Samples(np.broadcast_to(row, (2, width)), np.array([0, 1], dtype=np.int64))
         return InstitutionData(train=samples, test=samples)

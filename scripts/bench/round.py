@@ -386,4 +386,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from peer.startup import terminate_as_interrupt
+
+    with terminate_as_interrupt():  # a stopped bench stops its chain, Kubos and peers too
+        sys.exit(main())
