@@ -56,7 +56,7 @@ def measure(
     input_bytes = updates * params * 4
     ctx = RoundContext(round=1, previous=previous, seed=7)
     out: dict[str, Any] = {}
-    for name in rules or sorted(RULES):
+    for name in rules or sorted(RULES, key=lambda r: (r != "fedavg", r)):  # FedAvg first
         rule = build_rule(AggregationSpec(rule=name))
         times, digests = [], []
         for _ in range(RUNS):
