@@ -1,4 +1,4 @@
-"""``bench-synthetic``: a benchmark-only task whose model has exactly ``params`` float32 numbers.
+"""``synthetic-bench``: a benchmark-only task whose model has exactly ``params`` float32 numbers.
 
 Not a clinical task and never a default: ``scripts/bench/round`` uses it to measure what the
 protocol itself costs at a chosen model size. The model is a two-class logistic regression with
@@ -31,14 +31,14 @@ def inputs_for(params: int) -> int:
     """Inputs of the logistic regression holding exactly ``params`` numbers (else ConfigError)."""
     if params < MIN_PARAMS or params % 2:
         raise ConfigError(
-            f"bench-synthetic task_args.params must be an even number >= {MIN_PARAMS}, got "
+            f"synthetic-bench task_args.params must be an even number >= {MIN_PARAMS}, got "
             f"{params}; a two-class logistic regression has 2 * inputs + 2 numbers"
         )
     return (params - 2) // 2
 
 
 class SyntheticBenchTask(Task):
-    name = "bench-synthetic"
+    name = "synthetic-bench"
     primary_metric: ClassVar[PrimaryMetric] = "auroc"
     description = "benchmark only (scripts/bench/round): a model of N float32 numbers, no real data"
 
@@ -49,7 +49,7 @@ class SyntheticBenchTask(Task):
         params = task_args.get("params")
         if not isinstance(params, int) or isinstance(params, bool):
             raise ConfigError(
-                f"bench-synthetic task_args.params must be an integer, got {params!r}"
+                f"synthetic-bench task_args.params must be an integer, got {params!r}"
             )
         inputs_for(params)
 
@@ -67,7 +67,7 @@ class SyntheticBenchTask(Task):
         self.check_spec(spec)
         if local.path is not None or local.modalities is not None:
             raise ConfigError(
-                f"{local.where}: bench-synthetic has no data files; set only a partition"
+                f"{local.where}: synthetic-bench has no data files; set only a partition"
             )
         width = inputs_for(spec.task_args["params"])
         value = 0.01 + (zlib.crc32(str(local.partition).encode()) % 1000) * 1e-5

@@ -5,7 +5,7 @@
 
 Each cell is a real local federation (:class:`fedchain.localnet.devnet.LocalFederation`: Anvil,
 one Kubo per institution, one ``fedchain peer run`` process per institution gossiping over
-libp2p) on the benchmark-only task ``bench-synthetic`` (a model of exactly ``params`` float32
+libp2p) on the benchmark-only task ``synthetic-bench`` (a model of exactly ``params`` float32
 numbers whose "training" is one SGD step on two samples), FedAvg, quorum = every peer. Block
 time 0 is Anvil mining each transaction at once; 1 and 2 are ``--block-time``.
 
@@ -146,7 +146,7 @@ def run_cell(peers: int, params: int, block: int, rounds: int, root: Path) -> di
     from models.tasks import get_task
     from peer.records import History
 
-    spec = get_task("bench-synthetic").default_spec(
+    spec = get_task("synthetic-bench").default_spec(
         name=f"bench-{peers}x{params_label(params)}",
         task_args={"params": params},
         aggregation=AggregationSpec(rule="fedavg"),
