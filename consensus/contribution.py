@@ -28,7 +28,7 @@ their data, so in a clean federation credit shares are data shares.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -39,6 +39,7 @@ from consensus.strategies.kernels import (
     deltas,
     fixed_sum,
     l2_norm,
+    leave_one_out_medians,
     median_of_floats,
 )
 
@@ -69,10 +70,20 @@ def contribution_credits(
     norms = [l2_norm(c) for c in changes]
     mid = median_of_floats(norms)
     progress = l2_norm(coordinate_median(changes)[0]) / mid if mid > 0 else 0.0
+    medians: list[torch.Tensor] = []
+
+    def others_median(i: int) -> torch.Tensor | None:
+        """The others' coordinate-wise median change (all of them from one sort, when needed)."""
+        if len(changes) < 2:
+            return None
+        if not medians:
+            medians.extend(leave_one_out_medians(changes))
+        return medians[i]
+
     credits: list[Credit] = []
     for i, u in enumerate(updates):
         reason = _no_credit_reason(
-            i, changes, norms, mid, progress, aggregate.scores.get(u.member, 0.0),
+            i, changes[i], norms, mid, progress, aggregate.scores.get(u.member, 0.0), others_median,
             norm_band=norm_band, min_alignment=min_alignment, min_progress=min_progress,
         )  # fmt: skip
         credits.append(Credit(u.member, 0 if reason else u.num_samples, reason))
@@ -81,11 +92,12 @@ def contribution_credits(
 
 def _no_credit_reason(
     i: int,
-    changes: Sequence[torch.Tensor],
+    change: torch.Tensor,
     norms: Sequence[float],
     mid: float,
     progress: float,
     rule_score: float,
+    others_median: Callable[[int], torch.Tensor | None],
     *,
     norm_band: float,
     min_alignment: float,
@@ -106,12 +118,11 @@ def _no_credit_reason(
         return f"its change is {size / mid:.3g}x the round's median (bound {norm_band:g}x)"
     if size * norm_band**2 < mid:
         return f"its change is 1/{mid / size:.3g} of the round's median (bound 1/{norm_band**2:g})"
-    others = [c for j, c in enumerate(changes) if j != i]
-    if not others:
+    reference = others_median(i)
+    if reference is None:
         return None
-    reference = coordinate_median(others)[0]
     ref_norm = l2_norm(reference)
-    cosine = fixed_sum(changes[i] * reference) / (size * ref_norm) if ref_norm > 0 else 0.0
+    cosine = fixed_sum(change * reference) / (size * ref_norm) if ref_norm > 0 else 0.0
     if not cosine > min_alignment:
         return (
             f"its change points away from the other members' median change "

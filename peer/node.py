@@ -356,6 +356,7 @@ class PeerNode:
         t_encoded = time.perf_counter()
         cid = self.content.add(sealed)
         self._fetcher.remember(cid, sealed)
+        t_added = time.perf_counter()
         n = min(self.learner.num_samples, self._max_samples or self.learner.num_samples)
         released = self._released_updates() + 1 if budget is not None else 0
         epsilon = budget.epsilon(released) if budget is not None else None
@@ -372,11 +373,14 @@ class PeerNode:
         if epsilon is not None:
             self._released, state.epsilon = released, epsilon
         state.update_cid = cid
-        state.seconds.update(fetch_model=t1 - t0, train=t2 - t1, submit=t3 - t_encoded)
-        if self._encoding.plain:  # serializing the plain model counts as submitting, as ever
-            state.seconds["submit"] = t3 - t2
-        else:
-            state.seconds["encode"] = t_encoded - t2
+        state.seconds.update(
+            fetch_model=t1 - t0,
+            train=t2 - t1,
+            encode=t_encoded - t2,
+            add=t_added - t_encoded,
+            submit=t3 - t_added,
+        )
+        state.acted_at = self.clock.monotonic()
         state.update_bytes = len(data)
         self._announce(round_no, cid, n)
         log.info("round %d: trained on %d samples, submitted %s", round_no, n, cid)
@@ -442,10 +446,18 @@ class PeerNode:
         return collected
 
     def _decide(
-        self, round_no: int, submissions: list[Submission], model_digest: bytes
+        self,
+        round_no: int,
+        submissions: list[Submission],
+        model_digest: bytes,
+        seconds: dict[str, float] | None = None,
     ) -> tuple[RoundUpdates, RoundDecision | None]:
-        """The round's checked updates and, when any is left, the agreed aggregate and credits."""
+        """The round's checked updates and, when any is left, the agreed aggregate and credits
+        (the time fetching and checking the updates took goes to ``seconds["fetch_updates"]``)."""
+        t0 = time.perf_counter()
         collected = self._collect(round_no, submissions, model_digest)
+        if seconds is not None:
+            seconds["fetch_updates"] = time.perf_counter() - t0
         if not collected.accepted:
             return collected, None
         previous, rule_state = self._global_content(model_digest)
@@ -472,10 +484,12 @@ class PeerNode:
 
     def _aggregate_and_attest(self, state: RoundState, model_digest: bytes) -> None:
         round_no = state.round
+        if state.acted_at is not None:
+            state.seconds["wait_close"] = self.clock.monotonic() - state.acted_at
         t0 = time.perf_counter()
         submissions = self.ledger.submissions(self._task_id, round_no)
         try:
-            collected, decision = self._decide(round_no, submissions, model_digest)
+            collected, decision = self._decide(round_no, submissions, model_digest, state.seconds)
         except NotARecipient as exc:  # admitted after the model's round opened: sit this out
             log.warning("round %d: not aggregating: %s", round_no, exc)
             state.attested = True
@@ -488,12 +502,15 @@ class PeerNode:
                 "round %d: no valid update to aggregate; waiting for the deadline", round_no
             )
             state.attested = True
+            state.acted_at = self.clock.monotonic()
             return
         aggregate = decision.aggregate.weights
+        t_add = time.perf_counter()  # sealing (members-only tasks) counts as adding
         agg_bytes = self._seal.seal_aggregate(
             round_no, bundle_to_bytes(aggregate, decision.aggregate.state)
         )
         agg_cid = self.content.add(agg_bytes)
+        t_added = time.perf_counter()
         root, claim = scores_root_and_claim(self._task_id, round_no, self._me, decision.scores())
         state.no_credit = {c.member: c.reason for c in decision.credits if c.reason}
         for member, reason in state.no_credit.items():
@@ -506,7 +523,13 @@ class PeerNode:
         state.accepted = list(decision.aggregate.accepted)
         state.scores_root = "0x" + root.hex()
         state.claim = claim
-        state.seconds.update(aggregate=t1 - t0, attest=t2 - t1)
+        fetched = state.seconds.get("fetch_updates", 0.0)
+        state.seconds.update(
+            aggregate=t_add - t0 - fetched + (t1 - t_added),
+            add_aggregate=t_added - t_add,
+            attest=t2 - t1,
+        )
+        state.acted_at = self.clock.monotonic()
         state.aggregate = aggregate
         log.info(
             "round %d: aggregated %d updates (%d left out) into %s and attested",
@@ -565,6 +588,8 @@ class PeerNode:
         """Prefetch what valid announcements name; gossip validated them before delivery.
 
         With ``timeout`` 0 only what already arrived is handled (at most a bounded number).
+        A wait ends early at an announcement: another member just submitted, so the update
+        set may be complete; the loop re-reads the chain at once instead of a poll later.
         """
         if self.gossip is None:
             return
@@ -575,7 +600,10 @@ class PeerNode:
             if msg is None:
                 return
             self._on_message(msg)
-            if timeout > 0 and deadline - self.clock.monotonic() <= 0:
+            if timeout > 0 and (
+                isinstance(msg.validated, UpdateAnnouncement)
+                or deadline - self.clock.monotonic() <= 0
+            ):
                 return
 
     def _on_message(self, msg: GossipMessage) -> None:
@@ -619,6 +647,9 @@ class PeerNode:
             return
         state = self._rounds[round_no]
         seconds = dict(state.seconds)
+        if state.acted_at is not None:
+            waited = "wait_final" if "wait_close" in seconds else "wait_close"
+            seconds[waited] = self.clock.monotonic() - state.acted_at
         if state.started is not None:
             seconds["round"] = self.clock.monotonic() - state.started
             seconds["overhead"] = seconds["round"] - seconds.get("train", 0.0)

@@ -37,6 +37,9 @@ class RoundState:
     scores_root: str | None = None
     claim: Claim | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    acted_at: float | None = None
+    """Clock monotonic time this node's last on-chain step (submit, attest) returned: what it
+    waited from there on is the next ``wait_*`` entry of ``seconds``."""
     aggregate: StateDict | None = None
     """The aggregate this node computed, kept until the round's record is written."""
     attested: bool = False

@@ -282,6 +282,15 @@ class AnvilNode(DevChain):
     chain_id = 31337
     mnemonic = "test test test test test test test test test test test junk"
 
+    def __init__(self, *, block_time: int = 0, **kwargs: Any) -> None:
+        """``block_time`` > 0 mines a block every that many seconds (Anvil's ``--block-time``)
+        instead of one per transaction at once, as a real chain would; other arguments as
+        :class:`DevChain`."""
+        if block_time < 0:
+            raise ValueError(f"block_time must be >= 0 seconds (0: mine at once), got {block_time}")
+        super().__init__(**kwargs)
+        self.block_time = block_time
+
     def _argv(self, program: Path, port: int) -> list[str]:
         return [
             str(program),
@@ -297,6 +306,7 @@ class AnvilNode(DevChain):
             self.mnemonic,
             "--gas-limit",
             str(self.gas_limit),
+            *(["--block-time", str(self.block_time)] if self.block_time else []),
             *self._state_args(),
         ]
 

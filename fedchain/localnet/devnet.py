@@ -141,14 +141,20 @@ class LocalFederation:
         data: Mapping[str, Mapping[str, Any]] | None = None,
         placements: Mapping[str, Placement] | None = None,
         chain_placement: Placement = LOCAL,
+        block_time: int = 0,
     ) -> None:
-        """``persist_chain`` keeps the chain's state in ``root`` so :meth:`resume` can reopen it;
+        """``block_time`` > 0: Anvil or geth makes a block every that many seconds (0: one per
+        transaction at once; geth's default period is its own, see :class:`GethNode`).
+        ``persist_chain`` keeps the chain's state in ``root`` so :meth:`resume` can reopen it;
         ``process_record`` is where each started process's PID and ports are written
         (default ``root/processes.json``). ``placements`` puts hospitals on hosts of their own
         (those not named stay on this machine's loopback), ``chain_placement`` the chain; a
         host of its own uses the well-known ports (:data:`WELL_KNOWN_PORTS`)."""
         if chain not in CHAINS:
             raise ToolchainError(f"unknown chain {chain!r}; use one of {', '.join(CHAINS)}")
+        if block_time and chain == "ganache":
+            raise ToolchainError("block_time is an Anvil or geth option; ganache mines at once")
+        self.block_time = block_time
         self.root = root
         self.names = list(hospitals)
         self.data = {n: dict((data or {}).get(n, {"partition": n})) for n in self.names}
@@ -217,11 +223,17 @@ class LocalFederation:
         self._stack.enter_context(on_process_start(self.processes.started))
 
     def _start_chain(self, port: int | None = None) -> None:
+        options: dict[str, Any] = {}
+        if self.block_time and self.chain_kind == "anvil":
+            options["block_time"] = self.block_time
+        elif self.block_time and self.chain_kind == "geth":
+            options["block_period"] = self.block_time
         node = CHAINS[self.chain_kind](
             log_path=self.root / "logs" / "chain.log",
             port=port,
             state_path=self.chain_state,
             placement=self.chain_placement,
+            **options,
         )
         chain = self._stack.enter_context(node)
         self.processes.add_ports(chain.pid, *([chain.port] if chain.port else []))

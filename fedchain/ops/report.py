@@ -24,7 +24,10 @@ STEP_TOTAL = "round"
 NOT_STEPS = (STEP_TOTAL, "overhead")
 """``overhead`` is the round minus training: already covered by the steps and "waiting"."""
 WAITING = "waiting/other"
-STEP_ORDER = ("fetch_model", "train", "submit", "aggregate", "attest")
+STEP_ORDER = (
+    "fetch_model", "train", "encode", "add", "submit", "wait_close", "fetch_updates",
+    "aggregate", "add_aggregate", "attest", "wait_final",
+)  # fmt: skip
 """A round's steps in the order a peer takes them; other recorded steps follow by name."""
 
 _STYLE = """

@@ -30,12 +30,21 @@ from models.tasks.hapt import HaptTask
 from models.tasks.heart import HeartTask
 from models.tasks.imaging import ImagingTask
 from models.tasks.signals import SignalsTask
+from models.tasks.synthetic import SyntheticBenchTask
 
 ENTRY_POINT_GROUP = "fedchain.tasks"
 
 BUILTIN_TASKS: dict[str, Callable[[], Task]] = {
     task.name: task
-    for task in (HeartTask, HaptTask, BreastTask, EhrCsvTask, ImagingTask, SignalsTask)
+    for task in (
+        HeartTask,
+        HaptTask,
+        BreastTask,
+        EhrCsvTask,
+        ImagingTask,
+        SignalsTask,
+        SyntheticBenchTask,
+    )
 }
 
 

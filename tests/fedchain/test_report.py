@@ -82,7 +82,7 @@ def test_report_of_a_simulate_run_holds_its_records(run: Path) -> None:
         for e in History(run / "peers" / name).entries()
         if e["round"] == 1
     ]
-    round_1 = next(c for c in cells if c and c[0] == "1" and len(c) == 8)
+    round_1 = next(c for c in cells if c and c[0] == "1" and len(c) == 14)  # 11 steps
     assert round_1[2] == f"{sum(trains) / len(trains):.3f}"
 
     # Every uncredited update, named by institution (the record ties addresses to names).

@@ -287,3 +287,41 @@ def test_an_outage_while_finishing_a_round_is_retried_not_lost(tmp_path: Path) -
             fed.advance()
     assert outages == [1]
     assert sorted(history(fed, "a")) == [1, 2]
+
+
+def test_every_step_of_a_round_is_timed(tmp_path: Path) -> None:
+    """What ``scripts/bench/round`` breaks a round into: each step a duration, none missing."""
+    fed = federation(tmp_path, rule="fedavg")
+    fed.run()
+    steps = {
+        "fetch_model", "train", "encode", "add", "submit", "wait_close", "fetch_updates",
+        "aggregate", "add_aggregate", "attest", "wait_final", "round", "overhead",
+    }  # fmt: skip
+    attested = 0
+    for name in NAMES:
+        for entry in history(fed, name).values():
+            seconds = entry["seconds"]
+            assert isinstance(seconds, dict)
+            if entry["aggregate_cid"] is None:  # attestation not needed any more: no attest step
+                assert steps - set(seconds) <= {"fetch_updates", "aggregate", "add_aggregate",
+                                                "attest", "wait_final"}  # fmt: skip
+                continue
+            attested += 1
+            assert set(seconds) == steps
+            assert all(v >= 0 for k, v in seconds.items() if k != "overhead")
+    assert attested >= 3 * 2  # quorum 3 of 4, two rounds
+
+
+def test_a_wait_ends_at_an_announcement_so_the_chain_is_read_again_at_once(
+    tmp_path: Path,
+) -> None:
+    fed = federation(tmp_path)
+    for name in ("a", "c"):  # each trains, submits and announces its update
+        node = fed.peers[name].node
+        assert node is not None and node.step() is StepOutcome.ACTED
+    b = fed.peers["b"]
+    assert b.node is not None and b.gossip is not None
+    b.node._wait(5.0)
+    # the first announcement ended the wait; the second is still there for the next pass
+    assert b.gossip.receive(timeout=0.0) is not None
+    assert b.gossip.receive(timeout=0.0) is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -176,3 +177,17 @@ def test_geth_marked_unavailable_says_why_and_how_to_retry(
     monkeypatch.setenv("FEDCHAIN_GETH", str(tmp_path / "no-such-geth"))
     with pytest.raises(ToolchainError, match=r"FEDCHAIN_GETH names .*no-such-geth"):
         GethNode().start()
+
+
+def test_anvil_with_a_block_time_mines_blocks_by_itself(tmp_path: Path) -> None:
+    """``block_time`` > 0: blocks come on a clock with no transaction sent, as on a real chain."""
+    with AnvilNode(log_path=tmp_path / "anvil.log", block_time=1) as chain:
+        deadline = time.monotonic() + 30
+        while int(chain.rpc("eth_blockNumber"), 16) < 2:
+            assert time.monotonic() < deadline, "Anvil mined no block in 30 s with --block-time 1"
+            time.sleep(0.2)
+
+
+def test_a_negative_block_time_is_refused() -> None:
+    with pytest.raises(ValueError, match="block_time"):
+        AnvilNode(block_time=-1)

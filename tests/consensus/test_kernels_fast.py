@@ -1,0 +1,87 @@
+"""The fast kernels give the very bits of their plain definitions (``math.fsum``, torch's sort).
+
+Peers agree on aggregates by digest, so a faster kernel is only acceptable if no input can make
+it differ from the definition an auditor reproduces; these inputs aim at the hard cases:
+cancellation, huge dynamic range, subnormals, signed zeros, exact ties, halfway roundings.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+
+import pytest
+import torch
+
+from consensus.strategies.kernels import (
+    coordinate_median,
+    fixed_sum,
+    leave_one_out_medians,
+    sorted_members,
+)
+
+
+def _bits(x: float) -> bytes:
+    return struct.pack("<d", x)
+
+
+def _cases() -> list[list[float]]:
+    gen = torch.Generator().manual_seed(11)
+    normal = torch.randn(100_000, generator=gen, dtype=torch.float64)
+    spread = torch.ldexp(normal, torch.randint(-300, 300, (100_000,), generator=gen))
+    tiny = torch.randn(1000, generator=gen, dtype=torch.float64) * 5e-324 * 1000
+    return [
+        [],
+        [0.0],
+        [-0.0, -0.0],
+        [1.0, -1.0],
+        [1e16, 1.0, -1e16],
+        [1.0, 2.0**-53],  # exactly halfway: ties to even
+        [1.0, 2.0**-53, 2.0**-106],  # just above halfway
+        [2.0**-1074] * 7,  # subnormals only
+        [1e300, 1e300, -1e300],
+        [0.1] * 10,
+        normal.tolist(),
+        spread.tolist(),
+        (spread * spread).tolist(),
+        tiny.tolist(),
+        [*normal[:1000].tolist(), *(-normal[:1000]).tolist()],  # exact cancellation to 0
+    ]
+
+
+@pytest.mark.parametrize("values", _cases())
+def test_fixed_sum_is_bit_identical_to_fsum(values: list[float]) -> None:
+    vector = torch.tensor(values, dtype=torch.float64)
+    assert _bits(fixed_sum(vector)) == _bits(math.fsum(values))
+
+
+def test_fixed_sum_leaves_non_finite_and_huge_inputs_to_fsum() -> None:
+    assert math.isnan(fixed_sum(torch.tensor([1.0, math.nan], dtype=torch.float64)))
+    assert fixed_sum(torch.tensor([math.inf, 1.0], dtype=torch.float64)) == math.inf
+    with pytest.raises(OverflowError):
+        fixed_sum(torch.tensor([1.7e308, 1.7e308], dtype=torch.float64))
+
+
+def test_sorted_members_matches_torch_stable_sort() -> None:
+    gen = torch.Generator().manual_seed(5)
+    vectors = [torch.randn(5000, generator=gen, dtype=torch.float64) for _ in range(7)]
+    vectors[3][:100] = vectors[1][:100]  # exact ties
+    vectors[2][100:200] = -0.0
+    vectors[4][100:200] = 0.0  # signed zeros compare equal: input order must decide
+    expected = torch.sort(torch.stack(vectors), dim=0, stable=True).values
+    got = sorted_members(vectors)
+    assert got.dtype == expected.dtype and got.shape == expected.shape
+    assert got.numpy().tobytes() == expected.numpy().tobytes()
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 10])
+def test_leave_one_out_medians_match_sorting_the_others_anew(n: int) -> None:
+    gen = torch.Generator().manual_seed(n)
+    vectors = [torch.randn(3000, generator=gen, dtype=torch.float64) for _ in range(n)]
+    vectors[0][:50] = vectors[-1][:50]  # ties
+    vectors[-1][50:100] = -0.0
+    vectors[0][50:100] = 0.0
+    got = leave_one_out_medians(vectors)
+    for i in range(n):
+        expected = coordinate_median([v for j, v in enumerate(vectors) if j != i])[0]
+        assert got[i].numpy().tobytes() == expected.numpy().tobytes()
