@@ -172,6 +172,10 @@ class TaskSpec(_Frozen):
     privacy: PrivacySettings | None = None
     """Differential privacy in local training (``models.privacy``); None: plain training."""
 
+    confidentiality: Literal["none", "members"] = "none"
+    """``members``: every update and aggregate is sealed (``peer.confidential``) to the members'
+    on-chain X25519 keys and the federation's audit key before it reaches IPFS."""
+
     secure_aggregation: SecureAggregationSettings | None = None
     """Masked updates, only their sum readable (``consensus.secagg``); None: plain updates."""
 
@@ -217,7 +221,12 @@ class TaskSpec(_Frozen):
 
     def to_bytes(self) -> bytes:
         """Canonical JSON, so the same spec always has the same CID."""
-        return json.dumps(self.model_dump(), sort_keys=True, separators=(",", ":")).encode()
+        data = self.model_dump()
+        if data["confidentiality"] == "none":  # specs written before the setting keep their CID
+            del data["confidentiality"]
+        if data["secure_aggregation"] is None:  # likewise
+            del data["secure_aggregation"]
+        return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
 
     @classmethod
     def from_bytes(cls, data: bytes) -> TaskSpec:

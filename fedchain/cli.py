@@ -243,6 +243,10 @@ def propose_cmd(
     metadata: Annotated[
         Path | None, typer.Option(help="A document about the institution; its digest is kept.")
     ] = None,
+    encryption_key: Annotated[
+        str,
+        typer.Option(help="The newcomer's X25519 public key, hex, as `fedchain init` printed it."),
+    ] = "",
     password_env: Annotated[str, typer.Option()] = "FEDCHAIN_KEY_PASSWORD",
 ) -> None:
     """Propose to admit or remove an institution; this member's approval counts at once."""
@@ -264,6 +268,7 @@ def propose_cmd(
         account=account,
         peer_id=peer_id,
         metadata=metadata,
+        encryption_key=encryption_key,
     )
     typer.echo(describe(info, bps))
 
@@ -589,6 +594,13 @@ def replay_cmd(
         "/ip4/127.0.0.1/tcp/5001"
     ),
     timeout: Annotated[float, typer.Option(min=1.0, help="Seconds per content fetch.")] = 60.0,
+    audit_key: Annotated[
+        Path | None,
+        typer.Option(
+            help="X25519 keystore (the federation's audit key, or a member's) that opens a "
+            "members-only task's content; its password from FEDCHAIN_KEY_PASSWORD."
+        ),
+    ] = None,
 ) -> None:
     """Re-derive every finalized round of a task from the chain and IPFS, as an auditor.
 
@@ -603,12 +615,19 @@ def replay_cmd(
     from peer.content.kubo import KuboContentStore
     from peer.ledger.client import FederationClient, connect
 
+    secret = None
+    if audit_key is not None:
+        from fedchain.ops.encryption_key import load_encryption_key
+        from peer.keystore import resolve_password
+
+        password = resolve_password("FEDCHAIN_KEY_PASSWORD", None)
+        secret = load_encryption_key(audit_key, password).secret
     client = FederationClient(connect(rpc_url), contract, Account.create())
     table = Table(title=f"task {task} at {contract}")
     for col in ("round", "agreed aggregate", "recomputed", "scores", "left out", "no credit"):
         table.add_column(col)
     with KuboContentStore(ipfs_api) as store:
-        rounds = Replayer(client, store, task, timeout=timeout).replay_all()
+        rounds = Replayer(client, store, task, timeout=timeout, audit_secret=secret).replay_all()
     for r in rounds:
         table.add_row(
             str(r.round),

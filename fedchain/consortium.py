@@ -11,6 +11,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -34,6 +35,8 @@ class Founder(BaseModel):
 
     address: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$")
     peer_id: str = Field(min_length=8, max_length=128)
+    encryption_key: str | None = Field(default=None, pattern=r"^(0x)?[0-9a-fA-F]{64}$")
+    """The X25519 public key `fedchain init` printed (members-only weights)."""
 
 
 class FoundersFile(BaseModel):
@@ -41,6 +44,8 @@ class FoundersFile(BaseModel):
 
     founders: list[Founder] = Field(min_length=1)
     approval_bps: int = Field(default=5001, ge=1, le=10_000)
+    audit_key: str | None = Field(default=None, pattern=r"^(0x)?[0-9a-fA-F]{64}$")
+    """The federation's audit X25519 public key; with it every founder needs a key."""
 
 
 def read_founders(path: Path) -> FoundersFile:
@@ -59,6 +64,7 @@ def read_founders(path: Path) -> FoundersFile:
 
 def deploy_federation(rpc_url: str, keystore: Path, password: str, founders: Path) -> str:
     spec = read_founders(founders)
+    keys = founder_keys(spec)
     account = load_eth_account(keystore, password)
     w3 = connect(rpc_url)
     client = deploy(
@@ -67,8 +73,30 @@ def deploy_federation(rpc_url: str, keystore: Path, password: str, founders: Pat
         [f.address for f in spec.founders],
         [f.peer_id for f in spec.founders],
         spec.approval_bps,
+        **keys,
     )
     return client.address
+
+
+def founder_keys(spec: FoundersFile) -> dict[str, Any]:
+    """``encryption_keys`` and ``audit_key`` for :func:`deploy` (none when the file has none)."""
+    from fedchain.governance import parse_public_key
+
+    given = [f.encryption_key for f in spec.founders if f.encryption_key]
+    if not given and spec.audit_key is None:
+        return {}
+    if spec.audit_key is None or len(given) != len(spec.founders):
+        raise ConfigError(
+            "founders file: members-only weights need an audit_key and every founder's "
+            "encryption_key (or neither)"
+        )
+    return {
+        "encryption_keys": [
+            parse_public_key(f.encryption_key or "", f"founder {f.address} encryption_key")
+            for f in spec.founders
+        ],
+        "audit_key": parse_public_key(spec.audit_key, "audit_key"),
+    }
 
 
 @dataclass(frozen=True)

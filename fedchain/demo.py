@@ -40,6 +40,7 @@ from models.tasks import (
 )
 from models.tasks.learner import evaluate_weights, train_alone
 from models.tasks.local_data import LocalData
+from peer.confidential.envelope import is_sealed, open_envelope
 from peer.content.abc import ContentStore
 from peer.content.cid import cid_from_bytes
 from peer.content.kubo import KuboContentStore
@@ -189,9 +190,10 @@ def _round_result(
 ) -> RoundResult:
     event = client.finalized_event(fed.task_id, round_no)
     cid = cid_from_bytes(event.aggregate_cid)
-    weights = agreed_model_from_bytes(
-        store.get(cid, timeout=60), reference=reference_weights(evaluation.plan.spec)
-    )
+    data = store.get(cid, timeout=60)
+    if is_sealed(data):  # members-only: the auditor opens it with the federation's audit key
+        data = open_envelope(data, fed.audit_secret())
+    weights = agreed_model_from_bytes(data, reference=reference_weights(evaluation.plan.spec))
     participants = [
         {"address": s.member, "update_cid": cid_from_bytes(s.cid), "num_samples": s.num_samples}
         for s in client.submissions(fed.task_id, round_no)
@@ -291,6 +293,8 @@ def run_demo(
     *, task: str = "heart", peers: int | None, rounds: int, chain: str, out: Path | None
 ) -> int:
     plan = plan_for(task, peers)  # a bad --task or --peers fails before anything starts
+    # the demo shows members-only weights: IPFS holds only sealed content
+    spec = plan.spec.model_copy(update={"confidentiality": "members"})
     # The auditor's evaluations and local-only baselines run like the peers train: one torch
     # thread (on two shared cores, two threads made HAPT's local training 25x slower).
     use_deterministic_torch()
@@ -319,7 +323,10 @@ def run_demo(
         with console.status("starting chain, Kubo daemons, deploying the contract…"):
             fed.start(
                 TaskParams(
-                    spec=plan.spec, rounds=rounds, quorum=quorum, max_samples=plan.max_samples
+                    spec=spec,
+                    rounds=rounds,
+                    quorum=quorum,
+                    max_samples=plan.max_samples,
                 )
             )
         assert fed.deployer is not None
@@ -362,7 +369,7 @@ def run_demo(
         "task": task,
         "chain_id": chain_id,
         "contract": contract,
-        "task_spec": plan.spec.model_dump(),
+        "task_spec": spec.model_dump(),
         "primary_metric": plan.primary_metric,
         "rounds": [r.__dict__ for r in results],
         "institutions": per,

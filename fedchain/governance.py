@@ -18,6 +18,7 @@ from peer.ledger.client import FederationClient, connect
 from peer.ledger.types import ProposalInfo, ProposalKind
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+_KEY = re.compile(r"^[0-9a-fA-F]{64}$")
 ZERO_DIGEST = bytes(32)
 
 
@@ -25,6 +26,17 @@ def _client(rpc_url: str, contract: str, keystore: Path, password: str) -> Feder
     if not _ADDRESS.fullmatch(contract):
         raise ConfigError(f"--contract {contract!r} is not a 0x-prefixed 20-byte address")
     return FederationClient(connect(rpc_url), contract, load_eth_account(keystore, password))
+
+
+def parse_public_key(text: str, where: str) -> bytes:
+    """A 32-byte X25519 public key from hex (``0x`` optional), or one ConfigError line."""
+    body = text[2:] if text.startswith("0x") else text
+    if not _KEY.fullmatch(body) or int(body, 16) == 0:
+        raise ConfigError(
+            f"{where} {text!r} is not an X25519 public key: 64 hex digits, not all zero, as "
+            "`fedchain init` printed it"
+        )
+    return bytes.fromhex(body)
 
 
 def metadata_digest(path: Path | None) -> bytes:
@@ -47,6 +59,7 @@ def propose(
     account: str,
     peer_id: str = "",
     metadata: Path | None = None,
+    encryption_key: str = "",
 ) -> tuple[ProposalInfo, int]:
     """Propose to admit or remove ``account`` (the proposer's approval counts at once).
 
@@ -56,8 +69,9 @@ def propose(
         raise ConfigError(f"--account {account!r} is not a 0x-prefixed 20-byte address")
     if kind is ProposalKind.ADMIT and not peer_id:
         raise ConfigError("--peer-id is required to admit: the newcomer's libp2p peer ID")
+    key = parse_public_key(encryption_key, "--encryption-key") if encryption_key else ZERO_DIGEST
     client = _client(rpc_url, contract, keystore, password)
-    proposal_id = client.propose(kind, account, peer_id, metadata_digest(metadata))
+    proposal_id = client.propose(kind, account, peer_id, metadata_digest(metadata), key)
     return client.proposal(proposal_id), client.approval_bps()
 
 

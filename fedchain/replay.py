@@ -9,6 +9,10 @@ the round finalized with.  Nothing is written anywhere: CIDs are computed locall
 One thing the chain cannot tell: an update whose content could not be fetched while the round
 was being aggregated is left out by the peers, yet may be fetchable now.  Pass such members
 (from an attesting peer's ``left_out``) as ``unavailable`` to replay the round as it was.
+
+A members-only task's content is opened with ``audit_secret`` (the federation's audit key, or a
+member's key), and the recomputed aggregate is sealed again exactly as the peers sealed it
+(deterministically, to the round's recipients on the chain) before its CID is compared.
 """
 
 from __future__ import annotations
@@ -33,12 +37,12 @@ from consensus.task_spec import TaskSpec
 from fedchain.errors import ProtocolError
 from models.tasks.learner import reference_weights
 from peer.agreed_spec import read_spec
+from peer.confidential.seal import content_seal, sealed_fetcher
 from peer.content.abc import ContentStore
 from peer.content.cid import Cid
 from peer.content.unixfs import file_cid
 from peer.ledger.abc import FederationLedger
 from peer.round_updates import collect_updates
-from peer.updates import ContentFetcher
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,7 @@ class Replayer:
         *,
         timeout: float = 60.0,
         spec: TaskSpec | None = None,
+        audit_secret: bytes | None = None,
     ) -> None:
         self.ledger = ledger
         self.task_id = task_id
@@ -78,7 +83,8 @@ class Replayer:
         self.state_reference = self.rule.state_names(self.reference)
         self.encoding = build_encoding(self.spec.encoding.codec, self.spec.encoding.params)
         limit = model_bytes_limit(bundle_reference(self.reference, self.state_reference))
-        self.fetcher = ContentFetcher(content, timeout=timeout, max_bytes=limit)
+        self.seal = content_seal(self.spec, ledger, task_id, audit_secret)
+        self.fetcher = sealed_fetcher(content, self.seal, timeout=timeout, max_bytes=limit)
 
     def finalized_rounds(self) -> list[int]:
         task = self.ledger.task(self.task_id)
@@ -149,7 +155,7 @@ class Replayer:
         return ReplayedRound(
             round=round_no,
             agreed_cid=agreed.text,
-            recomputed_cid=file_cid(data),
+            recomputed_cid=file_cid(self.seal.seal_aggregate(round_no, data)),
             scores_match=root == info.scores_digest,
             scores=scores,
             left_out=left_out,

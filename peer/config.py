@@ -32,6 +32,8 @@ class InstitutionConfig(_Section):
 class KeysConfig(_Section):
     eth_keystore: Path
     libp2p_keystore: Path
+    encryption_keystore: Path | None = None
+    """The X25519 keystore `fedchain init` made; needed for members-only tasks."""
     password_env: str = "FEDCHAIN_KEY_PASSWORD"
     password_file: Path | None = None
 
@@ -152,6 +154,7 @@ def load_config(path: Path) -> PeerConfig:
         update={
             "eth_keystore": _resolve(base, cfg.keys.eth_keystore),
             "libp2p_keystore": _resolve(base, cfg.keys.libp2p_keystore),
+            "encryption_keystore": _resolve(base, cfg.keys.encryption_keystore),
             "password_file": _resolve(base, cfg.keys.password_file),
         }
     )

@@ -65,6 +65,8 @@ from fedchain.errors import (
 from peer.announcements import Domain, UpdateAnnouncement, sign_update
 from peer.claims import ClaimBook, scores_root_and_claim
 from peer.clock import Clock, SystemClock
+from peer.confidential.envelope import NotARecipient
+from peer.confidential.seal import content_seal, sealed_fetcher
 from peer.config import PeerConfig
 from peer.content.abc import ContentStore
 from peer.content.cid import Cid
@@ -79,7 +81,6 @@ from peer.resilience import OutageGuard
 from peer.round_state import RoundBook, RoundState, StateDict
 from peer.round_updates import RoundUpdates, collect_updates
 from peer.secure_aggregation import refuse_unsupported
-from peer.updates import ContentFetcher
 
 if TYPE_CHECKING:
     from models.privacy import PrivacyBudget
@@ -142,6 +143,8 @@ class PeerNode:
     """Runs content fetches (default: a small thread pool of the fetcher's own)."""
     observers: list[RoundObserver] = field(default_factory=list)
     """Told of each ended round after the ``history.jsonl`` writer."""
+    encryption_secret: bytes | None = None
+    """This member's X25519 secret key: opens a members-only task's content."""
 
     def __post_init__(self) -> None:
         refuse_unsupported(self.spec)  # masked updates: not in real peers yet
@@ -156,8 +159,12 @@ class PeerNode:
             if self._encoding.codec.error_feedback
             else None
         )
-        self._fetcher = ContentFetcher(
+        self._seal = content_seal(
+            self.spec, self.ledger, self.cfg.chain.task_id, self.encryption_secret
+        )
+        self._fetcher = sealed_fetcher(
             self.content,
+            self._seal,
             timeout=self.cfg.ipfs.fetch_timeout,
             # the largest content is an aggregate with the rule's state
             max_bytes=max(
@@ -341,13 +348,14 @@ class PeerNode:
         feedback = self._residuals.before(round_no) if self._residuals is not None else None
         try:  # between the trainer and the content store
             data = self._encoding.encode(weights, global_weights, feedback)
+            sealed = self._seal.seal_update(round_no, data)
         except FedchainError as exc:
             self._skip_training(state, f"the update could not be encoded ({self._encoding}): {exc}")
             return True
         del weights, global_weights
         t_encoded = time.perf_counter()
-        cid = self.content.add(data)
-        self._fetcher.remember(cid, data)
+        cid = self.content.add(sealed)
+        self._fetcher.remember(cid, sealed)
         n = min(self.learner.num_samples, self._max_samples or self.learner.num_samples)
         released = self._released_updates() + 1 if budget is not None else 0
         epsilon = budget.epsilon(released) if budget is not None else None
@@ -466,7 +474,12 @@ class PeerNode:
         round_no = state.round
         t0 = time.perf_counter()
         submissions = self.ledger.submissions(self._task_id, round_no)
-        collected, decision = self._decide(round_no, submissions, model_digest)
+        try:
+            collected, decision = self._decide(round_no, submissions, model_digest)
+        except NotARecipient as exc:  # admitted after the model's round opened: sit this out
+            log.warning("round %d: not aggregating: %s", round_no, exc)
+            state.attested = True
+            return
         state.left_out = {**collected.left_out, **(decision.left_out if decision else {})}
         for member, reason in state.left_out.items():
             log.warning("round %d: left out the update of %s: %s", round_no, member, reason)
@@ -477,7 +490,9 @@ class PeerNode:
             state.attested = True
             return
         aggregate = decision.aggregate.weights
-        agg_bytes = bundle_to_bytes(aggregate, decision.aggregate.state)
+        agg_bytes = self._seal.seal_aggregate(
+            round_no, bundle_to_bytes(aggregate, decision.aggregate.state)
+        )
         agg_cid = self.content.add(agg_bytes)
         root, claim = scores_root_and_claim(self._task_id, round_no, self._me, decision.scores())
         state.no_credit = {c.member: c.reason for c in decision.credits if c.reason}

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from fedchain.errors import FedchainError, LedgerError, ProtocolError
+from consensus.task_spec import TaskSpec
+from fedchain.errors import ConfigError, FedchainError, LedgerError, ProtocolError
 from peer.agreed_spec import read_spec
 from peer.announcements import Domain
 from peer.config import PeerConfig
@@ -90,6 +91,21 @@ def open_ledger(cfg: PeerConfig) -> tuple[Identity, FederationClient]:
     return ident, ledger
 
 
+def encryption_secret(cfg: PeerConfig, spec: TaskSpec) -> bytes | None:
+    """This member's X25519 secret key when the task is members-only (keys.encryption_keystore)."""
+    if spec.confidentiality == "none":
+        return None
+    if cfg.keys.encryption_keystore is None:
+        raise ConfigError(
+            f'task {cfg.chain.task_id} is members-only (confidentiality = "members"): set '
+            "keys.encryption_keystore to the X25519 keystore `fedchain init` made"
+        )
+    from fedchain.ops.encryption_key import load_encryption_key
+
+    password = resolve_password(cfg.keys.password_env, cfg.keys.password_file)
+    return load_encryption_key(cfg.keys.encryption_keystore, password).secret
+
+
 def _testing_attack(cfg: PeerConfig) -> Attack | None:
     """The attack of the test-only ``[testing]`` table (already allowed by the config), loudly."""
     if cfg.testing is None:
@@ -159,6 +175,7 @@ def run_peer(cfg: PeerConfig) -> int:
             gossip=gossip,
             spec=spec,
             learner=learner,
+            encryption_secret=encryption_secret(cfg, spec),
         )
         stack.callback(node.close)
         try:
@@ -202,16 +219,17 @@ def claim_all(cfg: PeerConfig) -> list[tuple[int, int]]:
         from consensus.strategies.registry import build_rule
         from models.tasks import reference_weights
         from peer.claims import ClaimBook
+        from peer.confidential.seal import content_seal, sealed_fetcher
         from peer.content.cid import Cid
         from peer.round_updates import collect_updates
-        from peer.updates import ContentFetcher
 
         reference = reference_weights(spec)
         state_reference = build_rule(spec.aggregation).state_names(reference)
         encoding = build_encoding(spec.encoding.codec, spec.encoding.params)
         cap = ledger.task(cfg.chain.task_id).max_samples
-        fetcher = ContentFetcher(
+        fetcher = sealed_fetcher(
             content,
+            content_seal(spec, ledger, cfg.chain.task_id, encryption_secret(cfg, spec)),
             timeout=cfg.ipfs.fetch_timeout,
             max_bytes=max(model_bytes_limit(reference), encoding.max_bytes(reference)),
         )

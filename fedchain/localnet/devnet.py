@@ -44,8 +44,10 @@ from fedchain.localnet.manifest import CHAIN_STATE, MANIFEST, DevnetManifest, Sa
 from fedchain.localnet.placement import LOCAL, WELL_KNOWN_PORTS, Placement
 from fedchain.localnet.process_record import ProcessRecord
 from fedchain.localnet.procs import ManagedProcess, free_port, on_process_start
+from fedchain.ops.encryption_key import ENCRYPTION_FILE, create_encryption_key
 from fedchain.private_files import private_dir, write_private_text
 from models.tasks import initial_weights
+from peer.confidential.envelope import public_key_of
 from peer.content.kubo import KuboContentStore
 from peer.gossip.peer_id import peer_id_from_seed
 from peer.identity import Identity, create_identity, load_identity
@@ -256,6 +258,9 @@ class LocalFederation:
         for name, home, kubo in zip(self.names, homes, kubos, strict=True):
             self._stack.enter_context(kubo)
             ident = create_identity(home / "keys", self.password, scrypt_n=DEMO_SCRYPT_N)
+            create_encryption_key(
+                home / "keys" / ENCRYPTION_FILE, self.password, scrypt_n=DEMO_SCRYPT_N
+            )
             placement = self.placements[name]
             gossip_port = _port(placement, WELL_KNOWN_PORTS.gossip)
             self.hospitals.append(
@@ -274,7 +279,19 @@ class LocalFederation:
         ]
         for acct in members:
             fund_account(self.w3, dev, acct.address)
-        self.deployer = deploy(self.w3, dev, [m.address for m in members], peer_ids, 5001)
+        # Every member gets an X25519 key and the federation an audit key, so a task may be
+        # members-only; the outsiders' keys are throw-away.
+        keys = [self.encryption_secret(h.name) for h in self.hospitals]
+        keys += [new_secret() for _ in self.outsiders]
+        self.deployer = deploy(
+            self.w3,
+            dev,
+            [m.address for m in members],
+            peer_ids,
+            5001,
+            encryption_keys=[public_key_of(k) for k in keys],
+            audit_key=public_key_of(self.audit_secret()),
+        )
         first = self.hospitals[0]
         creator = FederationClient(self.w3, self.deployer.address, first.identity.account)
 
@@ -292,6 +309,19 @@ class LocalFederation:
             "contract %s, task %d, spec %s", self.deployer.address, self.task_id, self.spec_cid
         )
 
+    def encryption_secret(self, name: str) -> bytes:
+        """Hospital ``name``'s X25519 secret key."""
+        path = self.root / "hospitals" / name / "keys" / ENCRYPTION_FILE
+        return read_keystore(path, self.password)
+
+    def audit_secret(self) -> bytes:
+        """The federation's audit X25519 secret (made once, kept in the devnet's folder)."""
+        path = self.root / "audit" / ENCRYPTION_FILE
+        if not path.exists():
+            private_dir(path.parent)
+            create_encryption_key(path, self.password, scrypt_n=DEMO_SCRYPT_N)
+        return read_keystore(path, self.password)
+
     def _write_configs(self) -> None:
         assert self.chain is not None and self.deployer is not None
         for i, h in enumerate(self.hospitals):
@@ -302,6 +332,7 @@ class LocalFederation:
                 "keys": {
                     "eth_keystore": "keys/eth.json",
                     "libp2p_keystore": "keys/libp2p.json",
+                    "encryption_keystore": f"keys/{ENCRYPTION_FILE}",
                     "password_file": "../../password",
                 },
                 "chain": {

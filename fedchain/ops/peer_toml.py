@@ -68,7 +68,8 @@ name = {_v(s.institution)}
 # Encrypted at rest (scrypt). Back up the whole keys folder; a lost key cannot be recovered.
 eth_keystore = {_v(f"{keys_dir}/eth.json")}
 libp2p_keystore = {_v(f"{keys_dir}/libp2p.json")}
-# The X25519 encryption key for members-only encryption is {keys_dir}/x25519.json.
+# The X25519 key that opens members-only tasks' updates and aggregates:
+encryption_keystore = {_v(f"{keys_dir}/x25519.json")}
 # The password comes from this environment variable, or from a file:
 password_env = {_v(s.password_env)}
 # password_file = "/etc/fedchain/password"

@@ -19,6 +19,7 @@ import logging
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from eth_account import Account
 
@@ -28,6 +29,7 @@ from fedchain.consortium import TaskTerms, publish_task
 from fedchain.errors import FedchainError
 from peer.announcements import Domain
 from peer.clock import VirtualClock
+from peer.confidential.envelope import public_key_of
 from peer.config import PeerConfig
 from peer.content.memory import MemoryContentNetwork, MemoryContentStore
 from peer.executor import InlineExecutor
@@ -142,11 +144,20 @@ class VirtualFederation:
         self._observers = observers
         self.deployer_identity = derived_identity(seed, "deployer")
         founders = {name: derived_identity(seed, name) for name in learners}
+        self.members_only = spec.confidentiality == "members"
+        self.audit_secret = self.encryption_secret("audit")
+        keys: dict[str, Any] = {}
+        if self.members_only:
+            keys = {
+                "encryption_keys": [public_key_of(self.encryption_secret(n)) for n in founders],
+                "audit_key": public_key_of(self.audit_secret),
+            }
         deployer = self.chain.deploy(
             self.deployer_identity.account,
             [i.address for i in founders.values()],
             [i.peer_id for i in founders.values()],
             5001,
+            **keys,
         )
         self.deployer = deployer
         self._verdicts = SharedVerdicts(
@@ -173,6 +184,10 @@ class VirtualFederation:
         self.domain = Domain(chain_id=deployer.chain_id, contract=deployer.address)
 
     # -- peers ------------------------------------------------------------------
+
+    def encryption_secret(self, name: str) -> bytes:
+        """The X25519 secret of ``name`` (or of "audit"), derived from the seed."""
+        return hashlib.sha256(f"fedchain simulated x25519/{self.seed}/{name}".encode()).digest()
 
     def _add_peer(self, name: str, identity: Identity, learner: LocalLearner) -> VirtualPeer:
         ledger = self.chain.client(identity.account)
@@ -229,6 +244,7 @@ class VirtualFederation:
             executor=_inline,
             fetch_executor=_inline,
             observers=list(peer.observers),
+            encryption_secret=self.encryption_secret(name),
         )
         peer.done = False
         peer.error = None
@@ -245,20 +261,28 @@ class VirtualFederation:
     def admit(self, name: str, learner: LocalLearner) -> VirtualPeer:
         """Admit a new institution by the members' votes (a majority approves)."""
         identity = derived_identity(self.seed, name)
-        self._vote(ProposalKind.ADMIT, identity.address, identity.peer_id)
+        key = public_key_of(self.encryption_secret(name)) if self.members_only else bytes(32)
+        self._vote(ProposalKind.ADMIT, identity.address, identity.peer_id, key=key)
         return self._add_peer(name, identity, learner)
 
     def remove(self, name: str) -> None:
         """Remove an institution by the other members' votes; its node is left running."""
         self._vote(ProposalKind.REMOVE, self.peers[name].identity.address, "", exclude=name)
 
-    def _vote(self, kind: ProposalKind, account: str, peer_id: str, exclude: str = "") -> None:
+    def _vote(
+        self,
+        kind: ProposalKind,
+        account: str,
+        peer_id: str,
+        exclude: str = "",
+        key: bytes = bytes(32),
+    ) -> None:
         voters = [
             p
             for p in self.peers.values()
             if p.name != exclude and p.ledger.is_member(p.identity.address)
         ]
-        proposal = voters[0].ledger.propose(kind, account, peer_id)
+        proposal = voters[0].ledger.propose(kind, account, peer_id, bytes(32), key)
         for voter in voters[1:]:
             if voter.ledger.proposal(proposal).executed:
                 break

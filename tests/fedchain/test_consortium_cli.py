@@ -107,6 +107,16 @@ def test_deploy_then_create_task(tmp_path: Path) -> None:
         ("{", "not valid JSON"),
         ('{"founders": []}', "founders"),
         ('{"founders": [{"address": "0x12", "peer_id": "12D3KooWabc"}]}', "founders.0.address"),
+        (
+            '{"founders": [{"address": "0x' + "12" * 20 + '", "peer_id": "12D3KooWabc", '
+            '"encryption_key": "' + "ab" * 32 + '"}]}',
+            "need an audit_key and every founder's encryption_key",
+        ),
+        (
+            '{"founders": [{"address": "0x' + "12" * 20 + '", "peer_id": "12D3KooWabc", '
+            '"encryption_key": "' + "00" * 32 + '"}], "audit_key": "' + "cd" * 32 + '"}',
+            "is not an X25519 public key",
+        ),
     ],
 )
 def test_bad_founders_file(tmp_path: Path, content: str, needle: str) -> None:
