@@ -17,7 +17,6 @@ submitting is in the closed set: its masks cancel and the round finalizes withou
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -46,8 +45,6 @@ from peer.content.cid import cid_from_bytes
 from peer.ledger.abc import FederationLedger
 from peer.ledger.types import Submission
 from peer.updates import ContentFetcher
-
-log = logging.getLogger("fedchain.peer")
 
 KEEP_PLAIN_ENV = "FEDCHAIN_SECAGG_KEEP_PLAIN"
 """Test/debug switch: when "1", a member also writes its own unmasked change (float64, .npy)
