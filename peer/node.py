@@ -80,7 +80,7 @@ from peer.residual import ResidualStore
 from peer.resilience import OutageGuard
 from peer.round_state import RoundBook, RoundState, StateDict
 from peer.round_updates import RoundUpdates, collect_updates
-from peer.secure_aggregation import refuse_unsupported
+from peer.secure_aggregation import SecureRounds, capped_scores
 
 if TYPE_CHECKING:
     from models.privacy import PrivacyBudget
@@ -147,12 +147,22 @@ class PeerNode:
     """This member's X25519 secret key: opens a members-only task's content."""
 
     def __post_init__(self) -> None:
-        refuse_unsupported(self.spec)  # masked updates: not in real peers yet
         self._reference = self.learner.reference_weights()
         self._rule = build_rule(self.spec.aggregation)
         self._state_reference = self._rule.state_names(self._reference)
         self._encoding = build_encoding(self.spec.encoding.codec, self.spec.encoding.params)
         self._update_limit = self._encoding.max_bytes(self._reference)
+        self._secure: SecureRounds | None = None
+        if self.spec.secure_aggregation is not None:  # masked updates (peer/secure_aggregation.py)
+            self._secure = SecureRounds(
+                self.spec.secure_aggregation,
+                self.ledger,
+                self.cfg.chain.task_id,
+                self.identity.address.lower(),
+                self.encryption_secret,
+                self.cfg.state_dir,
+            )
+            self._update_limit = self._secure.update_bytes(self._reference)
         # What a top-k encoding dropped, sent in later rounds; private to this peer.
         self._residuals = (
             ResidualStore(self.cfg.state_dir, str(self._encoding))
@@ -346,8 +356,12 @@ class PeerNode:
             return True
         t2 = time.perf_counter()
         feedback = self._residuals.before(round_no) if self._residuals is not None else None
+        n = min(self.learner.num_samples, self._max_samples or self.learner.num_samples)
         try:  # between the trainer and the content store
-            data = self._encoding.encode(weights, global_weights, feedback)
+            if self._secure is not None:
+                data = self._secure.mask(round_no, weights, global_weights, n)
+            else:
+                data = self._encoding.encode(weights, global_weights, feedback)
             sealed = self._seal.seal_update(round_no, data)
         except FedchainError as exc:
             self._skip_training(state, f"the update could not be encoded ({self._encoding}): {exc}")
@@ -357,7 +371,6 @@ class PeerNode:
         cid = self.content.add(sealed)
         self._fetcher.remember(cid, sealed)
         t_added = time.perf_counter()
-        n = min(self.learner.num_samples, self._max_samples or self.learner.num_samples)
         released = self._released_updates() + 1 if budget is not None else 0
         epsilon = budget.epsilon(released) if budget is not None else None
         self.ledger.submit_update(
@@ -455,6 +468,19 @@ class PeerNode:
         """The round's checked updates and, when any is left, the agreed aggregate and credits
         (the time fetching and checking the updates took goes to ``seconds["fetch_updates"]``)."""
         t0 = time.perf_counter()
+        if self._secure is not None:
+            previous, rule_state = self._global_content(model_digest)
+            decision, problems = self._secure.decide(
+                round_no,
+                submissions,
+                self._fetcher,
+                previous,
+                rule_state,
+                max_samples=self._ledger_cap(),
+            )
+            if seconds is not None:  # fetching, unmasking and checking the sum
+                seconds["fetch_updates"] = time.perf_counter() - t0
+            return RoundUpdates(left_out=problems), decision
         collected = self._collect(round_no, submissions, model_digest)
         if seconds is not None:
             seconds["fetch_updates"] = time.perf_counter() - t0
@@ -474,6 +500,8 @@ class PeerNode:
     def _scores_after_fetch(
         self, round_no: int, submissions: list[Submission], model_digest: bytes
     ) -> list[tuple[str, int]]:
+        if self._secure is not None:  # credit by sample count: no update needs fetching
+            return capped_scores(submissions, self._ledger_cap())
         decision = self._decide(round_no, submissions, model_digest)[1]
         return [] if decision is None else decision.scores()
 

@@ -26,6 +26,7 @@ from peer.keystore import resolve_password
 from peer.ledger.client import FederationClient, connect
 from peer.ledger.types import Submission
 from peer.records import prepare_state_dir
+from peer.secure_aggregation import capped_scores
 
 if TYPE_CHECKING:
     from fedchain.attacks import Attack
@@ -92,12 +93,18 @@ def open_ledger(cfg: PeerConfig) -> tuple[Identity, FederationClient]:
 
 
 def encryption_secret(cfg: PeerConfig, spec: TaskSpec) -> bytes | None:
-    """This member's X25519 secret key when the task is members-only (keys.encryption_keystore)."""
-    if spec.confidentiality == "none":
+    """This member's X25519 secret key (keys.encryption_keystore) when the task is members-only
+    or uses secure aggregation (its pairwise masks come from key agreement)."""
+    if spec.confidentiality == "none" and spec.secure_aggregation is None:
         return None
     if cfg.keys.encryption_keystore is None:
+        why = (
+            'members-only (confidentiality = "members")'
+            if spec.confidentiality != "none"
+            else "securely aggregated (secure_aggregation)"
+        )
         raise ConfigError(
-            f'task {cfg.chain.task_id} is members-only (confidentiality = "members"): set '
+            f"task {cfg.chain.task_id} is {why}: set "
             "keys.encryption_keystore to the X25519 keystore `fedchain init` made"
         )
     from fedchain.ops.encryption_key import load_encryption_key
@@ -244,6 +251,8 @@ def claim_all(cfg: PeerConfig) -> list[tuple[int, int]]:
             return bundle_from_bytes(data, reference=reference, state_reference=state_reference)[0]
 
         def accepted(round_no: int, subs: list[Submission], model: bytes) -> list[tuple[str, int]]:
+            if spec.secure_aggregation is not None:  # credit by sample count: nothing to fetch
+                return capped_scores(subs, cap)
             got = collect_updates(
                 subs,
                 model,

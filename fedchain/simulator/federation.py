@@ -145,9 +145,11 @@ class VirtualFederation:
         self.deployer_identity = derived_identity(seed, "deployer")
         founders = {name: derived_identity(seed, name) for name in learners}
         self.members_only = spec.confidentiality == "members"
+        # members-only content and secure aggregation's masks both need members' keys on-chain
+        self._keys_on_chain = self.members_only or spec.secure_aggregation is not None
         self.audit_secret = self.encryption_secret("audit")
         keys: dict[str, Any] = {}
-        if self.members_only:
+        if self._keys_on_chain:
             keys = {
                 "encryption_keys": [public_key_of(self.encryption_secret(n)) for n in founders],
                 "audit_key": public_key_of(self.audit_secret),
@@ -261,7 +263,7 @@ class VirtualFederation:
     def admit(self, name: str, learner: LocalLearner) -> VirtualPeer:
         """Admit a new institution by the members' votes (a majority approves)."""
         identity = derived_identity(self.seed, name)
-        key = public_key_of(self.encryption_secret(name)) if self.members_only else bytes(32)
+        key = public_key_of(self.encryption_secret(name)) if self._keys_on_chain else bytes(32)
         self._vote(ProposalKind.ADMIT, identity.address, identity.peer_id, key=key)
         return self._add_peer(name, identity, learner)
 

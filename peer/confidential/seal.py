@@ -69,8 +69,14 @@ class PlainContent:
         return True
 
 
-def recipients_of_round(ledger: FederationLedger, task_id: int, round_no: int) -> list[bytes]:
-    """Members' keys at the opening of ``round_no`` (ordered by key), then the audit key."""
+def round_member_keys(
+    ledger: FederationLedger, task_id: int, round_no: int, purpose: str
+) -> dict[str, bytes]:
+    """Each member at the opening of ``round_no`` (lower-case address) -> its X25519 key then.
+
+    ProtocolError if the round has not opened or a member has no key (``purpose`` says what
+    the keys were needed for).
+    """
     opened = ledger.events(RoundOpened, task_id, round_no)
     if not opened:
         raise ProtocolError(f"round {round_no} of task {task_id} has not opened on the chain")
@@ -80,17 +86,25 @@ def recipients_of_round(ledger: FederationLedger, task_id: int, round_no: int) -
         if (ev.block_number, ev.log_index) >= at:
             break
         if isinstance(ev, MemberAdmitted):
-            keys[ev.account] = ZERO32
+            keys[ev.account.lower()] = ZERO32
         elif isinstance(ev, MemberRemoved):
-            keys.pop(ev.account, None)
-        elif isinstance(ev, EncryptionKeySet) and ev.account in keys:
-            keys[ev.account] = ev.key
+            keys.pop(ev.account.lower(), None)
+        elif isinstance(ev, EncryptionKeySet) and ev.account.lower() in keys:
+            keys[ev.account.lower()] = ev.key
     keyless = sorted(a for a, k in keys.items() if k == ZERO32)
     if keyless:
         raise ProtocolError(
             f"round {round_no}: members {', '.join(keyless)} have no encryption key on the "
-            "chain, so members-only content cannot be sealed to them"
+            f"chain, so {purpose}"
         )
+    return keys
+
+
+def recipients_of_round(ledger: FederationLedger, task_id: int, round_no: int) -> list[bytes]:
+    """Members' keys at the opening of ``round_no`` (ordered by key), then the audit key."""
+    keys = round_member_keys(
+        ledger, task_id, round_no, "members-only content cannot be sealed to them"
+    )
     audit = ledger.audit_key()
     if audit == ZERO32:
         raise ConfigError(
