@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -49,16 +50,54 @@ def on_process_start(listener: Callable[[ManagedProcess], None]) -> Iterator[Non
             _start_listeners.remove(listener)
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """Return a TCP port that the OS reports unused on ``host`` right now.
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+"""Where Linux says which ports it hands to outgoing connections and to ``bind(0)``."""
+LOWEST_CHOSEN_PORT = 20000
+"""Ports handed out by ``free_port`` start here (above most well-known services)."""
+_handed_out: set[tuple[str, int]] = set()
+_handed_out_lock = threading.Lock()
 
-    The port is only free at the moment of the call; callers pass it straight
-    to the program they start, which keeps the race window small.
-    """
+
+def _ephemeral_floor() -> int:
+    """The lowest port the kernel may give an outgoing connection (32768 when unknown)."""
+    try:
+        return int(EPHEMERAL_RANGE_FILE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _binds(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """Return a TCP port that is unused on ``host`` right now and was not handed out before.
+
+    The port is chosen below the kernel's ephemeral range: a port from ``bind(0)``
+    could be taken, before the program we start binds it, by any outgoing
+    connection (a peer dialling Kubo, a test's HTTP client), which is how a Kubo
+    daemon once failed with "address already in use". Ports handed out by this
+    process are never handed out twice. Falls back to ``bind(0)`` when the range
+    below the ephemeral one is exhausted.
+    """
+    floor = _ephemeral_floor()
+    with _handed_out_lock:
+        if floor - LOWEST_CHOSEN_PORT > 1000:
+            for _ in range(200):
+                port = random.randrange(LOWEST_CHOSEN_PORT, floor)
+                if (host, port) not in _handed_out and _binds(host, port):
+                    _handed_out.add((host, port))
+                    return port
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            chosen: int = sock.getsockname()[1]
+        _handed_out.add((host, chosen))
+        return chosen
 
 
 def port_is_open(host: str, port: int, timeout: float = 0.2) -> bool:

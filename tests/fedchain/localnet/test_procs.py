@@ -52,6 +52,16 @@ def test_free_port_can_be_bound_on_loopback():
     assert not port_is_open("127.0.0.1", port)
 
 
+def test_free_port_stays_below_the_ephemeral_range_and_never_repeats():
+    # Outgoing connections take ports from the ephemeral range; a port chosen
+    # there could be stolen before the daemon binds it.
+    from fedchain.localnet.procs import _ephemeral_floor
+
+    ports = [free_port() for _ in range(50)]
+    assert len(set(ports)) == 50
+    assert all(port < _ephemeral_floor() for port in ports)
+
+
 def test_wait_until_returns_once_the_predicate_holds():
     start = time.monotonic()
     wait_until(lambda: time.monotonic() - start > 0.2, timeout=5, what="the clock")
