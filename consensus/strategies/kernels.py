@@ -46,6 +46,37 @@ def check_updates(updates: Sequence[Update], rule: str) -> list[str]:
     return keys
 
 
+_MEAN_CHUNK = 1 << 18
+"""Values per block of :func:`_weighted_mean_flat`: two float64 blocks (4 MiB) stay in cache."""
+
+
+def _weighted_mean_flat(
+    sources: Sequence[torch.Tensor], weights: Sequence[float], total: float
+) -> torch.Tensor:
+    """``sum_i(float64(s_i) * w_i) / total`` over flat tensors, block by block, as float64.
+
+    The very operations of the plain definition, element by element and members in the given
+    order (convert, multiply, add, then divide), each rounded once, so the bits are the same;
+    only the memory traffic differs: every block of the accumulator stays in cache while all
+    members are added to it, and no temporary the size of the model is ever allocated (that
+    allocation, not the arithmetic, made the plain loop run at 0.16 GB/s).
+    """
+    size = sources[0].numel()
+    out = torch.empty(size, dtype=torch.float64)
+    scratch = torch.empty(min(size, _MEAN_CHUNK), dtype=torch.float64)
+    for start in range(0, size, _MEAN_CHUNK):
+        stop = min(size, start + _MEAN_CHUNK)
+        acc = out[start:stop]
+        part = scratch[: stop - start]
+        acc.zero_()
+        for source, weight in zip(sources, weights, strict=True):
+            part.copy_(source[start:stop])
+            part.mul_(float(weight))
+            acc.add_(part)
+        acc.div_(total)
+    return out
+
+
 def weighted_mean(
     tensors: Sequence[Mapping[str, torch.Tensor]], weights: Sequence[float], keys: Sequence[str]
 ) -> StateDict:
@@ -53,20 +84,16 @@ def weighted_mean(
     total = float(sum(weights))
     result: StateDict = {}
     for key in keys:
-        acc = torch.zeros_like(tensors[0][key], dtype=torch.float64)
-        for t, w in zip(tensors, weights, strict=True):
-            acc = acc + t[key].to(torch.float64) * float(w)
-        result[key] = (acc / total).to(torch.float32).contiguous()
+        reference = tensors[0][key]
+        flat = [t[key].detach().reshape(-1) for t in tensors]
+        mean = _weighted_mean_flat(flat, weights, total)
+        result[key] = mean.to(torch.float32).reshape(reference.shape).contiguous()
     return result
 
 
 def weighted_mean_vector(vectors: Sequence[Vector], weights: Sequence[float]) -> Vector:
     """Float64 :func:`weighted_mean` of flat vectors (same operations, so the same values)."""
-    total = float(sum(weights))
-    acc = torch.zeros_like(vectors[0])
-    for v, w in zip(vectors, weights, strict=True):
-        acc = acc + v * float(w)
-    return acc / total
+    return _weighted_mean_flat(vectors, weights, float(sum(weights)))
 
 
 def flatten(weights: Mapping[str, torch.Tensor], keys: Sequence[str]) -> Vector:

@@ -85,3 +85,38 @@ def test_leave_one_out_medians_match_sorting_the_others_anew(n: int) -> None:
     for i in range(n):
         expected = coordinate_median([v for j, v in enumerate(vectors) if j != i])[0]
         assert got[i].numpy().tobytes() == expected.numpy().tobytes()
+
+
+def _plain_weighted_mean(tensors: list[torch.Tensor], weights: list[float]) -> torch.Tensor:
+    """The definition an auditor reproduces: one float64 temporary per step, members in order."""
+    acc = torch.zeros_like(tensors[0], dtype=torch.float64)
+    for t, w in zip(tensors, weights, strict=True):
+        acc = acc + t.to(torch.float64) * float(w)
+    return (acc / float(sum(weights))).to(torch.float32)
+
+
+@pytest.mark.parametrize("size", [1, 7, (1 << 18) - 1, (1 << 18) + 3, 3 * (1 << 18) + 11])
+def test_blocked_weighted_mean_gives_the_bits_of_the_plain_loop(size: int) -> None:
+    from consensus.strategies.kernels import weighted_mean, weighted_mean_vector
+
+    gen = torch.Generator().manual_seed(size)
+    members = []
+    for i in range(5):
+        t = torch.randn(size, generator=gen) * torch.exp2(
+            torch.randint(-40, 40, (size,), generator=gen).float()
+        )
+        t[:: 97 + i] = -0.0  # signed zeros must survive as in the plain loop
+        members.append(t)
+    weights = [120.0, 3.0, 77.0, 1.0, 999.0]
+    expected = _plain_weighted_mean(members, weights)
+    got = weighted_mean([{"w": m.reshape(1, -1)} for m in members], weights, ["w"])["w"]
+    assert got.shape == (1, size)
+    assert got.reshape(-1).numpy().tobytes() == expected.numpy().tobytes()
+    vectors = [m.to(torch.float64) for m in members]
+    plain_vector = sum(
+        (v * w for v, w in zip(vectors, weights)), torch.zeros(size, dtype=torch.float64)
+    )
+    plain_vector = plain_vector / float(sum(weights))
+    assert (
+        weighted_mean_vector(vectors, weights).numpy().tobytes() == plain_vector.numpy().tobytes()
+    )
