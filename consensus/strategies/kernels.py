@@ -10,10 +10,11 @@ How determinism is reached, once for every rule that uses these:
   so its result does not depend on any summation order at all;
 * sorting along the member axis (a stable sort) is exact, ties by input order.
 
-Two kernels take a faster route to the very same bits (checked against the plain definitions
-in tests/consensus/test_kernels_fast.py): :func:`fixed_sum` sums exactly in integers instead of
-calling ``math.fsum`` on a list of Python floats, and :func:`sorted_members` sorts with NumPy's
-stable sort, which is several times faster than torch's along the member axis.
+Three kernels take a faster route to the very same bits (checked against the plain definitions
+in tests/consensus/test_kernels_fast.py): :func:`fixed_sum` sums exactly in integers read from
+the IEEE 754 bits instead of calling ``math.fsum`` on a list of Python floats;
+:func:`sorted_members` sorts with NumPy's stable sort, several times faster than torch's along
+the member axis; :func:`weighted_mean` works block by block in place.
 
 An auditor can reproduce each kernel with NumPy and ``math.fsum`` from these docstrings.
 """
@@ -136,46 +137,62 @@ def deltas(
     return [flatten(u.weights, keys) - base for u in updates]
 
 
-_EXACT_CHUNK = 1 << 25
-"""Values per pass of :func:`fixed_sum`: sums of up to 2**25 halves of 27 bits stay below 2**53,
-so float64 bin sums of them are exact integers."""
+_SUM_BLOCK = 1 << 16
+"""Values per block of :func:`fixed_sum` (a block's integer temporaries stay in cache)."""
+_SUM_FLUSH = 1 << 25
+"""Values summed into the float64 bins before they are moved into a Python integer: up to 2**25
+halves below 2**27 each stay below 2**53, so every bin sum is an exact integer."""
 _FAST_SUM_MAX = 2.0**960
 """Beyond this magnitude the exact sum might overflow; ``math.fsum`` then decides (and raises)."""
+_MANTISSA = (1 << 52) - 1
+_HIDDEN_BIT = 1 << 52
+_EXPONENTS = 2048
 
 
 def fixed_sum(vector: Vector) -> float:
     """The correctly rounded sum of a float64 vector: the value of ``math.fsum`` (order-free).
 
-    Each value is ``m * 2**(e - 53)`` with an integer ``m`` (``frexp``); the ``m`` are split into
-    27- and 26-bit halves and summed per exponent, exactly, then combined into one Python integer
-    and divided by a power of two (Python rounds that division correctly, half to even, like
-    ``fsum``). An exact zero is ``+0.0`` as in ``fsum``; non-finite or huge inputs go to ``fsum``.
+    Read from its IEEE 754 bits, each value is ``m * 2**(b - 1075)`` with an integer ``m`` of at
+    most 53 bits (the hidden bit added for normal numbers) and ``b`` the exponent field (1 for
+    subnormals). The signed ``m`` are split into 27- and 26-bit halves and summed per ``b``
+    exactly (float64 bins of integers below 2**53), block by block; the bins are combined into
+    one Python integer and divided by 2**1075, which Python rounds correctly, half to even, like
+    ``fsum``. An exact zero is ``+0.0`` as in ``fsum``; non-finite or huge inputs go to ``fsum``.
     """
     x = vector.detach().reshape(-1).to(torch.float64).numpy()
     if x.size == 0:
         return 0.0
-    largest = float(np.max(np.abs(x)))
+    largest = max(float(x.max()), -float(x.min()))
     if not largest < _FAST_SUM_MAX:  # also NaN and infinities
         return math.fsum(x.tolist())
-    mantissa, exponent = np.frexp(x)
-    whole = (mantissa * 2.0**53).astype(np.int64)  # exact: 53 significant bits
-    high = whole >> 26
-    low = whole - (high << 26)
-    lowest = int(exponent.min())
-    bins = (exponent - lowest).astype(np.intp)
+    bits = x.view(np.int64)
+    high_bins = np.zeros(_EXPONENTS)
+    low_bins = np.zeros(_EXPONENTS)
     total = 0
-    for start in range(0, x.size, _EXACT_CHUNK):
-        part = slice(start, start + _EXACT_CHUNK)
-        high_sums = np.bincount(bins[part], weights=high[part])
-        low_sums = np.bincount(bins[part], weights=low[part])
-        for k in np.flatnonzero(high_sums != 0).tolist():
-            total += int(high_sums[k]) << (26 + k)
-        for k in np.flatnonzero(low_sums != 0).tolist():
-            total += int(low_sums[k]) << k
+    pending = 0
+    for start in range(0, x.size, _SUM_BLOCK):
+        block = bits[start : start + _SUM_BLOCK]
+        exponent = (block >> 52) & (_EXPONENTS - 1)
+        mantissa = block & _MANTISSA
+        mantissa[exponent != 0] |= _HIDDEN_BIT
+        np.negative(mantissa, out=mantissa, where=block < 0)
+        np.maximum(exponent, 1, out=exponent)
+        high = mantissa >> 26
+        mantissa -= high << 26  # the low half, 0 <= low < 2**26
+        high_bins += np.bincount(exponent, weights=high, minlength=_EXPONENTS)
+        low_bins += np.bincount(exponent, weights=mantissa, minlength=_EXPONENTS)
+        pending += block.size
+        if pending + _SUM_BLOCK > _SUM_FLUSH or start + _SUM_BLOCK >= x.size:
+            for k in np.flatnonzero(high_bins).tolist():
+                total += int(high_bins[k]) << (26 + k)
+            for k in np.flatnonzero(low_bins).tolist():
+                total += int(low_bins[k]) << k
+            high_bins[:] = 0.0
+            low_bins[:] = 0.0
+            pending = 0
     if total == 0:
         return 0.0
-    shift = lowest - 53
-    return float(total << shift) if shift >= 0 else total / (1 << -shift)
+    return total / (1 << 1075)
 
 
 def squared_norm(vector: Vector) -> float:

@@ -55,6 +55,19 @@ def test_fixed_sum_is_bit_identical_to_fsum(values: list[float]) -> None:
     assert _bits(fixed_sum(vector)) == _bits(math.fsum(values))
 
 
+@pytest.mark.parametrize("values", _cases()[-5:])
+def test_fixed_sum_blocks_and_flushes_keep_the_bits(
+    values: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Tiny blocks and flushes exercise the paths a 10M-parameter model takes, on hard inputs.
+    from consensus.strategies import kernels
+
+    monkeypatch.setattr(kernels, "_SUM_BLOCK", 7)
+    monkeypatch.setattr(kernels, "_SUM_FLUSH", 50)
+    vector = torch.tensor(values, dtype=torch.float64)
+    assert _bits(fixed_sum(vector)) == _bits(math.fsum(values))
+
+
 def test_fixed_sum_leaves_non_finite_and_huge_inputs_to_fsum() -> None:
     assert math.isnan(fixed_sum(torch.tensor([1.0, math.nan], dtype=torch.float64)))
     assert fixed_sum(torch.tensor([math.inf, 1.0], dtype=torch.float64)) == math.inf
@@ -114,7 +127,8 @@ def test_blocked_weighted_mean_gives_the_bits_of_the_plain_loop(size: int) -> No
     assert got.reshape(-1).numpy().tobytes() == expected.numpy().tobytes()
     vectors = [m.to(torch.float64) for m in members]
     plain_vector = sum(
-        (v * w for v, w in zip(vectors, weights)), torch.zeros(size, dtype=torch.float64)
+        (v * w for v, w in zip(vectors, weights, strict=True)),
+        torch.zeros(size, dtype=torch.float64),
     )
     plain_vector = plain_vector / float(sum(weights))
     assert (
