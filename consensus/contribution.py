@@ -35,11 +35,10 @@ import torch
 
 from consensus.strategies.abc import Aggregate, Update
 from consensus.strategies.kernels import (
-    coordinate_median,
+    MemberRanks,
     deltas,
     fixed_sum,
     l2_norm,
-    leave_one_out_medians,
     median_of_floats,
 )
 
@@ -69,16 +68,12 @@ def contribution_credits(
     changes = deltas(updates, previous, keys)
     norms = [l2_norm(c) for c in changes]
     mid = median_of_floats(norms)
-    progress = l2_norm(coordinate_median(changes)[0]) / mid if mid > 0 else 0.0
-    medians: list[torch.Tensor] = []
+    ranks = MemberRanks(changes)  # one sort for the median and every leave-one-out median
+    progress = l2_norm(ranks.median()) / mid if mid > 0 else 0.0
 
     def others_median(i: int) -> torch.Tensor | None:
-        """The others' coordinate-wise median change (all of them from one sort, when needed)."""
-        if len(changes) < 2:
-            return None
-        if not medians:
-            medians.extend(leave_one_out_medians(changes))
-        return medians[i]
+        """The others' coordinate-wise median change."""
+        return ranks.without(i) if len(changes) >= 2 else None
 
     credits: list[Credit] = []
     for i, u in enumerate(updates):

@@ -243,35 +243,59 @@ def coordinate_median(vectors: Sequence[Vector]) -> tuple[Vector, Vector, Vector
     return (lo + hi) / 2.0 if n % 2 == 0 else lo.clone(), lo, hi
 
 
-def leave_one_out_medians(vectors: Sequence[Vector]) -> list[Vector]:
-    """For each ``i``, ``coordinate_median(vectors without i)[0]``, from one stable sort.
+class MemberRanks:
+    """Every coordinate's member values in stable sorted order: one ``argsort`` serves the
+    coordinate-wise median and each leave-one-out median (credit needs both every round).
 
     In the stable order of all ``n`` values of a coordinate, member ``i`` sits at rank ``r``;
-    the others' ``k``-th value is the ``k``-th of all when ``k < r``, else the ``k+1``-th. So the
-    same middle values are picked (and averaged with the same operation) as sorting the others
-    anew, at one sort instead of ``n``.
+    the others' ``k``-th value is the ``k``-th of all when ``k < r``, else the ``k+1``-th. So
+    :meth:`without` picks the same middle values (and averages them with the same operation) as
+    sorting the others anew, and :meth:`median` the same as :func:`coordinate_median`.
     """
-    n = len(vectors)
-    if n < 2:
+
+    def __init__(self, vectors: Sequence[Vector]) -> None:
+        if not vectors:
+            raise ProtocolError("a median of no vectors")
+        self._n = len(vectors)
+        stacked = torch.stack(list(vectors)).numpy()
+        self._order = np.argsort(stacked, axis=0, kind="stable")
+        self._ordered = np.take_along_axis(stacked, self._order, axis=0)
+        self._ranks: np.ndarray | None = None
+
+    def median(self) -> Vector:
+        """``coordinate_median(vectors)[0]``."""
+        return torch.from_numpy(self._middle(self._ordered, self._n))
+
+    def without(self, i: int) -> Vector:
+        """``coordinate_median(vectors without i)[0]``."""
+        if self._n < 2:
+            raise ProtocolError("a leave-one-out median needs at least two vectors")
+        if self._ranks is None:
+            self._ranks = np.empty(self._order.shape, dtype=np.int32)
+            ranks = np.arange(self._n, dtype=np.int32)[:, None]
+            np.put_along_axis(self._ranks, self._order, ranks, axis=0)
+        m = self._n - 1
+        lo_k, hi_k = (m - 1) // 2, m // 2
+        rank = self._ranks[i]
+        lo = np.where(rank <= lo_k, self._ordered[lo_k + 1], self._ordered[lo_k])
+        if m % 2:
+            return torch.from_numpy(lo)
+        hi = np.where(rank <= hi_k, self._ordered[hi_k + 1], self._ordered[hi_k])
+        return torch.from_numpy((lo + hi) / 2.0)
+
+    @staticmethod
+    def _middle(ordered: np.ndarray, n: int) -> np.ndarray:
+        lo, hi = ordered[(n - 1) // 2], ordered[n // 2]
+        middle: np.ndarray = (lo + hi) / 2.0 if n % 2 == 0 else lo.copy()
+        return middle
+
+
+def leave_one_out_medians(vectors: Sequence[Vector]) -> list[Vector]:
+    """For each ``i``, ``coordinate_median(vectors without i)[0]`` (see :class:`MemberRanks`)."""
+    if len(vectors) < 2:
         raise ProtocolError("a leave-one-out median needs at least two vectors")
-    stacked = torch.stack(list(vectors)).numpy()
-    order = np.argsort(stacked, axis=0, kind="stable")
-    ordered = np.take_along_axis(stacked, order, axis=0)
-    del stacked
-    ranks = np.empty(order.shape, dtype=np.int32)
-    np.put_along_axis(ranks, order, np.arange(n, dtype=np.int32)[:, None], axis=0)
-    del order
-    m = n - 1
-    lo_k, hi_k = (m - 1) // 2, m // 2
-    medians: list[Vector] = []
-    for i in range(n):
-        lo = np.where(ranks[i] <= lo_k, ordered[lo_k + 1], ordered[lo_k])
-        if m % 2 == 0:
-            hi = np.where(ranks[i] <= hi_k, ordered[hi_k + 1], ordered[hi_k])
-            medians.append(torch.from_numpy((lo + hi) / 2.0))
-        else:
-            medians.append(torch.from_numpy(lo))
-    return medians
+    ranks = MemberRanks(vectors)
+    return [ranks.without(i) for i in range(len(vectors))]
 
 
 def trimmed_mean(vectors: Sequence[Vector], trim_each: int) -> tuple[Vector, Vector, Vector]:

@@ -134,3 +134,17 @@ def test_blocked_weighted_mean_gives_the_bits_of_the_plain_loop(size: int) -> No
     assert (
         weighted_mean_vector(vectors, weights).numpy().tobytes() == plain_vector.numpy().tobytes()
     )
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 6])
+def test_member_ranks_median_is_the_coordinate_median(n: int) -> None:
+    from consensus.strategies.kernels import MemberRanks
+
+    gen = torch.Generator().manual_seed(n)
+    vectors = [torch.randn(3000, generator=gen, dtype=torch.float64) for _ in range(n)]
+    if n > 1:
+        vectors[0][:50] = vectors[-1][:50]  # ties
+        vectors[0][50:100] = -0.0
+        vectors[-1][50:100] = 0.0
+    expected = coordinate_median(vectors)[0]
+    assert MemberRanks(vectors).median().numpy().tobytes() == expected.numpy().tobytes()
