@@ -37,7 +37,7 @@ from consensus.strategies.abc import Aggregate, Update
 from consensus.strategies.kernels import (
     MemberRanks,
     deltas,
-    fixed_sum,
+    fixed_dot,
     l2_norm,
     median_of_floats,
 )
@@ -117,7 +117,7 @@ def _no_credit_reason(
     if reference is None:
         return None
     ref_norm = l2_norm(reference)
-    cosine = fixed_sum(change * reference) / (size * ref_norm) if ref_norm > 0 else 0.0
+    cosine = fixed_dot(change, reference) / (size * ref_norm) if ref_norm > 0 else 0.0
     if not cosine > min_alignment:
         return (
             f"its change points away from the other members' median change "

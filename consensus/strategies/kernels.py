@@ -22,7 +22,7 @@ An auditor can reproduce each kernel with NumPy and ``math.fsum`` from these doc
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -159,19 +159,62 @@ def fixed_sum(vector: Vector) -> float:
     one Python integer and divided by 2**1075, which Python rounds correctly, half to even, like
     ``fsum``. An exact zero is ``+0.0`` as in ``fsum``; non-finite or huge inputs go to ``fsum``.
     """
-    x = vector.detach().reshape(-1).to(torch.float64).numpy()
-    if x.size == 0:
-        return 0.0
-    largest = max(float(x.max()), -float(x.min()))
-    if not largest < _FAST_SUM_MAX:  # also NaN and infinities
-        return math.fsum(x.tolist())
-    bits = x.view(np.int64)
+    x = _as_float64(vector)
+    return _exact_sum(x.size, lambda part: x[part], lambda: x)
+
+
+def fixed_dot(a: Vector, b: Vector) -> float:
+    """``fsum(a_j * b_j)``: the products element-wise, then :func:`fixed_sum` (block by block,
+    so no product vector the size of the model is allocated)."""
+    x, y = _as_float64(a), _as_float64(b)
+    scratch = np.empty(min(x.size, _SUM_BLOCK))
+
+    def products(part: slice) -> np.ndarray:
+        out: np.ndarray = np.multiply(x[part], y[part], out=scratch[: len(x[part])])
+        return out
+
+    return _exact_sum(x.size, products, lambda: x * y)
+
+
+def squared_distance(a: Vector, b: Vector) -> float:
+    """``fsum((a_j - b_j)^2)``: differences and squares element-wise, then :func:`fixed_sum`."""
+    x, y = _as_float64(a), _as_float64(b)
+    scratch = np.empty(min(x.size, _SUM_BLOCK))
+
+    def squares(part: slice) -> np.ndarray:
+        out: np.ndarray = np.subtract(x[part], y[part], out=scratch[: len(x[part])])
+        np.multiply(out, out, out=out)
+        return out
+
+    return _exact_sum(x.size, squares, lambda: (x - y) * (x - y))
+
+
+def _as_float64(vector: Vector) -> np.ndarray:
+    values: np.ndarray = vector.detach().reshape(-1).to(torch.float64).numpy()
+    return values
+
+
+def _exact_sum(
+    size: int, values_of: Callable[[slice], np.ndarray], everything: Callable[[], np.ndarray]
+) -> float:
+    """:func:`fixed_sum` of the values ``values_of`` gives block by block (``everything`` at once
+    for ``math.fsum`` when a block holds a non-finite or huge value)."""
+    with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN products are fsum's to judge
+        return _exact_sum_blocks(size, values_of, everything)
+
+
+def _exact_sum_blocks(
+    size: int, values_of: Callable[[slice], np.ndarray], everything: Callable[[], np.ndarray]
+) -> float:
     high_bins = np.zeros(_EXPONENTS)
     low_bins = np.zeros(_EXPONENTS)
     total = 0
     pending = 0
-    for start in range(0, x.size, _SUM_BLOCK):
-        block = bits[start : start + _SUM_BLOCK]
+    for start in range(0, size, _SUM_BLOCK):
+        values = values_of(slice(start, start + _SUM_BLOCK))
+        if not max(float(values.max()), -float(values.min())) < _FAST_SUM_MAX:  # also NaN, inf
+            return math.fsum(everything().tolist())
+        block = values.view(np.int64)
         exponent = (block >> 52) & (_EXPONENTS - 1)
         mantissa = block & _MANTISSA
         mantissa[exponent != 0] |= _HIDDEN_BIT
@@ -182,7 +225,7 @@ def fixed_sum(vector: Vector) -> float:
         high_bins += np.bincount(exponent, weights=high, minlength=_EXPONENTS)
         low_bins += np.bincount(exponent, weights=mantissa, minlength=_EXPONENTS)
         pending += block.size
-        if pending + _SUM_BLOCK > _SUM_FLUSH or start + _SUM_BLOCK >= x.size:
+        if pending + _SUM_BLOCK > _SUM_FLUSH or start + _SUM_BLOCK >= size:
             for k in np.flatnonzero(high_bins).tolist():
                 total += int(high_bins[k]) << (26 + k)
             for k in np.flatnonzero(low_bins).tolist():
@@ -197,7 +240,7 @@ def fixed_sum(vector: Vector) -> float:
 
 def squared_norm(vector: Vector) -> float:
     """``fsum(x_j * x_j)``: squares element-wise, then a correctly rounded sum."""
-    return fixed_sum(vector * vector)
+    return fixed_dot(vector, vector)
 
 
 def l2_norm(vector: Vector) -> float:
@@ -211,7 +254,7 @@ def pairwise_sq_distances(vectors: Sequence[Vector]) -> list[list[float]]:
     d = [[0.0] * n for _ in range(n)]
     for i in range(n):
         for j in range(i + 1, n):
-            d[i][j] = d[j][i] = squared_norm(vectors[i] - vectors[j])
+            d[i][j] = d[j][i] = squared_distance(vectors[i], vectors[j])
     return d
 
 
@@ -339,6 +382,9 @@ def weiszfeld(
     z = coordinate_median(vectors)[0]
     betas = [float(a) for a in alphas]
     for _ in range(iterations):
-        betas = [float(a) / max(eps, l2_norm(v - z)) for v, a in zip(vectors, alphas, strict=True)]
+        betas = [
+            float(a) / max(eps, math.sqrt(squared_distance(v, z)))
+            for v, a in zip(vectors, alphas, strict=True)
+        ]
         z = weighted_mean_vector(vectors, betas)
     return z, betas

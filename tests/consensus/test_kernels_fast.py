@@ -148,3 +148,35 @@ def test_member_ranks_median_is_the_coordinate_median(n: int) -> None:
         vectors[-1][50:100] = 0.0
     expected = coordinate_median(vectors)[0]
     assert MemberRanks(vectors).median().numpy().tobytes() == expected.numpy().tobytes()
+
+
+@pytest.mark.parametrize("values", _cases()[-5:])
+def test_fixed_dot_and_squared_distance_are_fsum_of_the_elementwise_values(
+    values: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from consensus.strategies import kernels
+
+    monkeypatch.setattr(kernels, "_SUM_BLOCK", 1000)
+    a = torch.tensor(values, dtype=torch.float64)
+    b = torch.flip(a, [0]) * 0.75
+    pairs = [
+        (kernels.fixed_dot, a * b),
+        (kernels.squared_distance, (a - b) * (a - b)),
+        (lambda x, _: kernels.squared_norm(x), a * a),
+    ]
+    for kernel, elementwise in pairs:
+        try:
+            expected = math.fsum(elementwise.tolist())
+        except OverflowError:  # huge inputs: the kernel must refuse the same way
+            with pytest.raises(OverflowError):
+                kernel(a, b)
+            continue
+        assert _bits(kernel(a, b)) == _bits(expected)
+
+
+def test_fixed_dot_of_non_finite_products_goes_to_fsum() -> None:
+    from consensus.strategies.kernels import fixed_dot
+
+    a = torch.tensor([1.0, 1e200, 2.0], dtype=torch.float64)
+    assert fixed_dot(a, a) == math.inf
+    assert math.isnan(fixed_dot(a, torch.tensor([1.0, math.nan, 1.0], dtype=torch.float64)))
