@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from consensus.codecs.registry import build_codec
+from consensus.codecs.pipeline import UpdateEncoding, build_encoding
 from fedchain.errors import ProtocolError
 
 MAX_SPEC_BYTES = 64 * 1024
@@ -86,11 +86,17 @@ class EncodingSpec(_Frozen):
 
     codec: str = Field(default="none", min_length=1)
     params: dict[str, Any] = Field(default_factory=dict)
+    compress: str = "none"
+    """``deflate`` compresses the encoded change losslessly (``consensus.codecs.deflate``)."""
 
     @model_validator(mode="after")
     def _registered(self) -> EncodingSpec:
-        build_codec(self.codec, self.params)  # ConfigError (a ValueError) names what is wrong
+        self.build()  # ConfigError (a ValueError) names what is wrong
         return self
+
+    def build(self) -> UpdateEncoding:
+        """The encoder and bounded decoder this spec agrees on."""
+        return build_encoding(self.codec, self.params, self.compress)
 
 
 class CreditSettings(_Frozen):
@@ -226,6 +232,8 @@ class TaskSpec(_Frozen):
             del data["confidentiality"]
         if data["secure_aggregation"] is None:  # likewise
             del data["secure_aggregation"]
+        if data["encoding"]["compress"] == "none":  # likewise
+            del data["encoding"]["compress"]
         return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
 
     @classmethod

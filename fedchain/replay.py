@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 
 import torch
 
-from consensus.codecs.pipeline import build_encoding
 from consensus.protocol import RoundStatus
 from consensus.round_decision import RoundDecision, RoundInputs, decide_round
 from consensus.scoring import member_scores, scores_tree
@@ -81,7 +80,7 @@ class Replayer:
         self.rule = build_rule(self.spec.aggregation)
         self.reference = reference_weights(self.spec)
         self.state_reference = self.rule.state_names(self.reference)
-        self.encoding = build_encoding(self.spec.encoding.codec, self.spec.encoding.params)
+        self.encoding = self.spec.encoding.build()
         limit = model_bytes_limit(bundle_reference(self.reference, self.state_reference))
         self.seal = content_seal(self.spec, ledger, task_id, audit_secret)
         self.fetcher = sealed_fetcher(content, self.seal, timeout=timeout, max_bytes=limit)

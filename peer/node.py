@@ -37,7 +37,6 @@ from typing import TYPE_CHECKING, Protocol
 import torch
 
 from consensus.checks import non_finite
-from consensus.codecs.pipeline import build_encoding
 from consensus.protocol import (
     Action,
     RoundStatus,
@@ -150,7 +149,7 @@ class PeerNode:
         self._reference = self.learner.reference_weights()
         self._rule = build_rule(self.spec.aggregation)
         self._state_reference = self._rule.state_names(self._reference)
-        self._encoding = build_encoding(self.spec.encoding.codec, self.spec.encoding.params)
+        self._encoding = self.spec.encoding.build()
         self._update_limit = self._encoding.max_bytes(self._reference)
         self._secure: SecureRounds | None = None
         if self.spec.secure_aggregation is not None:  # masked updates (peer/secure_aggregation.py)

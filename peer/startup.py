@@ -221,7 +221,6 @@ def claim_all(cfg: PeerConfig) -> list[tuple[int, int]]:
         spec = read_spec(ledger, content, cfg.chain.task_id, cfg.ipfs.fetch_timeout)
         import torch
 
-        from consensus.codecs.pipeline import build_encoding
         from consensus.serialization import bundle_from_bytes, model_bytes_limit
         from consensus.strategies.registry import build_rule
         from models.tasks import reference_weights
@@ -232,7 +231,7 @@ def claim_all(cfg: PeerConfig) -> list[tuple[int, int]]:
 
         reference = reference_weights(spec)
         state_reference = build_rule(spec.aggregation).state_names(reference)
-        encoding = build_encoding(spec.encoding.codec, spec.encoding.params)
+        encoding = spec.encoding.build()
         cap = ledger.task(cfg.chain.task_id).max_samples
         fetcher = sealed_fetcher(
             content,

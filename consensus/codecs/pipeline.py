@@ -12,10 +12,11 @@ self-describing: its ``__metadata__`` holds one key, ``fedchain.encoding``, the 
 and its tensors are, for each float32 tensor ``k`` of the model, the codec's parts of the
 change ``k``'s trained value minus the global model's (``k:indices``, ``k:values``; ``k:q``,
 ``k:scale``; ``k:half``); a tensor of another dtype (an integer buffer) travels whole as ``k``.
-``stages`` is ordered, first applied first.  Today it holds one tensor stage, the codec; a byte
-stage (the members-only encryption planned with issue 10) is meant to go after it, turning the
-encoded tensors into one ``payload`` (uint8) tensor of the same envelope, the stage list in the
-metadata still naming every stage, so the format keeps its shape.
+``stages`` is ordered, first applied first: the codec, a tensor stage, then optionally the
+``deflate`` byte stage (:mod:`consensus.codecs.deflate`), which compresses the codec's whole
+safetensors file (stored without metadata) into one ``payload`` (uint8) tensor of an envelope
+whose metadata names every stage, so the format keeps its shape. (Members-only encryption is
+not a stage: it seals whatever bytes this module makes, see ``peer/confidential``.)
 
 A receiver accepts only the encoding its task spec agreed: metadata that differs, or is
 missing, is refused.  Decoding is bounded before anything is parsed: :meth:`max_bytes` follows
@@ -42,6 +43,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from consensus.codecs import deflate
 from consensus.codecs.abc import Codec
 from consensus.codecs.feedback import ErrorFeedback
 from consensus.codecs.none import NoCodec
@@ -53,7 +55,7 @@ from consensus.serialization import (
     weights_from_bytes,
     weights_to_bytes,
 )
-from fedchain.errors import ProtocolError
+from fedchain.errors import ConfigError, ProtocolError
 
 StateDict = dict[str, torch.Tensor]
 
@@ -62,6 +64,10 @@ METADATA_KEY = "fedchain.encoding"
 PART_SEPARATOR = ":"
 HEADER_BYTES_PER_TENSOR = 160
 """Room in the safetensors header for one stored tensor's entry, besides its name and shape."""
+PAYLOAD = "payload"
+"""The one tensor of a byte stage's envelope."""
+COMPRESSIONS = ("none", deflate.NAME)
+"""What a task spec's ``encoding.compress`` may name."""
 
 
 def _canonical(value: Any) -> str:
@@ -102,8 +108,20 @@ def _describe_metadata(meta: Mapping[str, str]) -> str:
 class UpdateEncoding:
     """The agreed encoding of a task's updates: encode (sender) and decode (every receiver)."""
 
-    def __init__(self, codec: Codec) -> None:
+    def __init__(self, codec: Codec, compress: str = "none") -> None:
+        if compress not in COMPRESSIONS:
+            raise ConfigError(f"unknown compression {compress!r}; choose one of {COMPRESSIONS}")
+        if compress != "none" and isinstance(codec, NoCodec):
+            raise ConfigError(
+                f"compression {compress!r} works on an encoded change: choose a codec such as "
+                "int8 with it, or no compression"
+            )
         self.codec = codec
+        self.compress = compress
+
+    @property
+    def compressed(self) -> bool:
+        return self.compress != "none"
 
     @property
     def plain(self) -> bool:
@@ -111,7 +129,8 @@ class UpdateEncoding:
         return isinstance(self.codec, NoCodec)
 
     def describe(self) -> dict[str, Any]:
-        return {"base": "change", "stages": [self.codec.describe()], "version": FORMAT_VERSION}
+        stages = [self.codec.describe(), *([deflate.describe()] if self.compressed else [])]
+        return {"base": "change", "stages": stages, "version": FORMAT_VERSION}
 
     def metadata(self) -> dict[str, str]:
         return {METADATA_KEY: _canonical(self.describe())}
@@ -155,7 +174,11 @@ class UpdateEncoding:
                 sent[name] = self.codec.decode(parts, changes[name].shape, name)
         if feedback is not None and use_feedback:
             feedback.keep(changes, sent)
-        return st_save(stored, metadata=self.metadata())
+        if not self.compressed:
+            return st_save(stored, metadata=self.metadata())
+        payload = deflate.compress(st_save(stored))
+        envelope = {PAYLOAD: torch.frombuffer(bytearray(payload), dtype=torch.uint8)}
+        return st_save(envelope, metadata=self.metadata())
 
     # -- receiver -----------------------------------------------------------------------
 
@@ -163,6 +186,14 @@ class UpdateEncoding:
         """The largest update a model of ``reference``'s shapes can have in this encoding."""
         if self.plain:
             return model_bytes_limit(reference)
+        inner = self._codec_max_bytes(reference)
+        if not self.compressed:
+            return inner
+        envelope = 8 + HEADER_SLACK_BYTES + HEADER_BYTES_PER_TENSOR + len(PAYLOAD) + 24
+        return min(envelope + deflate.max_compressed_bytes(inner), MAX_MODEL_BYTES)
+
+    def _codec_max_bytes(self, reference: Mapping[str, torch.Tensor]) -> int:
+        """The largest file the codec stage alone makes for ``reference``'s shapes."""
         total = 8 + HEADER_SLACK_BYTES
         for name, ref in reference.items():
             if ref.dtype != torch.float32:
@@ -204,10 +235,9 @@ class UpdateEncoding:
             return weights_from_bytes(data, reference=reference, max_bytes=limit)
         if previous is None:
             raise ValueError("decoding an encoded update needs the round's global model")
-        try:
-            stored = st_load(data)
-        except (SafetensorError, ValueError, RuntimeError) as exc:
-            raise ProtocolError(f"update is not a valid safetensors file: {exc}") from None
+        if self.compressed:
+            data = self._inflate(data, reference)
+        stored = _load(data)
         self._check_names(stored, reference)
         out: StateDict = {}
         for name, ref in reference.items():
@@ -223,6 +253,22 @@ class UpdateEncoding:
                 raise ProtocolError(f"tensor {name!r}: the global model plus the change overflows")
             out[name] = value
         return out
+
+    def _inflate(self, data: bytes, reference: Mapping[str, torch.Tensor]) -> bytes:
+        """The codec's file inside a byte stage's envelope, bounded by the codec's limit."""
+        envelope = _load(data)
+        payload = envelope.get(PAYLOAD)
+        if set(envelope) != {PAYLOAD} or payload is None or payload.dtype != torch.uint8:
+            raise ProtocolError(
+                f"update envelope must hold exactly one uint8 tensor {PAYLOAD!r}, "
+                f"not {sorted(envelope)[:5]}"
+            )
+        inner = deflate.decompress(
+            payload.numpy().tobytes(), limit=self._codec_max_bytes(reference)
+        )
+        if read_metadata(inner, max_header=self._header_limit(reference)):
+            raise ProtocolError("the compressed update must not carry metadata of its own")
+        return inner
 
     def _expected_names(self, reference: Mapping[str, torch.Tensor]) -> set[str]:
         names: set[str] = set()
@@ -257,6 +303,15 @@ class UpdateEncoding:
         return tensor
 
 
-def build_encoding(codec: str = "none", params: dict[str, Any] | None = None) -> UpdateEncoding:
+def _load(data: bytes) -> StateDict:
+    try:
+        return st_load(data)
+    except (SafetensorError, ValueError, RuntimeError) as exc:
+        raise ProtocolError(f"update is not a valid safetensors file: {exc}") from None
+
+
+def build_encoding(
+    codec: str = "none", params: dict[str, Any] | None = None, compress: str = "none"
+) -> UpdateEncoding:
     """The encoding a task spec's ``encoding`` names; ConfigError for an unknown codec."""
-    return UpdateEncoding(build_codec(codec, params))
+    return UpdateEncoding(build_codec(codec, params), compress)

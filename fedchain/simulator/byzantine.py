@@ -20,7 +20,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from consensus.codecs.pipeline import build_encoding
 from consensus.serialization import agreed_model_from_bytes
 from fedchain.attacks import Attack, ByzantineLearner
 from fedchain.attacks.abc import Weights
@@ -63,7 +62,7 @@ class HonestUpdateReader:
         by_address = {peers[n].identity.address.lower(): n for n in self.honest}
         own = peers[self.member]
         reference = own.learner.reference_weights()
-        encoding = build_encoding(fed.spec.encoding.codec, fed.spec.encoding.params)
+        encoding = fed.spec.encoding.build()
         previous = None
         if not encoding.plain:  # encoded updates are changes from the round's global model
             digest = fed.deployer.round_info(fed.task_id, round_no).model_digest

@@ -47,6 +47,7 @@ CODECS: dict[str, dict[str, Any]] = {
     "none": {"codec": "none"},
     "fp16": {"codec": "fp16"},
     "int8": {"codec": "int8"},
+    "int8-deflate": {"codec": "int8", "compress": "deflate"},
     "topk-0.1": {"codec": "topk", "params": {"fraction": 0.1}},
     "topk-0.01": {"codec": "topk", "params": {"fraction": 0.01}},
 }
@@ -238,6 +239,21 @@ def render(table: dict[str, Any], metric: str) -> None:
         Console().print(t)
 
 
+def earlier_runs(meta_path: Path, like: Job, rerun: set[str]) -> list[dict[str, Any]]:
+    """The runs of an earlier invocation with ``like``'s task, peers, rounds and seed, except
+    the codecs run again now; none when the file is missing or was made differently."""
+    try:
+        earlier = json.loads(meta_path.read_text())["runs"]
+    except (OSError, ValueError, KeyError):
+        return []
+    same = ("task", "peers", "rounds", "seed")
+    return [
+        r
+        for r in earlier
+        if all(r["job"][k] == getattr(like, k) for k in same) and r["job"]["codec"] not in rerun
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--task", default="hapt", choices=sorted(BUDGETS))
@@ -247,6 +263,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--quick", action="store_true", help="heart, 2 rounds: for the tests")
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench")
+    parser.add_argument(
+        "--keep-others",
+        action="store_true",
+        help="keep the other codecs' runs from an existing codecs.meta.json of the same task, "
+        "peers, rounds and seed (adds a row without re-running the rest)",
+    )
     args = parser.parse_args(argv)
     codecs = [c for c in args.codecs.split(",") if c]
     unknown = [c for c in codecs if c not in CODECS]
@@ -267,8 +289,10 @@ def main(argv: list[str] | None = None) -> int:
             runs = list(pool.map(run_job, jobs))
     else:
         runs = [run_job(j) for j in jobs]
-    table = summarize(runs)
     out: Path = args.out
+    if args.keep_others:
+        runs = [*earlier_runs(out / "codecs.meta.json", jobs[0], set(codecs)), *runs]
+    table = summarize(runs)
     out.mkdir(parents=True, exist_ok=True)
     (out / "codecs.json").write_text(json.dumps(table, indent=1) + "\n")
     import torch
@@ -281,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         "rule": "fedavg",
         "metric": budget.metric,
         "quick": args.quick,
-        "codecs": {c: CODECS[c] for c in codecs},
+        "codecs": {r["job"]["codec"]: CODECS[r["job"]["codec"]] for r in runs},
         "runs": runs,
         "targets": targets(table),
         "seconds_total": round(time.perf_counter() - started, 1),
