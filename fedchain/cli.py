@@ -495,6 +495,10 @@ def simulate_cmd(
         list[str] | None,
         typer.Option(help="A codec parameter as key=value, e.g. fraction=0.01; repeatable."),
     ] = None,
+    compress: Annotated[
+        str | None,
+        typer.Option(help="Compress encoded updates losslessly after the codec (deflate)."),
+    ] = None,
     dp_epsilon: Annotated[
         float | None,
         typer.Option(
@@ -532,7 +536,7 @@ def simulate_cmd(
             out,
             clip_norm,
             dropouts,
-            mixed=attack or encoding or dp_epsilon,
+            mixed=attack or encoding or compress or dp_epsilon,
         )
         return
     from consensus.task_spec import PrivacySettings
@@ -545,13 +549,14 @@ def simulate_cmd(
     params = _key_values(attack_param or [], "--attack-param")
     k = byzantine if byzantine is not None else (1 if attack is not None else 0)
     chosen = None
-    if encoding is not None or encoding_param:
-        from consensus.codecs.registry import build_codec
+    if encoding is not None or encoding_param or compress is not None:
+        from consensus.codecs.pipeline import build_encoding
         from consensus.task_spec import EncodingSpec
 
         codec_params = _key_values(encoding_param or [], "--encoding-param")
-        build_codec(encoding or "none", codec_params)  # ConfigError naming what is wrong
-        chosen = EncodingSpec(codec=encoding or "none", params=codec_params)
+        how = compress or "none"
+        build_encoding(encoding or "none", codec_params, how)  # ConfigError naming what is wrong
+        chosen = EncodingSpec(codec=encoding or "none", params=codec_params, compress=how)
     result = simulate(
         task,
         peers,
