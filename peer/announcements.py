@@ -154,18 +154,12 @@ def parse_announcement(data: bytes, domain: Domain, *, verify: bool = True) -> U
     ``verify=False`` only parses, for callers that run cheaper checks first and
     call :func:`check_signature` themselves.
     """
-    if len(data) > MAX_ANNOUNCEMENT_BYTES:
-        raise RejectedAnnouncement(
-            RejectReason.TOO_LARGE,
-            f"announcement of {len(data)} bytes exceeds {MAX_ANNOUNCEMENT_BYTES}",
-        )
+    _check_size(data, MAX_ANNOUNCEMENT_BYTES)
     try:
         ann = UpdateAnnouncement.model_validate(json.loads(data))
         Cid.parse(ann.cid)
     except (ValidationError, json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
-        raise RejectedAnnouncement(
-            RejectReason.MALFORMED, f"malformed announcement: {str(exc).splitlines()[0]}"
-        ) from None
+        raise _malformed("announcement", exc) from None
     if verify:
         check_signature(ann, domain)
     return ann
@@ -268,25 +262,30 @@ def sign_reveal(
 def parse_gossip(data: bytes, domain: Domain, *, verify: bool = True) -> Announcement:
     """Parse any announcement kind from untrusted bytes (bounded per kind); like
     :func:`parse_announcement`, RejectedAnnouncement if it is wrong."""
-    if len(data) > MAX_REVEAL_ANNOUNCEMENT_BYTES:
-        raise RejectedAnnouncement(
-            RejectReason.TOO_LARGE,
-            f"announcement of {len(data)} bytes exceeds {MAX_REVEAL_ANNOUNCEMENT_BYTES}",
-        )
+    _check_size(data, MAX_REVEAL_ANNOUNCEMENT_BYTES)
     try:
         body: Any = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RejectedAnnouncement(
-            RejectReason.MALFORMED, f"malformed announcement: {str(exc).splitlines()[0]}"
-        ) from None
+        raise _malformed("announcement", exc) from None
     if not isinstance(body, dict) or body.get("kind") != "reveal":
         return parse_announcement(data, domain, verify=verify)
     try:
         ann = RevealAnnouncement.model_validate(body)
-    except (ValidationError, json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
-        raise RejectedAnnouncement(
-            RejectReason.MALFORMED, f"malformed reveal announcement: {str(exc).splitlines()[0]}"
-        ) from None
+    except (ValidationError, ValueError) as exc:
+        raise _malformed("reveal announcement", exc) from None
     if verify:
         check_signature(ann, domain)
     return ann
+
+
+def _check_size(data: bytes, limit: int) -> None:
+    if len(data) > limit:
+        raise RejectedAnnouncement(
+            RejectReason.TOO_LARGE, f"announcement of {len(data)} bytes exceeds {limit}"
+        )
+
+
+def _malformed(what: str, exc: Exception) -> RejectedAnnouncement:
+    return RejectedAnnouncement(
+        RejectReason.MALFORMED, f"malformed {what}: {str(exc).splitlines()[0]}"
+    )

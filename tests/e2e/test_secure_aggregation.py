@@ -49,6 +49,14 @@ def plain_change(fed: LocalFederation, name: str, round_no: int) -> np.ndarray:
     return np.load(path, allow_pickle=False)
 
 
+def run_peers(fed: LocalFederation, names: list[str], rounds: int) -> None:
+    """Run ``names``' peers (keeping their plain changes) until the task is done and they left."""
+    for name in names:
+        fed.spawn_peer(name, extra_env=KEEP)
+    wait_task_done(fed, rounds=rounds, timeout=150)
+    wait_peers_exit(fed)
+
+
 def assert_fixed_point_fedavg(
     fed: LocalFederation, store: KuboContentStore, round_no: int
 ) -> list[Submission]:
@@ -79,10 +87,7 @@ def assert_fixed_point_fedavg(
 
 def test_four_peers_finalize_fixed_point_fedavg_of_masked_updates(federation_factory) -> None:
     fed = federation_factory(NAMES, rounds=2, quorum=4, spec=SECURE)
-    for name in NAMES:
-        fed.spawn_peer(name, extra_env=KEEP)
-    wait_task_done(fed, rounds=2, timeout=150)
-    wait_peers_exit(fed)
+    run_peers(fed, NAMES, rounds=2)
     client = fed.deployer
     assert client is not None
     fp = FixedPoint(CLIP)
@@ -140,10 +145,7 @@ def test_a_member_that_never_submits_is_unmasked_by_the_others_reveals(
         NAMES, rounds=1, quorum=3, spec=SECURE, round_duration=45, attest_duration=60
     )
     live = NAMES[:3]
-    for name in live:
-        fed.spawn_peer(name, extra_env=KEEP)
-    wait_task_done(fed, rounds=1, timeout=150)
-    wait_peers_exit(fed)
+    run_peers(fed, live, rounds=1)
     client = fed.deployer
     assert client is not None
     va = fed.hospital("va").identity.address.lower()

@@ -8,6 +8,7 @@ tests/e2e/test_secure_aggregation.py run the same validator against the chain.
 from __future__ import annotations
 
 import json
+from typing import NamedTuple
 
 import pytest
 from eth_account import Account
@@ -56,15 +57,21 @@ def addr(account: LocalAccount) -> str:
     return account.address.lower()
 
 
+class World(NamedTuple):
+    """Members a, b, c submitted in ROUND (closed); "dropped" is a member that did not."""
+
+    check: AnnouncementValidator
+    closed: ClosedSets
+    accounts: dict[str, LocalAccount]
+    peers: dict[str, str]
+
+
 @pytest.fixture
-def validator(
-    accounts: dict[str, LocalAccount], peers: dict[str, str]
-) -> tuple[AnnouncementValidator, ClosedSets]:
+def world(accounts: dict[str, LocalAccount], peers: dict[str, str]) -> World:
     members = {accounts[n].address: peers[n] for n in ("a", "b", "c", "dropped")}
-    submitted = frozenset(addr(accounts[n]) for n in ("a", "b", "c"))
-    closed = ClosedSets({ROUND: submitted})
-    view = CountingMembership(members)
-    return AnnouncementValidator(DOMAIN, TASK, view, closed_sets=closed), closed
+    closed = ClosedSets({ROUND: frozenset(addr(accounts[n]) for n in ("a", "b", "c"))})
+    check = AnnouncementValidator(DOMAIN, TASK, CountingMembership(members), closed_sets=closed)
+    return World(check, closed, accounts, peers)
 
 
 def reveal(
@@ -75,11 +82,9 @@ def reveal(
 
 
 def test_a_submitters_reveal_of_its_seed_with_a_dropped_member_is_returned_parsed(
-    validator: tuple[AnnouncementValidator, ClosedSets],
-    accounts: dict[str, LocalAccount],
-    peers: dict[str, str],
+    world: World,
 ) -> None:
-    check, _ = validator
+    check, _, accounts, peers = world
     ann = check(peers["a"], reveal(accounts["a"], accounts["dropped"]))
     assert isinstance(ann, RevealAnnouncement)
     assert ann.reveals() == [Reveal(addr(accounts["a"]), addr(accounts["dropped"]), b"\x01" * 32)]
@@ -153,11 +158,9 @@ CASES = [
 @pytest.mark.parametrize("case", CASES)
 def test_each_bad_reveal_is_refused_with_its_reason(
     case: str,
-    validator: tuple[AnnouncementValidator, ClosedSets],
-    accounts: dict[str, LocalAccount],
-    peers: dict[str, str],
+    world: World,
 ) -> None:
-    check, _ = validator
+    check, _, accounts, peers = world
     reason, sender, data = refusals(accounts, peers)[case]
     with pytest.raises(RejectedAnnouncement) as refused:
         check(sender, data)
@@ -167,11 +170,9 @@ def test_each_bad_reveal_is_refused_with_its_reason(
 
 
 def test_the_closed_set_is_read_once_per_round_and_answers_repeats_before_the_signature(
-    validator: tuple[AnnouncementValidator, ClosedSets],
-    accounts: dict[str, LocalAccount],
-    peers: dict[str, str],
+    world: World,
 ) -> None:
-    check, closed = validator
+    check, closed, accounts, peers = world
     for name in ("a", "b", "c"):
         check(peers[name], reveal(accounts[name], accounts["dropped"]))
     assert closed.asked == [ROUND]
