@@ -46,6 +46,7 @@ from consensus.protocol import (
     round_need,
 )
 from consensus.round_decision import RoundDecision, RoundInputs, decide_round
+from consensus.secagg.rounds import Reveal
 from consensus.serialization import (
     bundle_from_bytes,
     bundle_reference,
@@ -61,7 +62,13 @@ from fedchain.errors import (
     ProtocolError,
     ServiceUnavailableError,
 )
-from peer.announcements import Domain, UpdateAnnouncement, sign_update
+from peer.announcements import (
+    Domain,
+    RevealAnnouncement,
+    UpdateAnnouncement,
+    sign_reveal,
+    sign_update,
+)
 from peer.claims import ClaimBook, scores_root_and_claim
 from peer.clock import Clock, SystemClock
 from peer.confidential.envelope import NotARecipient
@@ -79,7 +86,7 @@ from peer.residual import ResidualStore
 from peer.resilience import OutageGuard
 from peer.round_state import RoundBook, RoundState, StateDict
 from peer.round_updates import RoundUpdates, collect_updates
-from peer.secure_aggregation import SecureRounds, capped_scores
+from peer.secure_aggregation import RevealsPending, SecureRounds, capped_scores
 
 if TYPE_CHECKING:
     from models.privacy import PrivacyBudget
@@ -160,6 +167,8 @@ class PeerNode:
                 self.identity.address.lower(),
                 self.encryption_secret,
                 self.cfg.state_dir,
+                publish=self._publish_reveals,
+                clock=self.clock.monotonic,
             )
             self._update_limit = self._secure.update_bytes(self._reference)
         # What a top-k encoding dropped, sent in later rounds; private to this peer.
@@ -246,6 +255,8 @@ class PeerNode:
         self._rounds.enter(round_no, self.clock.monotonic())
         info = self.ledger.round_info(self._task_id, round_no)
         state = self._rounds[round_no]
+        if self._secure is not None:
+            self._secure.resend_reveals(round_no, RoundStatus(info.status) is RoundStatus.CLOSED)
         view = RoundView(
             status=RoundStatus(info.status),
             now=int(self.clock.now()),
@@ -296,7 +307,7 @@ class PeerNode:
             self.ledger.close_updates(self._task_id, state.round)
             log.info("round %d: closed the update set after the deadline", state.round)
         elif action is Action.AGGREGATE_AND_ATTEST:
-            self._aggregate_and_attest(state, info.model_digest)
+            return self._aggregate_and_attest(state, info.model_digest)
         elif action is Action.FAIL_ROUND:
             self.ledger.fail_round(self._task_id, state.round)
             log.warning("round %d: marked failed (no quorum before its deadline)", state.round)
@@ -435,8 +446,30 @@ class PeerNode:
             cid=cid,
             num_samples=n,
         )
+        self._gossip_out(round_no, ann.to_bytes())
+
+    def _publish_reveals(self, round_no: int, reveals: list[Reveal]) -> None:
+        """Secure aggregation: this submitter's seeds with the members that did not submit."""
+        if self.gossip is None:
+            log.error(
+                "round %d: gossip is off (gossip.enabled): this member's reveals cannot reach "
+                "the others, so the round cannot be unmasked",
+                round_no,
+            )
+            return
+        ann = sign_reveal(
+            self.identity.account,
+            self._domain,
+            task_id=self._task_id,
+            round_no=round_no,
+            reveals=reveals,
+        )
+        self._gossip_out(round_no, ann.to_bytes())
+
+    def _gossip_out(self, round_no: int, data: bytes) -> None:
+        assert self.gossip is not None
         try:
-            self.gossip.publish(ann.to_bytes())
+            self.gossip.publish(data)
         except FedchainError as exc:
             log.warning("round %d: gossip announcement not sent: %s", round_no, exc)
 
@@ -509,9 +542,10 @@ class PeerNode:
             self._max_samples = self.ledger.task(self._task_id).max_samples
         return self._max_samples
 
-    def _aggregate_and_attest(self, state: RoundState, model_digest: bytes) -> None:
+    def _aggregate_and_attest(self, state: RoundState, model_digest: bytes) -> bool:
+        """False while a securely aggregated round waits for reveals (try again later)."""
         round_no = state.round
-        if state.acted_at is not None:
+        if state.acted_at is not None and "wait_close" not in state.seconds:
             state.seconds["wait_close"] = self.clock.monotonic() - state.acted_at
         t0 = time.perf_counter()
         submissions = self.ledger.submissions(self._task_id, round_no)
@@ -520,7 +554,15 @@ class PeerNode:
         except NotARecipient as exc:  # admitted after the model's round opened: sit this out
             log.warning("round %d: not aggregating: %s", round_no, exc)
             state.attested = True
-            return
+            return True
+        except RevealsPending as exc:
+            if exc.waiting != state.left_out:
+                for member, reason in exc.waiting.items():
+                    log.warning(
+                        "round %d: waiting for the reveal of %s: %s", round_no, member, reason
+                    )
+            state.left_out = exc.waiting
+            return False
         state.left_out = {**collected.left_out, **(decision.left_out if decision else {})}
         for member, reason in state.left_out.items():
             log.warning("round %d: left out the update of %s: %s", round_no, member, reason)
@@ -530,7 +572,7 @@ class PeerNode:
             )
             state.attested = True
             state.acted_at = self.clock.monotonic()
-            return
+            return True
         aggregate = decision.aggregate.weights
         t_add = time.perf_counter()  # sealing (members-only tasks) counts as adding
         agg_bytes = self._seal.seal_aggregate(
@@ -569,6 +611,7 @@ class PeerNode:
         self._fetcher.clear()
         self._fetcher.remember(agg_cid, agg_bytes)
         self._model_cids = {Cid.parse(agg_cid).digest: agg_cid}
+        return True
 
     # -- own Kubo health --------------------------------------------------------
 
@@ -628,7 +671,7 @@ class PeerNode:
                 return
             self._on_message(msg)
             if timeout > 0 and (
-                isinstance(msg.validated, UpdateAnnouncement)
+                isinstance(msg.validated, (UpdateAnnouncement, RevealAnnouncement))
                 or deadline - self.clock.monotonic() <= 0
             ):
                 return
@@ -636,6 +679,8 @@ class PeerNode:
     def _on_message(self, msg: GossipMessage) -> None:
         if isinstance(msg.validated, UpdateAnnouncement):
             self._fetcher.prefetch(msg.validated.cid, max_bytes=self._update_limit)
+        elif isinstance(msg.validated, RevealAnnouncement) and self._secure is not None:
+            self._secure.receive_reveals(msg.validated.round, msg.validated.reveals())
 
     # -- records, claims, dissent -------------------------------------------------
 

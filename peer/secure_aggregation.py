@@ -9,17 +9,24 @@ a pure function of the closed set, so every honest member attests the same bytes
 
 Credit follows the submission and its (capped) sample count only: nobody sees an update.
 
-A member that was expected but did not submit leaves masks in the sum that only the submitters'
-pair-seed reveals remove; publishing reveals is not built yet, so such a round is not
-aggregated (it fails at its attest deadline, and nothing leaks).  A member killed *after*
-submitting is in the closed set: its masks cancel and the round finalizes without it.
+A member that was expected but did not submit (the set D) leaves masks in the sum that only
+the submitters' pair-seed reveals remove: each member of the closed set S computes its seeds
+with the members of D (:func:`~consensus.secagg.rounds.reveals_for`, never a seed with another
+submitter) and hands them to ``publish`` (the node signs and gossips them, and re-sends them
+every :data:`REVEAL_REPEAT_SECONDS` while the round waits for attestations).  Every member waits
+until each member of S has revealed, then unmasks; until then :meth:`SecureRounds.decide` raises
+:class:`RevealsPending`.  A member of S that never reveals makes the round fail at its attest
+deadline (nothing leaks; the next round runs).  A member killed *after* submitting is in S: its
+masks cancel and the round finalizes without it.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,22 +36,30 @@ from consensus.contribution import Credit
 from consensus.round_decision import RoundDecision
 from consensus.secagg.fixed_point import FixedPoint
 from consensus.secagg.rounds import (
+    Reveal,
     RoundKeys,
     check_mean,
     encode_with_weight,
     mask_update,
+    reveals_for,
     unmask_sum,
 )
 from consensus.secagg.state import apply_change, change_of
 from consensus.secagg.wire import masked_from_bytes, masked_size, masked_to_bytes
 from consensus.strategies.abc import Aggregate, StateDict
 from consensus.task_spec import SecureAggregationSettings
-from fedchain.errors import ConfigError, ContentError, ProtocolError
+from fedchain.errors import ConfigError, ContentError, FedchainError, ProtocolError
 from peer.confidential.seal import round_member_keys
 from peer.content.cid import cid_from_bytes
 from peer.ledger.abc import FederationLedger
 from peer.ledger.types import Submission
 from peer.updates import ContentFetcher
+
+log = logging.getLogger("fedchain.peer.secure_aggregation")
+
+REVEAL_REPEAT_SECONDS = 5.0
+"""How often a submitter re-sends its reveals while its round waits for attestations: gossip
+can lose a message, and a peer that (re)started late still needs every submitter's seeds."""
 
 KEEP_PLAIN_ENV = "FEDCHAIN_SECAGG_KEEP_PLAIN"
 """Test/debug switch: when "1", a member also writes its own unmasked change (float64, .npy)
@@ -57,6 +72,17 @@ def capped_scores(submissions: list[Submission], max_samples: int) -> list[tuple
     return [(s.member, min(s.num_samples, max_samples)) for s in submissions]
 
 
+class RevealsPending(FedchainError):
+    """Some submitters' reveals have not arrived: decide again later (until the attest
+    deadline).  ``waiting`` maps each such submitter to what is missing."""
+
+    def __init__(self, round_no: int, waiting: dict[str, str]) -> None:
+        super().__init__(
+            f"round {round_no}: waiting for the reveals of {', '.join(sorted(waiting))}"
+        )
+        self.waiting = waiting
+
+
 @dataclass
 class SecureRounds:
     """Masks this member's updates and unmasks each round's sum, for one task."""
@@ -67,6 +93,9 @@ class SecureRounds:
     me: str
     secret: bytes | None
     state_dir: Path
+    publish: Callable[[int, list[Reveal]], None] | None = None
+    """Sends this member's reveals of a round to the others (signed gossip, in the node)."""
+    clock: Callable[[], float] = field(default=time.monotonic)
 
     def __post_init__(self) -> None:
         if self.secret is None:
@@ -76,6 +105,11 @@ class SecureRounds:
             )
         self.fp = FixedPoint(self.settings.clip_norm, self.settings.fraction_bits)
         self._keys: dict[int, RoundKeys] = {}
+        self._received: dict[int, dict[str, list[Reveal]]] = {}
+        """Round -> revealer -> its reveals (checked against the closed set by gossip)."""
+        self._outgoing: dict[int, list[Reveal]] = {}
+        self._sent_at: dict[int, float] = {}
+        self._current = 0
 
     def update_bytes(self, reference: Mapping[str, torch.Tensor]) -> int:
         """Size of a masked update of this model (it is fixed before download)."""
@@ -118,13 +152,14 @@ class SecureRounds:
         max_samples: int,
     ) -> tuple[RoundDecision | None, dict[str, str]]:
         """The round's aggregate from its closed set, or None with the reasons it cannot be
-        computed (a masked update missing or malformed, expected members that did not submit,
-        or a sum that fails the checks)."""
+        computed (a masked update missing or malformed, or a sum that fails the checks).
+
+        When expected members did not submit, this member's reveals go out first, and
+        RevealsPending is raised until every submitter's reveals are in."""
         keys = self.round_keys(round_no)
-        missing = sorted(set(keys.publics) - {s.member.lower() for s in submissions})
-        if missing:
-            reason = "expected in the round but did not submit: removing its masks needs reveals"
-            return None, {m: reason for m in missing}
+        submitted = {s.member.lower() for s in submissions}
+        dropped = sorted(set(keys.publics) - submitted)
+        reveals = self._reveals(round_no, keys, submitted, dropped) if dropped else []
         parameters = sum(t.numel() for t in previous.values())
         masked, problems = {}, {}
         for sub in submissions:
@@ -137,7 +172,7 @@ class SecureRounds:
         if problems:
             return None, problems
         try:
-            result = unmask_sum(self.fp, masked, [], keys)
+            result = unmask_sum(self.fp, masked, reveals, keys)
             check_mean(self.fp, result, sum(s.num_samples for s in submissions))
         except ProtocolError as exc:
             return None, {
@@ -151,6 +186,68 @@ class SecureRounds:
             state=dict(state),
         )
         return RoundDecision(aggregate, {}, [Credit(m, n) for m, n in scores]), {}
+
+    def receive_reveals(self, round_no: int, reveals: list[Reveal]) -> None:
+        """Keep one submitter's reveals of ``round_no`` (the first that arrived)."""
+        if not reveals or round_no < self._current:
+            return
+        self._received.setdefault(round_no, {}).setdefault(reveals[0].revealer.lower(), reveals)
+
+    def resend_reveals(self, round_no: int, waiting_for_attestations: bool) -> None:
+        """Called each step with the chain's current round: forget earlier rounds; re-send this
+        member's reveals of ``round_no`` while it waits for attestations."""
+        self._current = round_no
+        for book in (self._received, self._outgoing, self._sent_at):
+            for old in [r for r in book if r < round_no]:
+                del book[old]
+        if not waiting_for_attestations or round_no not in self._outgoing:
+            return
+        if self.clock() - self._sent_at[round_no] >= REVEAL_REPEAT_SECONDS:
+            self._send(round_no)
+
+    def _reveals(
+        self, round_no: int, keys: RoundKeys, submitted: set[str], dropped: list[str]
+    ) -> list[Reveal]:
+        """Every submitter's seeds with the members of ``dropped``; RevealsPending until then.
+
+        A reveal naming a submitter (the gossip validator refuses those) is dropped, never used.
+        """
+        if self.me in submitted and round_no not in self._outgoing:
+            assert self.secret is not None  # checked at construction
+            own = reveals_for(self.me, self.secret, keys, submitted)
+            self._outgoing[round_no] = own
+            self._received.setdefault(round_no, {})[self.me] = own
+            self._send(round_no)
+        got = self._received.get(round_no, {})
+        reveals: list[Reveal] = []
+        waiting: dict[str, str] = {}
+        for member in sorted(submitted):
+            seeds = {r.dropped.lower(): r.seed for r in got.get(member, [])}
+            named = sorted(set(seeds) & submitted)
+            if named:
+                del got[member]
+                waiting[member] = f"its reveal named {', '.join(named)}, which submitted; refused"
+                log.warning(
+                    "round %d: refused the reveal of %s: %s", round_no, member, waiting[member]
+                )
+                continue
+            missing = [d for d in dropped if d not in seeds]
+            if missing:
+                waiting[member] = (
+                    f"has not revealed its seeds with {', '.join(missing)} (expected, did not "
+                    "submit); without them the sum cannot be unmasked and the round fails at "
+                    "its attest deadline"
+                )
+                continue
+            reveals += [Reveal(member, d, seeds[d]) for d in dropped]
+        if waiting:
+            raise RevealsPending(round_no, waiting)
+        return reveals
+
+    def _send(self, round_no: int) -> None:
+        self._sent_at[round_no] = self.clock()
+        if self.publish is not None:
+            self.publish(round_no, self._outgoing[round_no])
 
     def _keep_plain(self, round_no: int, change: np.ndarray) -> None:
         folder = self.state_dir / "secagg-plain"

@@ -77,7 +77,8 @@ def _announcement_validator(
         artifact=ledger.artifact,
     )
     domain = Domain(chain_id=ledger.chain_id, contract=ledger.address)
-    return AnnouncementValidator(domain, cfg.chain.task_id, ChainMembership(reader))
+    view = ChainMembership(reader)
+    return AnnouncementValidator(domain, cfg.chain.task_id, view, closed_sets=view)
 
 
 def open_ledger(cfg: PeerConfig) -> tuple[Identity, FederationClient]:

@@ -167,6 +167,7 @@ class VirtualFederation:
                 Domain(chain_id=deployer.chain_id, contract=deployer.address),
                 1,  # the only task of a simulated federation
                 ChainMembership(deployer),
+                closed_sets=ChainMembership(deployer),  # reveals (secure aggregation)
             ),
             self.chain,
         )

@@ -9,6 +9,10 @@ Membership comes from the chain, so lookups are cached per block: at most one
 lookup per address per block, and the block number itself is re-read at most
 once per ``block_refresh_seconds`` (a flood must not turn into one RPC per
 message).
+
+A reveal announcement (secure aggregation) is also checked against the round's closed
+update set S, read from the chain once the round is closed (S never changes after that): its
+sender must be in S and every seed it reveals must be with a member outside S.
 """
 
 from __future__ import annotations
@@ -20,19 +24,22 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from peer.announcements import (
+    Announcement,
     Domain,
     RejectedAnnouncement,
     RejectReason,
-    UpdateAnnouncement,
+    RevealAnnouncement,
     check_signature,
-    parse_announcement,
+    parse_gossip,
 )
+from peer.ledger.types import RoundStatus
 
 if TYPE_CHECKING:
     from peer.ledger.abc import FederationLedger
 
 # A flood of fresh non-member keys must not grow the cache without bound.
 MAX_CACHED_ADDRESSES = 10_000
+MAX_CACHED_ROUNDS = 64
 
 
 class MembershipView(Protocol):
@@ -43,6 +50,15 @@ class MembershipView(Protocol):
     def peer_id_of(self, address: str) -> str: ...
 
     def block_number(self) -> int: ...
+
+
+class ClosedSetView(Protocol):
+    """The closed update sets of a task's rounds (the chain, in production)."""
+
+    def closed_set(self, task_id: int, round_no: int) -> frozenset[str] | None:
+        """Lower-case addresses that submitted in the round if its update set is closed and it
+        waits for attestations; None otherwise (still collecting, or ended)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -105,10 +121,11 @@ class BlockCachedMembership:
 
 
 class AnnouncementValidator:
-    """Callable gossip validator: ``(sender peer ID, data) -> UpdateAnnouncement``.
+    """Callable gossip validator: ``(sender peer ID, data) -> Announcement`` (parsed).
 
     Raises :class:`RejectedAnnouncement` (a ProtocolError) naming the reason, so
     the gossip layer can neither deliver nor relay the message and can count it.
+    Without ``closed_sets`` every reveal announcement is refused.
     """
 
     def __init__(
@@ -118,15 +135,19 @@ class AnnouncementValidator:
         membership: MembershipView,
         *,
         block_refresh_seconds: float = 1.0,
+        closed_sets: ClosedSetView | None = None,
     ) -> None:
         self._domain = domain
         self._task_id = task_id
         self._membership = BlockCachedMembership(
             membership, block_refresh_seconds=block_refresh_seconds
         )
+        self._closed_sets = closed_sets
+        self._closed: dict[int, frozenset[str]] = {}
+        self._closed_lock = threading.Lock()
 
-    def __call__(self, sender_peer_id: str, data: bytes) -> UpdateAnnouncement:
-        ann = parse_announcement(data, self._domain, verify=False)
+    def __call__(self, sender_peer_id: str, data: bytes) -> Announcement:
+        ann = parse_gossip(data, self._domain, verify=False)
         if ann.task_id != self._task_id:
             raise RejectedAnnouncement(
                 RejectReason.WRONG_TASK,
@@ -137,6 +158,11 @@ class AnnouncementValidator:
         known = self._membership.known(ann.member)
         if known is not None:
             _check_registration(ann, known, sender_peer_id)
+        if isinstance(ann, RevealAnnouncement):
+            with self._closed_lock:
+                closed = self._closed.get(ann.round)
+            if closed is not None:
+                _check_reveal(ann, closed)
         check_signature(ann, self._domain)
         try:
             registration = self._membership.registration(ann.member)
@@ -147,11 +173,57 @@ class AnnouncementValidator:
                 RejectReason.LOOKUP_FAILED, f"cannot check membership of {ann.member}: {exc}"
             ) from None
         _check_registration(ann, registration, sender_peer_id)
+        if isinstance(ann, RevealAnnouncement):
+            _check_reveal(ann, self._closed_set(ann.round))
         return ann
+
+    def _closed_set(self, round_no: int) -> frozenset[str]:
+        """The closed update set of ``round_no``, cached once read (it never changes)."""
+        with self._closed_lock:
+            cached = self._closed.get(round_no)
+        if cached is not None:
+            return cached
+        if self._closed_sets is None:
+            raise RejectedAnnouncement(
+                RejectReason.WRONG_ROUND, "this peer takes no reveals (no closed-set view)"
+            )
+        try:
+            closed = self._closed_sets.closed_set(self._task_id, round_no)
+        except Exception as exc:  # as for membership: refuse what cannot be checked
+            raise RejectedAnnouncement(
+                RejectReason.LOOKUP_FAILED, f"cannot read the closed set of round {round_no}: {exc}"
+            ) from None
+        if closed is None:
+            raise RejectedAnnouncement(
+                RejectReason.WRONG_ROUND,
+                f"round {round_no} of task {self._task_id} is not waiting for reveals "
+                "(its update set is not closed, or the round has ended)",
+            )
+        with self._closed_lock:
+            if len(self._closed) >= MAX_CACHED_ROUNDS:
+                self._closed.clear()
+            self._closed[round_no] = closed
+        return closed
+
+
+def _check_reveal(ann: RevealAnnouncement, closed: frozenset[str]) -> None:
+    """Only a submitter reveals, and only its seeds with members that did not submit."""
+    if ann.member.lower() not in closed:
+        raise RejectedAnnouncement(
+            RejectReason.NOT_SUBMITTER,
+            f"reveal from {ann.member}, which is not in the closed update set of round {ann.round}",
+        )
+    submitters = sorted(set(ann.seeds) & closed)
+    if submitters:
+        raise RejectedAnnouncement(
+            RejectReason.REVEALS_SUBMITTER,
+            f"reveal by {ann.member} of its seeds with {', '.join(submitters)}, which submitted "
+            f"in round {ann.round}: that would expose their updates",
+        )
 
 
 def _check_registration(
-    ann: UpdateAnnouncement, registration: _Registration, sender_peer_id: str
+    ann: Announcement, registration: _Registration, sender_peer_id: str
 ) -> None:
     if not registration.is_member:
         raise RejectedAnnouncement(
@@ -183,3 +255,8 @@ class ChainMembership:
 
     def block_number(self) -> int:
         return self._ledger.block_number()
+
+    def closed_set(self, task_id: int, round_no: int) -> frozenset[str] | None:
+        if RoundStatus(self._ledger.round_info(task_id, round_no).status) is not RoundStatus.CLOSED:
+            return None
+        return frozenset(s.member.lower() for s in self._ledger.submissions(task_id, round_no))

@@ -24,6 +24,7 @@ from consensus.task_spec import ModelSpec, SecureAggregationSettings
 from fedchain.localnet.devnet import LocalFederation
 from peer.content.cid import cid_from_bytes
 from peer.content.kubo import KuboContentStore
+from peer.ledger.types import Submission
 from peer.secure_aggregation import KEEP_PLAIN_ENV
 from tests.consensus.test_secagg import _uniform_p_values
 from tests.e2e.conftest import SPEC, round_status, wait_peers_exit, wait_task_done
@@ -48,32 +49,55 @@ def plain_change(fed: LocalFederation, name: str, round_no: int) -> np.ndarray:
     return np.load(path, allow_pickle=False)
 
 
+def run_peers(fed: LocalFederation, names: list[str], rounds: int) -> None:
+    """Run ``names``' peers (keeping their plain changes) until the task is done and they left."""
+    for name in names:
+        fed.spawn_peer(name, extra_env=KEEP)
+    wait_task_done(fed, rounds=rounds, timeout=150)
+    wait_peers_exit(fed)
+
+
+def assert_fixed_point_fedavg(
+    fed: LocalFederation, store: KuboContentStore, round_no: int
+) -> list[Submission]:
+    """The finalized aggregate of ``round_no`` is fixed-point FedAvg of the submitters' own
+    changes, bit for bit, and every attestation names it; returns the round's submissions."""
+    client = fed.deployer
+    assert client is not None
+    assert round_status(fed, round_no) is RoundStatus.FINALIZED
+    info = client.round_info(fed.task_id, round_no)
+    previous = st_load(store.get(client.model_cid(fed.task_id, info.model_digest), timeout=30))
+    aggregate = st_load(
+        store.get(
+            cid_from_bytes(client.finalized_event(fed.task_id, round_no).aggregate_cid), timeout=30
+        )
+    )
+    address = {h.identity.address.lower(): h.name for h in fed.hospitals}
+    subs = client.submissions(fed.task_id, round_no)
+    changes = [plain_change(fed, address[s.member.lower()], round_no) for s in subs]
+    mean = fixed_point_fedavg(FixedPoint(CLIP), changes, [s.num_samples for s in subs])
+    expected = apply_change(previous, mean.mean_change)
+    assert sorted(aggregate) == sorted(expected)
+    assert all(torch.equal(aggregate[k], expected[k]) for k in expected), round_no
+    attested = client.attestations(fed.task_id, round_no)
+    assert len({a.aggregate_digest for a in attested}) == 1
+    assert {a.member for a in attested} <= {s.member for s in subs}
+    return subs
+
+
 def test_four_peers_finalize_fixed_point_fedavg_of_masked_updates(federation_factory) -> None:
     fed = federation_factory(NAMES, rounds=2, quorum=4, spec=SECURE)
-    for name in NAMES:
-        fed.spawn_peer(name, extra_env=KEEP)
-    wait_task_done(fed, rounds=2, timeout=150)
-    wait_peers_exit(fed)
+    run_peers(fed, NAMES, rounds=2)
     client = fed.deployer
     assert client is not None
     fp = FixedPoint(CLIP)
     address = {h.identity.address.lower(): h.name for h in fed.hospitals}
     with KuboContentStore(fed.hospitals[0].kubo.api_multiaddr) as store:
         for round_no in (1, 2):
-            assert round_status(fed, round_no) is RoundStatus.FINALIZED
-            info = client.round_info(fed.task_id, round_no)
-            previous = st_load(
-                store.get(client.model_cid(fed.task_id, info.model_digest), timeout=30)
-            )
-            agg_cid = cid_from_bytes(client.finalized_event(fed.task_id, round_no).aggregate_cid)
-            aggregate = st_load(store.get(agg_cid, timeout=30))
-            subs = client.submissions(fed.task_id, round_no)
+            subs = assert_fixed_point_fedavg(fed, store, round_no)
             assert len(subs) == 4
             changes = [plain_change(fed, address[s.member.lower()], round_no) for s in subs]
             counts = [s.num_samples for s in subs]
-            expected = apply_change(previous, fixed_point_fedavg(fp, changes, counts).mean_change)
-            assert sorted(aggregate) == sorted(expected)
-            assert all(torch.equal(aggregate[k], expected[k]) for k in expected), round_no
             attested = client.attestations(fed.task_id, round_no)
             assert len(attested) == 4 and len({a.aggregate_digest for a in attested}) == 1
 
@@ -108,3 +132,26 @@ def test_a_member_killed_after_submitting_does_not_stop_the_round(federation_fac
     assert len(client.submissions(fed.task_id, 1)) == 4  # va's masks are in the closed set
     attesters = {a.member.lower() for a in client.attestations(fed.task_id, 1)}
     assert va.lower() not in attesters and len(attesters) == 3
+
+
+def test_a_member_that_never_submits_is_unmasked_by_the_others_reveals(
+    federation_factory,
+) -> None:
+    """va is eligible when round 1 opens (its key is on the chain, so every member masks toward
+    it) but its peer never runs.  After the submit deadline the three others close the set,
+    reveal their pair seeds with va over gossip (checked against the closed set before relay),
+    wait for each other's reveals, unmask, and finalize fixed-point FedAvg of their updates."""
+    fed = federation_factory(
+        NAMES, rounds=1, quorum=3, spec=SECURE, round_duration=45, attest_duration=60
+    )
+    live = NAMES[:3]
+    run_peers(fed, live, rounds=1)
+    client = fed.deployer
+    assert client is not None
+    va = fed.hospital("va").identity.address.lower()
+    with KuboContentStore(fed.hospitals[0].kubo.api_multiaddr) as store:
+        subs = assert_fixed_point_fedavg(fed, store, 1)
+    assert len(subs) == 3 and va not in {s.member.lower() for s in subs}
+    assert len(client.attestations(fed.task_id, 1)) == 3
+    # The first peer to reach the closed round had nobody's reveals but its own: it waited.
+    assert any("waiting for the reveal of" in fed.peers[n].log_tail(400) for n in live)

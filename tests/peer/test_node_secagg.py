@@ -104,12 +104,40 @@ def test_a_member_killed_after_submitting_does_not_stop_the_round(tmp_path: Path
     assert len(fed.deployer.submissions(fed.task_id, 1)) == 4  # d's masks cancel in the sum
 
 
-def test_a_member_that_never_submitted_leaves_the_round_unaggregated(tmp_path: Path) -> None:
-    """Reveals are not built yet: nobody attests a sum its masks still cover; the round fails."""
+def test_a_member_that_never_submitted_is_unmasked_by_the_others_reveals(
+    tmp_path: Path,
+) -> None:
+    """d is expected (eligible at open) but never submits: a, b and c reveal their seeds with
+    d over gossip, and the round finalizes to fixed-point FedAvg of their three updates."""
     fed = federation(tmp_path, rounds=1)
     fed.crash("d")
     fed.run(until=lambda: round_ended(fed.deployer.round_info(fed.task_id, 1).status))
+    assert fed.deployer.round_info(fed.task_id, 1).status is RoundStatus.FINALIZED
+    live = ["a", "b", "c"]
+    previous = TinyLearner("init").reference_weights()
+    learners = {n: fed.peers[n].learner for n in live}
+    changes = [change_of(learners[n].train(previous, 1), previous) for n in live]
+    counts = [learners[n].num_samples for n in live]
+    want = apply_change(previous, fixed_point_fedavg(FixedPoint(CLIP), changes, counts).mean_change)
+    got = aggregate_of(fed, 1)
+    assert all(torch.equal(got[k], want[k]) for k in want)
+    attested = fed.deployer.attestations(fed.task_id, 1)
+    assert len(attested) == 3 and len({a.aggregate_digest for a in attested}) == 1
+
+
+def test_a_submitter_that_never_reveals_makes_the_round_fail_at_its_deadline(
+    tmp_path: Path,
+) -> None:
+    """d never submits and c dies after submitting, before it could reveal: c's seeds with d
+    are missing, so nobody attests a sum d's masks still cover, and the round fails."""
+    fed = federation(tmp_path, rounds=1)
+    fed.crash("d")
+    c = fed.peers["c"].identity.address
+    fed.run(until=lambda: fed.deployer.submission_of(fed.task_id, 1, c)[0] != bytes(32))
+    fed.crash("c")
+    fed.run(until=lambda: round_ended(fed.deployer.round_info(fed.task_id, 1).status))
     assert fed.deployer.round_info(fed.task_id, 1).status is RoundStatus.FAILED
+    assert len(fed.deployer.submissions(fed.task_id, 1)) == 3
     assert fed.deployer.attestations(fed.task_id, 1) == []
 
 

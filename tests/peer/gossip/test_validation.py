@@ -18,6 +18,8 @@ from peer.announcements import Domain, RejectedAnnouncement, RejectReason, sign_
 from peer.gossip.peer_id import generate_ed25519_seed, peer_id_from_seed
 from peer.gossip.validation import AnnouncementValidator, BlockCachedMembership
 
+REVEAL_ONLY = (RejectReason.WRONG_ROUND, RejectReason.NOT_SUBMITTER, RejectReason.REVEALS_SUBMITTER)
+"""Refusals of reveal announcements only: test_reveal_validation.py covers them."""
 CID = "bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
 DOMAIN = Domain(chain_id=31337, contract="0x" + "11" * 20)
 TASK = 7
@@ -98,7 +100,7 @@ def bad_inputs(member: LocalAccount, member_peer: str) -> dict[RejectReason, tup
 
 @pytest.mark.parametrize(
     "reason",
-    [r for r in RejectReason if r is not RejectReason.LOOKUP_FAILED],
+    [r for r in RejectReason if r not in (RejectReason.LOOKUP_FAILED, *REVEAL_ONLY)],
 )
 def test_each_kind_of_bad_announcement_is_refused_with_its_reason(
     reason: RejectReason, member: LocalAccount, member_peer: str, view: CountingMembership
