@@ -17,13 +17,15 @@ weights) need the bytes and live in :mod:`consensus.serialization` and below.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 
 from consensus.strategies.abc import Update
-from consensus.strategies.kernels import deltas, l2_norm, median_of_floats
+from consensus.strategies.kernels import ExactSum, change_blocks, median_of_floats
+from fedchain.errors import ProtocolError
 
 
 @dataclass(frozen=True)
@@ -72,8 +74,12 @@ def change_norm_outliers(
     """
     if not updates:
         return {}
-    changes = deltas(updates, previous, sorted(previous))
-    norms = {u.member: l2_norm(c) for u, c in zip(updates, changes, strict=True)}
+    squares = [ExactSum() for _ in updates]
+    for block in change_blocks(updates, previous, sorted(previous)):  # no model-sized copies
+        for total, change in zip(squares, block, strict=True):
+            if not total.add(change * change):
+                raise ProtocolError("a change holds a non-finite or huge value")
+    norms = {u.member: math.sqrt(t.value()) for u, t in zip(updates, squares, strict=True)}
     mid = median_of_floats(list(norms.values()))
     return {
         m: f"its change has norm {n:.4g}, over {ratio:g}x the round's median {mid:.4g} "

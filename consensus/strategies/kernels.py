@@ -22,7 +22,7 @@ An auditor can reproduce each kernel with NumPy and ``math.fsum`` from these doc
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -52,7 +52,10 @@ _MEAN_CHUNK = 1 << 18
 
 
 def _weighted_mean_flat(
-    sources: Sequence[torch.Tensor], weights: Sequence[float], total: float
+    sources: Sequence[torch.Tensor],
+    weights: Sequence[float],
+    total: float,
+    dtype: torch.dtype = torch.float64,
 ) -> torch.Tensor:
     """``sum_i(float64(s_i) * w_i) / total`` over flat tensors, block by block, as float64.
 
@@ -60,14 +63,17 @@ def _weighted_mean_flat(
     order (convert, multiply, add, then divide), each rounded once, so the bits are the same;
     only the memory traffic differs: every block of the accumulator stays in cache while all
     members are added to it, and no temporary the size of the model is ever allocated (that
-    allocation, not the arithmetic, made the plain loop run at 0.16 GB/s).
+    allocation, not the arithmetic, made the plain loop run at 0.16 GB/s). A float32 ``dtype``
+    casts each finished block, as ``.to(torch.float32)`` of the whole would.
     """
     size = sources[0].numel()
-    out = torch.empty(size, dtype=torch.float64)
-    scratch = torch.empty(min(size, _MEAN_CHUNK), dtype=torch.float64)
+    out = torch.empty(size, dtype=dtype)
+    block = min(size, _MEAN_CHUNK)
+    accumulator = torch.empty(block, dtype=torch.float64)
+    scratch = torch.empty(block, dtype=torch.float64)
     for start in range(0, size, _MEAN_CHUNK):
         stop = min(size, start + _MEAN_CHUNK)
-        acc = out[start:stop]
+        acc = accumulator[: stop - start]
         part = scratch[: stop - start]
         acc.zero_()
         for source, weight in zip(sources, weights, strict=True):
@@ -75,6 +81,7 @@ def _weighted_mean_flat(
             part.mul_(float(weight))
             acc.add_(part)
         acc.div_(total)
+        out[start:stop].copy_(acc)
     return out
 
 
@@ -87,8 +94,8 @@ def weighted_mean(
     for key in keys:
         reference = tensors[0][key]
         flat = [t[key].detach().reshape(-1) for t in tensors]
-        mean = _weighted_mean_flat(flat, weights, total)
-        result[key] = mean.to(torch.float32).reshape(reference.shape).contiguous()
+        mean = _weighted_mean_flat(flat, weights, total, torch.float32)
+        result[key] = mean.reshape(reference.shape).contiguous()
     return result
 
 
@@ -135,6 +142,32 @@ def deltas(
         raise ProtocolError(f"the round's global model lacks tensors {missing}")
     base = flatten(previous, keys)
     return [flatten(u.weights, keys) - base for u in updates]
+
+
+CHANGE_BLOCK = 1 << 15
+"""Coordinates per block of :func:`change_blocks` (``n`` float64 rows of it stay in cache)."""
+
+
+def change_blocks(
+    updates: Sequence[Update], previous: Mapping[str, torch.Tensor], keys: Sequence[str]
+) -> Iterator[np.ndarray]:
+    """:func:`deltas` one block of coordinates at a time, as ``[n, block]`` float64 arrays.
+
+    The same per-entry operation (``float64(w) - float64(previous)``), so each entry has the
+    same bits; statistics that are exact sums (:class:`ExactSum`) or per coordinate (medians)
+    are then the same as on the whole vectors, with memory for one block instead of ``n``
+    model-sized float64 copies.
+    """
+    missing = [k for k in keys if k not in previous]
+    if missing:
+        raise ProtocolError(f"the round's global model lacks tensors {missing}")
+    for key in keys:
+        base = previous[key].detach().reshape(-1)
+        rows = [u.weights[key].detach().reshape(-1) for u in updates]
+        for start in range(0, base.numel(), CHANGE_BLOCK):
+            part = slice(start, start + CHANGE_BLOCK)
+            origin = base[part].to(torch.float64).numpy()
+            yield np.stack([r[part].to(torch.float64).numpy() - origin for r in rows])
 
 
 _SUM_BLOCK = 1 << 16
@@ -199,22 +232,38 @@ def _exact_sum(
 ) -> float:
     """:func:`fixed_sum` of the values ``values_of`` gives block by block (``everything`` at once
     for ``math.fsum`` when a block holds a non-finite or huge value)."""
+    total = ExactSum()
     with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN products are fsum's to judge
-        return _exact_sum_blocks(size, values_of, everything)
+        for start in range(0, size, _SUM_BLOCK):
+            if not total.add(values_of(slice(start, start + _SUM_BLOCK))):
+                return math.fsum(everything().tolist())
+    return total.value()
 
 
-def _exact_sum_blocks(
-    size: int, values_of: Callable[[slice], np.ndarray], everything: Callable[[], np.ndarray]
-) -> float:
-    high_bins = np.zeros(_EXPONENTS)
-    low_bins = np.zeros(_EXPONENTS)
-    total = 0
-    pending = 0
-    for start in range(0, size, _SUM_BLOCK):
-        values = values_of(slice(start, start + _SUM_BLOCK))
-        if not max(float(values.max()), -float(values.min())) < _FAST_SUM_MAX:  # also NaN, inf
-            return math.fsum(everything().tolist())
-        block = values.view(np.int64)
+class ExactSum:
+    """A running sum of float64 values, fed block by block, whose :meth:`value` is what
+    ``math.fsum`` gives of all of them (see :func:`fixed_sum`: exact, so order-free, which
+    lets a sum over a whole model be taken one block of coordinates at a time)."""
+
+    def __init__(self) -> None:
+        self._high = np.zeros(_EXPONENTS)
+        self._low = np.zeros(_EXPONENTS)
+        self._pending = 0
+        self._total = 0
+
+    def add(self, values: np.ndarray) -> bool:
+        """Add a 1-D float64 block; False (and nothing added) when it holds a non-finite value
+        or one at or beyond 2**960, which this exact path leaves to ``math.fsum``."""
+        if values.size == 0:
+            return True
+        if not max(float(values.max()), -float(values.min())) < _FAST_SUM_MAX:
+            return False
+        bits = np.ascontiguousarray(values, dtype=np.float64).view(np.int64)
+        for start in range(0, bits.size, _SUM_BLOCK):
+            self._add_block(bits[start : start + _SUM_BLOCK])
+        return True
+
+    def _add_block(self, block: np.ndarray) -> None:
         exponent = (block >> 52) & (_EXPONENTS - 1)
         mantissa = block & _MANTISSA
         mantissa[exponent != 0] |= _HIDDEN_BIT
@@ -222,20 +271,27 @@ def _exact_sum_blocks(
         np.maximum(exponent, 1, out=exponent)
         high = mantissa >> 26
         mantissa -= high << 26  # the low half, 0 <= low < 2**26
-        high_bins += np.bincount(exponent, weights=high, minlength=_EXPONENTS)
-        low_bins += np.bincount(exponent, weights=mantissa, minlength=_EXPONENTS)
-        pending += block.size
-        if pending + _SUM_BLOCK > _SUM_FLUSH or start + _SUM_BLOCK >= size:
-            for k in np.flatnonzero(high_bins).tolist():
-                total += int(high_bins[k]) << (26 + k)
-            for k in np.flatnonzero(low_bins).tolist():
-                total += int(low_bins[k]) << k
-            high_bins[:] = 0.0
-            low_bins[:] = 0.0
-            pending = 0
-    if total == 0:
-        return 0.0
-    return total / (1 << 1075)
+        if self._pending + block.size > _SUM_FLUSH:
+            self._flush()
+        self._high += np.bincount(exponent, weights=high, minlength=_EXPONENTS)
+        self._low += np.bincount(exponent, weights=mantissa, minlength=_EXPONENTS)
+        self._pending += block.size
+
+    def _flush(self) -> None:
+        for k in np.flatnonzero(self._high).tolist():
+            self._total += int(self._high[k]) << (26 + k)
+        for k in np.flatnonzero(self._low).tolist():
+            self._total += int(self._low[k]) << k
+        self._high[:] = 0.0
+        self._low[:] = 0.0
+        self._pending = 0
+
+    def value(self) -> float:
+        """The correctly rounded sum so far (``+0.0`` for an exact zero, as ``fsum``)."""
+        self._flush()
+        if self._total == 0:
+            return 0.0
+        return self._total / (1 << 1075)
 
 
 def squared_norm(vector: Vector) -> float:
@@ -296,11 +352,12 @@ class MemberRanks:
     sorting the others anew, and :meth:`median` the same as :func:`coordinate_median`.
     """
 
-    def __init__(self, vectors: Sequence[Vector]) -> None:
-        if not vectors:
+    def __init__(self, vectors: Sequence[Vector] | np.ndarray) -> None:
+        """``vectors``: float64 vectors, or already stacked ``[n, P]`` (one block of them)."""
+        if len(vectors) == 0:
             raise ProtocolError("a median of no vectors")
         self._n = len(vectors)
-        stacked = torch.stack(list(vectors)).numpy()
+        stacked = vectors if isinstance(vectors, np.ndarray) else torch.stack(list(vectors)).numpy()
         self._order = np.argsort(stacked, axis=0, kind="stable")
         self._ordered = np.take_along_axis(stacked, self._order, axis=0)
         self._ranks: np.ndarray | None = None
@@ -309,8 +366,15 @@ class MemberRanks:
         """``coordinate_median(vectors)[0]``."""
         return torch.from_numpy(self._middle(self._ordered, self._n))
 
+    def median_array(self) -> np.ndarray:
+        return self._middle(self._ordered, self._n)
+
     def without(self, i: int) -> Vector:
         """``coordinate_median(vectors without i)[0]``."""
+        return torch.from_numpy(self.without_array(i))
+
+    def without_array(self, i: int) -> np.ndarray:
+        """:meth:`without` as a NumPy array."""
         if self._n < 2:
             raise ProtocolError("a leave-one-out median needs at least two vectors")
         if self._ranks is None:
@@ -320,11 +384,12 @@ class MemberRanks:
         m = self._n - 1
         lo_k, hi_k = (m - 1) // 2, m // 2
         rank = self._ranks[i]
-        lo = np.where(rank <= lo_k, self._ordered[lo_k + 1], self._ordered[lo_k])
+        lo: np.ndarray = np.where(rank <= lo_k, self._ordered[lo_k + 1], self._ordered[lo_k])
         if m % 2:
-            return torch.from_numpy(lo)
+            return lo
         hi = np.where(rank <= hi_k, self._ordered[hi_k + 1], self._ordered[hi_k])
-        return torch.from_numpy((lo + hi) / 2.0)
+        middle: np.ndarray = (lo + hi) / 2.0
+        return middle
 
     @staticmethod
     def _middle(ordered: np.ndarray, n: int) -> np.ndarray:

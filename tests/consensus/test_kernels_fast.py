@@ -180,3 +180,39 @@ def test_fixed_dot_of_non_finite_products_goes_to_fsum() -> None:
     a = torch.tensor([1.0, 1e200, 2.0], dtype=torch.float64)
     assert fixed_dot(a, a) == math.inf
     assert math.isnan(fixed_dot(a, torch.tensor([1.0, math.nan, 1.0], dtype=torch.float64)))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 7])
+def test_change_geometry_by_blocks_is_the_whole_vector_definition(
+    n: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Credit's sums taken one block of coordinates at a time (blocks cut across tensors here)
+    # must give the bits of the plain definition on whole vectors.
+    from consensus.contribution import change_geometry
+    from consensus.strategies import kernels
+    from consensus.strategies.abc import Update
+
+    monkeypatch.setattr(kernels, "CHANGE_BLOCK", 97)
+    gen = torch.Generator().manual_seed(40 + n)
+    previous = {"a": torch.randn(30, 11, generator=gen), "b": torch.randn(250, generator=gen),
+                "c": torch.zeros(3)}  # fmt: skip
+    updates = []
+    for i in range(n):
+        weights = {
+            k: v + 0.01 * torch.randn(v.shape, generator=gen) ** 3 for k, v in previous.items()
+        }
+        weights["c"] = previous["c"].clone()  # a tensor nobody changed: zeros and ties
+        updates.append(Update(f"m{i}", weights, 10 + i))
+    keys = sorted(previous)
+    changes = kernels.deltas(updates, previous, keys)
+    got = change_geometry(updates, previous)
+    assert [_bits(x) for x in got.norms] == [_bits(kernels.l2_norm(c)) for c in changes]
+    assert _bits(got.median_norm) == _bits(kernels.l2_norm(coordinate_median(changes)[0]))
+    if n == 1:
+        assert got.others_norms == [] and got.dots == []
+        return
+    others = leave_one_out_medians(changes)
+    assert [_bits(x) for x in got.others_norms] == [_bits(kernels.l2_norm(r)) for r in others]
+    assert [_bits(x) for x in got.dots] == [
+        _bits(fixed_sum(c * r)) for c, r in zip(changes, others, strict=True)
+    ]
