@@ -22,7 +22,7 @@ An auditor can reproduce each kernel with NumPy and ``math.fsum`` from these doc
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -161,13 +161,26 @@ def change_blocks(
     missing = [k for k in keys if k not in previous]
     if missing:
         raise ProtocolError(f"the round's global model lacks tensors {missing}")
+    return _blocks(updates, keys, previous)
+
+
+def weight_blocks(updates: Sequence[Update], keys: Sequence[str]) -> Iterator[np.ndarray]:
+    """:func:`update_vectors` one block of coordinates at a time, as ``[n, block]`` float64."""
+    return _blocks(updates, keys, None)
+
+
+def _blocks(
+    updates: Sequence[Update], keys: Sequence[str], origin: Mapping[str, torch.Tensor] | None
+) -> Iterator[np.ndarray]:
     for key in keys:
-        base = previous[key].detach().reshape(-1)
         rows = [u.weights[key].detach().reshape(-1) for u in updates]
-        for start in range(0, base.numel(), CHANGE_BLOCK):
+        base = None if origin is None else origin[key].detach().reshape(-1)
+        for start in range(0, rows[0].numel(), CHANGE_BLOCK):
             part = slice(start, start + CHANGE_BLOCK)
-            origin = base[part].to(torch.float64).numpy()
-            yield np.stack([r[part].to(torch.float64).numpy() - origin for r in rows])
+            block = np.stack([r[part].to(torch.float64).numpy() for r in rows])
+            if base is not None:
+                block -= base[part].to(torch.float64).numpy()
+            yield block
 
 
 _SUM_BLOCK = 1 << 16
@@ -302,6 +315,22 @@ def squared_norm(vector: Vector) -> float:
 def l2_norm(vector: Vector) -> float:
     """``sqrt(fsum(x_j * x_j))`` (``math.sqrt`` is correctly rounded)."""
     return math.sqrt(squared_norm(vector))
+
+
+def pairwise_sq_distances_by_blocks(blocks: Iterable[np.ndarray], n: int) -> list[list[float]]:
+    """:func:`pairwise_sq_distances` of the vectors ``blocks`` yields ``[n, block]`` at a time
+    (exact running sums: the same bits, memory for one block)."""
+    sums = {(i, j): ExactSum() for i in range(n) for j in range(i + 1, n)}
+    with np.errstate(over="ignore", invalid="ignore"):
+        for block in blocks:
+            for (i, j), total in sums.items():
+                diff = block[i] - block[j]
+                if not total.add(diff * diff):
+                    raise ProtocolError("updates hold a non-finite or huge value")
+    d = [[0.0] * n for _ in range(n)]
+    for (i, j), total in sums.items():
+        d[i][j] = d[j][i] = total.value()
+    return d
 
 
 def pairwise_sq_distances(vectors: Sequence[Vector]) -> list[list[float]]:

@@ -24,8 +24,8 @@ from typing import Any
 from consensus.strategies.abc import Aggregate, AggregationRule, RoundContext, Update
 from consensus.strategies.kernels import (
     check_updates,
-    pairwise_sq_distances,
-    update_vectors,
+    pairwise_sq_distances_by_blocks,
+    weight_blocks,
     weighted_mean,
 )
 from consensus.strategies.params import integer, make_aggregate
@@ -59,7 +59,8 @@ class MultiKrum(AggregationRule):
         n, f = len(updates), self.byzantine
         if n < f + 3:
             f = max(0, n - 3)
-        scores = krum_scores(pairwise_sq_distances(update_vectors(updates, keys)), f)
+        distances = pairwise_sq_distances_by_blocks(weight_blocks(updates, keys), n)
+        scores = krum_scores(distances, f)
         keep = min(n - f, n - f if self.keep is None else self.keep)
         ranked = sorted(range(n), key=lambda i: (scores[i], i))
         chosen = sorted(ranked[:keep])

@@ -216,3 +216,22 @@ def test_change_geometry_by_blocks_is_the_whole_vector_definition(
     assert [_bits(x) for x in got.dots] == [
         _bits(fixed_sum(c * r)) for c, r in zip(changes, others, strict=True)
     ]
+
+
+def test_pairwise_distances_by_blocks_are_the_whole_vector_definition(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from consensus.strategies import kernels
+    from consensus.strategies.abc import Update
+
+    monkeypatch.setattr(kernels, "CHANGE_BLOCK", 64)
+    gen = torch.Generator().manual_seed(9)
+    shapes = {"a": (17, 9), "b": (300,)}
+    updates = [
+        Update(f"m{i}", {k: torch.randn(s, generator=gen) * 10.0**i for k, s in shapes.items()}, 5)
+        for i in range(5)
+    ]
+    keys = sorted(shapes)
+    expected = kernels.pairwise_sq_distances(kernels.update_vectors(updates, keys))
+    got = kernels.pairwise_sq_distances_by_blocks(kernels.weight_blocks(updates, keys), 5)
+    assert [[_bits(x) for x in row] for row in got] == [[_bits(x) for x in row] for row in expected]
