@@ -304,6 +304,16 @@ def parse_cells(args: argparse.Namespace) -> list[tuple[int, int, int]]:
     return cells
 
 
+def kept_cells(out: Path, cells: list[tuple[int, int, int]]) -> dict[str, Any]:
+    """The cells of ``out``'s round.json that ``cells`` does not measure again."""
+    try:
+        earlier: dict[str, Any] = json.loads((out / "round.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    again = {f"{p}x{params_label(n)}@{b}" for p, n, b in cells}
+    return {key: row for key, row in earlier.items() if key not in again}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--peers", help="comma-separated peer counts (default 4,10)")
@@ -315,6 +325,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-cells", action="store_true", help="only the aggregation part")
     ap.add_argument("--quick", action="store_true", help="2 peers x 14 numbers, 2 rounds (tests)")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "bench")
+    ap.add_argument(
+        "--keep-others",
+        action="store_true",
+        help="keep the cells of an existing round.json that this run does not measure again",
+    )
     args = ap.parse_args(argv)
     if args.rounds is not None and args.rounds < 1:
         sys.exit(f"--rounds must be >= 1, got {args.rounds}")
@@ -323,12 +338,13 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
 
     started = time.time()
-    table: dict[str, Any] = {}
+    table: dict[str, Any] = kept_cells(args.out, cells) if args.keep_others else {}
     meta: dict[str, Any] = {
         "quick": args.quick,
         "cells": [f"{p}x{params_label(n)}@{b}" for p, n, b in cells],
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "load_before": os.getloadavg(),
+        "kept_from_earlier_run": sorted(table),
         "notes": "round 1 left out when rounds >= 3; bytes are Kubo's (bitswap data or "
         "stats/bw, in+out) per peer per round, gossip not counted; peak RSS is the peer "
         "process's VmHWM, Kubo's apart",
