@@ -126,10 +126,14 @@ def plot_panel(ax: Any, section: Mapping[str, Mapping[str, Any]]) -> None:
             if m in TARGETS:
                 limit = TARGETS[m] * plain["round_s"]
                 ax.hlines(limit, x - 0.45, x + 0.05, colors="grey", linestyles="--")
-    ax.set_ylabel("median round seconds (bars left; dashed: target)")
+    for x, m in zip(xs, modes, strict=True):
+        if "round_x_plain" in section[m]:
+            ax.annotate(f"x{section[m]['round_x_plain']:.2f}", (x - 0.2, section[m]["round_s"]),
+                        ha="center", va="bottom", fontsize=8)  # fmt: skip
+    ax.set_ylabel("round s, median (blue; --: target)")
     mb = ax.twinx()
     mb.bar([x + 0.2 for x in xs], [section[m]["bytes_per_peer"] / 1e6 for m in modes],
            width=0.4, color="tab:orange", label="MB/peer/round")  # fmt: skip
-    mb.set_ylabel("MB per peer and round (bars right)")
+    mb.set_ylabel("MB per peer and round (orange)")
     ax.set_xticks(xs, modes)
-    ax.set_title("cost of encryption and secure aggregation")
+    ax.set_title("encryption and secure aggregation")
