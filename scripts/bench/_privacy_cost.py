@@ -69,10 +69,12 @@ def run_modes(config: CostConfig, modes: list[str] | None = None) -> dict[str, d
 
 def cost_section(rows: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """The ``cost`` part of ``privacy.json``: per mode the median round time, bytes per peer
-    and round, and both against plain (when plain ran)."""
+    and round, and both against plain (when plain ran); in :data:`MODES`'s order, whatever
+    order they ran in."""
     section: dict[str, dict[str, Any]] = {}
     plain = rows.get("plain", {})
-    for mode, row in rows.items():
+    for mode in MODES:
+        row = rows.get(mode, {"error": "not run"})
         if "error" in row:
             continue
         entry: dict[str, Any] = {
@@ -84,11 +86,6 @@ def cost_section(rows: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, A
             entry["bytes_x_plain"] = round(row["bytes_per_peer"] / plain["bytes_per_peer"], 3)
         section[mode] = entry
     return section
-
-
-def step_medians(rows: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, float]]:
-    """Mode -> step -> median seconds, for the breakdown of where a mode's time goes."""
-    return {m: dict(r["steps"]) for m, r in rows.items() if "steps" in r}
 
 
 def render(section: Mapping[str, Mapping[str, Any]], config: Mapping[str, Any]) -> None:

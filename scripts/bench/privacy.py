@@ -4,7 +4,7 @@ inference, by simulation; and what encryption and secure aggregation cost per ro
     scripts/bench/privacy [--task hapt] [--epsilons 1,3,8,inf] [--seeds 3] [--rounds 20]
                           [--peers N] [--workers 2] [--quick] [--out runs/bench]
                           [--dp-only | --cost-only] [--cost-peers 4] [--cost-params 1M]
-                          [--cost-rounds 5]
+                          [--cost-rounds 5] [--cost-modes plain,encrypted,secagg]
 
 Each cell is ``fedchain simulate`` (real peer nodes on the in-memory chain, content store and
 gossip) with the task spec's ``privacy`` set to the target epsilon (``inf``: plain training,
@@ -302,7 +302,7 @@ def run_cost(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
     config = QUICK if args.quick else CostConfig(args.cost_peers, size, args.cost_rounds)
     started = time.monotonic()
     load_before = os.getloadavg()
-    rows = run_modes(config)
+    rows = run_modes(config, args.cost_modes)
     meta = {
         **asdict(config),
         "block_time": 0,
@@ -372,6 +372,9 @@ def main() -> int:
     parser.add_argument("--cost-params", default="1M", help="model size: 14, 250k, 1M, 10M, ...")
     parser.add_argument("--cost-rounds", type=int, default=5, help="rounds per mode (>= 1)")
     parser.add_argument(
+        "--cost-modes", default="plain,encrypted,secagg", help="modes, in the order they run"
+    )
+    parser.add_argument(
         "--quick", action="store_true", help="heart, 2 rounds, 1 seed; cost 2 peers x 20k, 1 round"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench")
@@ -380,6 +383,12 @@ def main() -> int:
         args.task, args.rounds, args.seeds, args.epsilons = "heart", 2, 1, "3,inf"
     if args.cost_rounds < 1 or args.cost_peers < 1:
         parser.error("--cost-rounds and --cost-peers must be >= 1")
+    from _privacy_cost import MODES
+
+    args.cost_modes = args.cost_modes.split(",")
+    if set(args.cost_modes) - set(MODES) or len(set(args.cost_modes)) < len(args.cost_modes):
+        parser.error(f"--cost-modes takes each of {', '.join(MODES)} at most once, "
+                     f"separated by commas, got {','.join(args.cost_modes)!r}")  # fmt: skip
     try:
         from round import parse_params
 
@@ -400,6 +409,10 @@ def main() -> int:
     plot(table, args.out / "privacy.png")
     if dp is not None and table["dp"]:
         render(table, meta)
+    if cost is not None:  # where each mode's time goes, then the summary
+        from round import print_table
+
+        print_table(cost[1]["rows"])
     if table["cost"]:
         from _privacy_cost import render as render_cost
 
