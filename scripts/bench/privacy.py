@@ -276,6 +276,9 @@ def run_dp(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
                 file=sys.stderr,
                 flush=True,
             )
+    for run in runs:  # the record names its folders from the clone, not from this machine
+        out = Path(run["job"]["out"]).resolve()
+        run["job"]["out"] = str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else str(out)
     meta = {
         "task": args.task,
         "peers": peers,
