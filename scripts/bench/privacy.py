@@ -392,10 +392,15 @@ def main() -> int:
     if set(args.cost_modes) - set(MODES) or len(set(args.cost_modes)) < len(args.cost_modes):
         parser.error(f"--cost-modes takes each of {', '.join(MODES)} at most once, "
                      f"separated by commas, got {','.join(args.cost_modes)!r}")  # fmt: skip
-    try:
-        from round import parse_params
+    from round import parse_params
 
-        parse_params(args.cost_params)
+    from fedchain.errors import ConfigError
+    from models.tasks.synthetic import inputs_for
+
+    try:
+        inputs_for(parse_params(args.cost_params))
+    except ConfigError as exc:  # a size the synthetic model cannot have
+        parser.error(f"--cost-params {args.cost_params}: {exc}")
     except ValueError:
         parser.error(f"--cost-params takes a size such as 14, 250k or 1M, got {args.cost_params!r}")
     from fedchain.private_files import write_private_text

@@ -63,3 +63,17 @@ def test_a_dp_run_keeps_the_cost_part_and_its_meta() -> None:
 def test_a_first_cost_run_starts_an_empty_dp_part() -> None:
     table, meta = merge({}, {}, None, ({"plain": {}}, {"peers": 2}))
     assert table == {"dp": {}, "cost": {"plain": {}}} and meta["cost"] == {"peers": 2}
+
+
+def test_bad_cost_options_are_refused_before_anything_runs(tmp_path: Path) -> None:
+    for option, value, says in [
+        ("--cost-params", "13", "even number"),
+        ("--cost-modes", "plain,fast", "plain, encrypted, secagg"),
+    ]:
+        done = subprocess.run(
+            [sys.executable, str(SCRIPT), "--cost-only", option, value, "--out", str(tmp_path)],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert done.returncode == 2 and says in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+    assert not list(tmp_path.iterdir())
