@@ -1,8 +1,10 @@
 """Privacy benchmark: what differential privacy costs in learning and buys against membership
-inference, by simulation.
+inference, by simulation; and what encryption and secure aggregation cost per round.
 
     scripts/bench/privacy [--task hapt] [--epsilons 1,3,8,inf] [--seeds 3] [--rounds 20]
                           [--peers N] [--workers 2] [--quick] [--out runs/bench]
+                          [--dp-only | --cost-only] [--cost-peers 4] [--cost-params 1M]
+                          [--cost-rounds 5] [--cost-modes plain,encrypted,secagg]
 
 Each cell is ``fedchain simulate`` (real peer nodes on the in-memory chain, content store and
 gossip) with the task spec's ``privacy`` set to the target epsilon (``inf``: plain training,
@@ -19,11 +21,18 @@ with 2e-2 and clipping 0.5 gave 0.75).  Reported per epsilon:
   records from their held-out test records (0.5: no better than chance);
 * the largest epsilon any institution actually spent (from its ``history.jsonl``).
 
+The cost part (``_privacy_cost``) runs the round bench's real federation (Anvil at once, a
+Kubo per institution, peer processes over libp2p; default 4 peers x 1M float32, 5 rounds, the
+first left out) once per mode: ``plain``, ``encrypted`` (members-only weights) and ``secagg``
+(secure aggregation), and reports median round seconds and bytes per peer and round.
+
 Writes ``<out>/privacy.json`` shaped ``{"dp": {"<epsilon>": {"<metric>": {"mean", "std"},
-"mia_auc": z}}, "cost": {}}`` (epsilon written ``1``, ``3``, ``8`` or ``inf``), its
-``privacy.meta.json`` (budgets, per-run figures, timing) and ``privacy.png``.  The ``cost``
-part (members-only encryption and secure aggregation, from real peer processes) stays empty
-until those modes exist.
+"mia_auc": z}}, "cost": {"<mode>": {"round_s": s, "bytes_per_peer": n, "round_x_plain": r,
+"bytes_x_plain": b}}}`` (epsilon written ``1``, ``3``, ``8`` or ``inf``), its
+``privacy.meta.json`` (budgets, per-run figures, each mode's steps, timing) and
+``privacy.png``.  ``--dp-only`` and ``--cost-only`` replace their own part and keep the other
+from an earlier run; both files are replaced atomically.  ``--quick`` (tests): heart, 2 rounds,
+1 seed; cost 2 peers x 20k numbers, 1 round.
 """
 
 from __future__ import annotations
@@ -159,14 +168,14 @@ def summarize(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
                 default=None,
             ),
         }
-    return {"dp": dp, "cost": {}}
+    return dp
 
 
 def render(table: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    metric = meta["metric"]
+    metric = dp_metric(table["dp"])
     out = Table(
         title=f"{meta['task']}: {meta['peers']} institutions, {meta['rounds']} rounds, "
         f"{meta['seeds']} seeds; under DP: clipping {meta['clip']:g}, batch "
@@ -186,53 +195,61 @@ def render(table: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
     Console().print(out)
 
 
-def plot(table: Mapping[str, Any], metric: str, path: Path) -> None:
+def dp_metric(dp: Mapping[str, Any]) -> str:
+    """The primary metric's name in a ``dp`` section (the one figure that is a mean and std)."""
+    row: Mapping[str, Any] = next(iter(dp.values()))
+    return str(next(k for k in row if k not in ("mia_auc", "max_epsilon_spent")))
+
+
+def plot(table: Mapping[str, Any], path: Path) -> None:
+    """The DP panels (metric, MIA AUC against epsilon) and the cost panel, for the parts
+    ``table`` has; written to a temporary file first, then renamed over ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from _privacy_cost import plot_panel
 
-    keys = list(table["dp"])
+    panels = (2 if table["dp"] else 0) + (1 if table["cost"] else 0)
+    if not panels:
+        return
+    fig, axes = plt.subplots(1, panels, figsize=(4.6 * panels, 3.6), squeeze=False)
+    if table["cost"]:
+        plot_panel(axes[0][-1], table["cost"])
+    if table["dp"]:
+        _plot_dp(table["dp"], axes[0][0], axes[0][1])
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.stem}-tmp{path.suffix}")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def _plot_dp(dp: Mapping[str, Any], left: Any, right: Any) -> None:
+    metric = dp_metric(dp)
+    keys = list(dp)
     xs = range(len(keys))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
-    means = [100 * table["dp"][k][metric]["mean"] for k in keys]
-    stds = [100 * table["dp"][k][metric]["std"] for k in keys]
+    means = [100 * dp[k][metric]["mean"] for k in keys]
+    stds = [100 * dp[k][metric]["std"] for k in keys]
     left.errorbar(xs, means, yerr=stds, marker="o", capsize=4)
     left.set_ylabel(f"{metric} (pooled test, %)")
-    right.plot(xs, [table["dp"][k]["mia_auc"] for k in keys], marker="o", color="tab:red")
+    right.plot(xs, [dp[k]["mia_auc"] for k in keys], marker="o", color="tab:red")
     right.axhline(0.5, color="grey", linestyle=":", label="chance")
     right.set_ylabel("membership-inference AUC")
     right.legend()
     for ax in (left, right):
         ax.set_xticks(list(xs), keys)
         ax.set_xlabel("target epsilon")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--task", default="hapt")
-    parser.add_argument("--epsilons", default="1,3,8,inf")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--peers", type=int, default=None, help="default: the task's own")
-    parser.add_argument("--clip", type=float, default=0.5, help="per-sample clipping norm")
-    parser.add_argument("--dp-batch-size", type=int, default=256, help="batch size under DP")
-    parser.add_argument("--dp-lr", type=float, default=0.02, help="learning rate under DP")
-    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
-    parser.add_argument("--quick", action="store_true", help="heart, 2 rounds, 1 seed")
-    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench")
-    args = parser.parse_args()
-    if args.quick:
-        args.task, args.rounds, args.seeds, args.epsilons = "heart", 2, 1, "3,inf"
+def run_dp(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The DP simulations: the ``dp`` section and its meta figures."""
     try:
         epsilons = [float(e) for e in args.epsilons.split(",")]
     except ValueError:
-        parser.error(f"--epsilons takes numbers or inf separated by commas, got {args.epsilons!r}")
+        sys.exit(f"--epsilons takes numbers or inf separated by commas, got {args.epsilons!r}")
     if any(not e > 0 for e in epsilons):
-        parser.error("every epsilon must be > 0 (inf: no differential privacy)")
+        sys.exit("every epsilon must be > 0 (inf: no differential privacy)")
     from models.tasks import get_task
 
     task = get_task(args.task)
@@ -243,7 +260,7 @@ def main() -> int:
             str(work / f"{epsilon_key(e)}-s{s}"))
         for e in epsilons
         for s in range(args.seeds)
-    ]
+    ]  # fmt: skip
     started = time.monotonic()
     runs: list[dict[str, Any]] = []
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) as pool:
@@ -259,7 +276,9 @@ def main() -> int:
                 file=sys.stderr,
                 flush=True,
             )
-    table = summarize(runs)
+    for run in runs:  # the record names its folders from the clone, not from this machine
+        out = Path(run["job"]["out"]).resolve()
+        run["job"]["out"] = str(out.relative_to(ROOT)) if out.is_relative_to(ROOT) else str(out)
     meta = {
         "task": args.task,
         "peers": peers,
@@ -272,18 +291,147 @@ def main() -> int:
         "quick": args.quick,
         "workers": args.workers,
         "wall_seconds": round(time.monotonic() - started, 1),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "cost_note": "members-only encryption and secure aggregation are not built yet",
         "runs": runs,
     }
+    return summarize(runs), meta
+
+
+def run_cost(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The three protocol modes through real federations: the ``cost`` section and its meta."""
+    from _privacy_cost import MODES, QUICK, TARGETS, CostConfig, cost_section, run_modes
+    from round import parse_params
+
+    size = parse_params(args.cost_params)
+    config = QUICK if args.quick else CostConfig(args.cost_peers, size, args.cost_rounds)
+    started = time.monotonic()
+    load_before = os.getloadavg()
+    rows = run_modes(config, args.cost_modes)
+    meta = {
+        **asdict(config),
+        "block_time": 0,
+        "quick": args.quick,
+        "modes": MODES,
+        "targets_round_x_plain": TARGETS,
+        "notes": "each mode is a round-bench cell (scripts/bench/round.py run_cell); round 1 "
+        "left out when rounds >= 3; bytes are Kubo's (bitswap data or stats/bw, in+out) per "
+        "peer per round, gossip not counted",
+        "wall_seconds": round(time.monotonic() - started, 1),
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
+        "rows": rows,
+    }
+    return cost_section(rows), meta
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """An earlier run's file, or ``{}``; a file that is not a JSON object stops the bench."""
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        sys.exit(f"{path} is not JSON ({exc}); move it away or fix it, then run again")
+    if not isinstance(data, dict):
+        sys.exit(f"{path} holds no JSON object; move it away, then run again")
+    return data
+
+
+def merge(
+    old_table: Mapping[str, Any],
+    old_meta: Mapping[str, Any],
+    dp: tuple[dict[str, Any], dict[str, Any]] | None,
+    cost: tuple[dict[str, Any], dict[str, Any]] | None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The new ``privacy.json`` and meta: the parts that ran replace theirs, the others stay.
+    The DP meta fields sit at the top level (as before the cost part existed), the cost's
+    under ``cost``."""
+    table = {"dp": dict(old_table.get("dp", {})), "cost": dict(old_table.get("cost", {}))}
+    meta = {k: v for k, v in old_meta.items() if k != "cost_note"}
+    if dp is not None:
+        table["dp"] = dp[0]
+        meta = {"cost": meta["cost"]} if "cost" in meta else {}
+        meta.update(dp[1])
+    if cost is not None:
+        table["cost"], meta["cost"] = cost
+    meta["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version()}
+    return table, meta
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--task", default="hapt")
+    parser.add_argument("--epsilons", default="1,3,8,inf")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--peers", type=int, default=None, help="default: the task's own")
+    parser.add_argument("--clip", type=float, default=0.5, help="per-sample clipping norm")
+    parser.add_argument("--dp-batch-size", type=int, default=256, help="batch size under DP")
+    parser.add_argument("--dp-lr", type=float, default=0.02, help="learning rate under DP")
+    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--dp-only", action="store_true", help="keep an earlier run's cost part")
+    only.add_argument("--cost-only", action="store_true", help="keep an earlier run's dp part")
+    parser.add_argument("--cost-peers", type=int, default=4, help="peers per cost federation")
+    parser.add_argument("--cost-params", default="1M", help="model size: 14, 250k, 1M, 10M, ...")
+    parser.add_argument("--cost-rounds", type=int, default=5, help="rounds per mode (>= 1)")
+    parser.add_argument(
+        "--cost-modes", default="plain,encrypted,secagg", help="modes, in the order they run"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="heart, 2 rounds, 1 seed; cost 2 peers x 20k, 1 round"
+    )
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "bench")
+    args = parser.parse_args()
+    if args.quick:
+        args.task, args.rounds, args.seeds, args.epsilons = "heart", 2, 1, "3,inf"
+    if args.cost_rounds < 1 or args.cost_peers < 1:
+        parser.error("--cost-rounds and --cost-peers must be >= 1")
+    from _privacy_cost import MODES
+
+    args.cost_modes = args.cost_modes.split(",")
+    if set(args.cost_modes) - set(MODES) or len(set(args.cost_modes)) < len(args.cost_modes):
+        parser.error(f"--cost-modes takes each of {', '.join(MODES)} at most once, "
+                     f"separated by commas, got {','.join(args.cost_modes)!r}")  # fmt: skip
+    from round import parse_params
+
+    from fedchain.errors import ConfigError
+    from models.tasks.synthetic import inputs_for
+
+    try:
+        inputs_for(parse_params(args.cost_params))
+    except ConfigError as exc:  # a size the synthetic model cannot have
+        parser.error(f"--cost-params {args.cost_params}: {exc}")
+    except ValueError:
+        parser.error(f"--cost-params takes a size such as 14, 250k or 1M, got {args.cost_params!r}")
+    from fedchain.private_files import write_private_text
+
+    out_json, out_meta = args.out / "privacy.json", args.out / "privacy.meta.json"
+    old_table, old_meta = read_json(out_json), read_json(out_meta)
+    dp = None if args.cost_only else run_dp(args)
+    cost = None if args.dp_only else run_cost(args)
+    table, meta = merge(old_table, old_meta, dp, cost)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "privacy.json").write_text(json.dumps(table, indent=2))
-    (args.out / "privacy.meta.json").write_text(json.dumps(meta, indent=2))
-    plot(table, meta["metric"], args.out / "privacy.png")
-    render(table, meta)
-    print(f"\nwrote {args.out / 'privacy.json'}, privacy.meta.json, privacy.png")
-    return 0
+    # Atomic replacement: a bench stopped while writing leaves the earlier files whole.
+    write_private_text(out_json, json.dumps(table, indent=2) + "\n")
+    write_private_text(out_meta, json.dumps(meta, indent=2) + "\n")
+    plot(table, args.out / "privacy.png")
+    if dp is not None and table["dp"]:
+        render(table, meta)
+    if cost is not None:  # where each mode's time goes, then the summary
+        from round import print_table
+
+        print_table(cost[1]["rows"])
+    if table["cost"]:
+        from _privacy_cost import render as render_cost
+
+        render_cost(table["cost"], meta["cost"])
+    print(f"\nwrote {out_json}, privacy.meta.json, privacy.png")
+    failed = [m for m, r in (cost[1]["rows"] if cost else {}).items() if "error" in r]
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from peer.startup import terminate_as_interrupt
+
+    with terminate_as_interrupt():  # a stopped bench stops its chains, Kubos and peers too
+        raise SystemExit(main())

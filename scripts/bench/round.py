@@ -44,6 +44,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -139,17 +140,49 @@ def quantiles(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(ordered), "p90": p90}
 
 
-def run_cell(peers: int, params: int, block: int, rounds: int, root: Path) -> dict[str, Any]:
-    """One federation from start to task completion; the cell's row."""
+def stored_format(data: bytes) -> str:
+    """What a stored update is to anyone holding its bytes: ``sealed`` (members-only envelope),
+    ``masked`` (secure aggregation's residues), ``safetensors`` (plain weights) or ``other``."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load
+
+    from consensus.secagg.wire import MASKED_MAGIC
+    from peer.confidential.envelope import is_sealed
+
+    if is_sealed(data):
+        return "sealed"
+    if data.startswith(MASKED_MAGIC):
+        return "masked"
+    try:
+        load(data)
+    except (SafetensorError, ValueError):
+        return "other"
+    return "safetensors"
+
+
+def run_cell(
+    peers: int,
+    params: int,
+    block: int,
+    rounds: int,
+    root: Path,
+    spec_fields: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One federation from start to task completion; the cell's row.  ``spec_fields`` are
+    further TaskSpec fields (``confidentiality``, ``secure_aggregation``) for benches that
+    compare protocol modes at one size."""
     from consensus.task_spec import AggregationSpec
     from fedchain.localnet.devnet import LocalFederation, TaskParams
     from models.tasks import get_task
+    from peer.content.cid import cid_from_bytes
+    from peer.content.kubo import KuboContentStore
     from peer.records import History
 
     spec = get_task("synthetic-bench").default_spec(
         name=f"bench-{peers}x{params_label(params)}",
         task_args={"params": params},
         aggregation=AggregationSpec(rule="fedavg"),
+        **dict(spec_fields or {}),
     )
     names = [f"site{i}" for i in range(peers)]
     fed = LocalFederation(root, names, block_time=block, fetch_timeout=120.0)
@@ -176,6 +209,11 @@ def run_cell(peers: int, params: int, block: int, rounds: int, root: Path) -> di
             tails = "\n".join(f"--- {n}\n{fed.peers[n].log_tail(30)}" for n in bad)
             raise RuntimeError(f"peers ended with {bad}\n{tails}")
         bw = [kubo_bytes(fed.hospital(n).kubo.api_port) for n in names]
+        assert fed.deployer is not None
+        last = fed.deployer.submissions(fed.task_id, rounds)
+        with KuboContentStore(fed.hospital(names[0]).kubo.api_multiaddr) as store:
+            formats = sorted({stored_format(store.get(cid_from_bytes(s.cid), timeout=30))
+                              for s in last})  # fmt: skip
         histories = {n: History(fed.hospital(n).home / "state").records() for n in names}
     wall = time.monotonic() - t0
     first = 2 if rounds >= 3 else 1
@@ -201,6 +239,7 @@ def run_cell(peers: int, params: int, block: int, rounds: int, root: Path) -> di
         "peak_rss_mb": round(max(peak.values()), 1),
         "kubo_peak_rss_mb": round(max(kubo_peak.values()), 1) if kubo_peak else None,
         "steps": steps,
+        "update_format": formats,
         "rounds": rounds,
         "rounds_measured": rounds - first + 1,
         "model_mb": params * 4 / 1e6,

@@ -13,7 +13,8 @@ SCRIPT = ROOT / "scripts" / "bench" / "privacy.py"
 
 def test_quick_privacy_bench_writes_table_and_plot(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--workers", "1", "--out", str(tmp_path)],
+        [sys.executable, str(SCRIPT), "--quick", "--dp-only", "--workers", "1",
+         "--out", str(tmp_path)],
         capture_output=True, text=True, timeout=900, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
