@@ -17,7 +17,7 @@ from consensus.protocol import RoundStatus
 from consensus.round_decision import RoundDecision
 from consensus.secagg.rounds import Reveal
 from consensus.serialization import header_notes
-from fedchain.replay import Replayer
+from fedchain.replay import ReplayedRound, Replayer
 from fedchain.simulator.federation import VirtualFederation
 from peer.content.cid import cid_from_bytes
 from peer.secure_aggregation import SecureRounds, recorded_reveals, secure_bundle
@@ -73,13 +73,23 @@ def test_rounds_with_a_member_that_never_submitted_replay_from_the_recorded_reve
 Publish = Callable[[int, int, RoundDecision, list[Reveal]], bytes]
 
 
-def _hostile_peers(monkeypatch: pytest.MonkeyPatch, publish: Publish) -> None:
-    """Every peer publishes ``publish(task, round, decision, reveals)`` as its aggregate."""
+def replay_hostile_round(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, publish: Publish
+) -> ReplayedRound:
+    """d never submits; a, b and c each publish ``publish(task, round, decision, reveals)`` as
+    the aggregate, which they all attest and the round finalizes with; the auditor replays it."""
 
     def aggregate_bytes(self: SecureRounds, round_no: int, decision: RoundDecision) -> bytes:
         return publish(self.task_id, round_no, decision, self._used.get(round_no, []))
 
     monkeypatch.setattr(SecureRounds, "aggregate_bytes", aggregate_bytes)
+    fed = federation(tmp_path, rounds=1)
+    fed.crash("d")
+    fed.run()
+    assert fed.deployer.round_info(fed.task_id, 1).status is RoundStatus.FINALIZED
+    (replayed,) = auditor(fed).replay_all()
+    assert not replayed.ok, replayed
+    return replayed
 
 
 def test_a_tampered_aggregate_is_flagged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -90,14 +100,8 @@ def test_a_tampered_aggregate_is_flagged(tmp_path: Path, monkeypatch: pytest.Mon
         moved = replace(decision, aggregate=replace(decision.aggregate, weights=weights))
         return secure_bundle(task_id, round_no, moved, reveals)
 
-    _hostile_peers(monkeypatch, shifted)
-    fed = federation(tmp_path, rounds=1)
-    fed.crash("d")
-    fed.run()
-    assert fed.deployer.round_info(fed.task_id, 1).status is RoundStatus.FINALIZED
-    (replayed,) = auditor(fed).replay_all()
-    assert not replayed.ok and replayed.scores_match
-    assert replayed.recomputed_cid not in (None, replayed.agreed_cid)
+    replayed = replay_hostile_round(tmp_path, monkeypatch, shifted)
+    assert replayed.scores_match and replayed.recomputed_cid not in (None, replayed.agreed_cid)
     assert replayed.why().startswith("the recomputed aggregate is ")
 
 
@@ -109,14 +113,8 @@ def test_an_aggregate_without_its_reveals_is_reported_not_crashed(
     ) -> bytes:
         return secure_bundle(task_id, round_no, decision, [])
 
-    _hostile_peers(monkeypatch, without_reveals)
-    fed = federation(tmp_path, rounds=1)
-    fed.crash("d")
-    fed.run()
-    assert fed.deployer.round_info(fed.task_id, 1).status is RoundStatus.FINALIZED
-    (replayed,) = auditor(fed).replay_all()
-    assert not replayed.ok and replayed.recomputed_cid is None
-    assert "records no reveals" in replayed.why(), replayed
+    replayed = replay_hostile_round(tmp_path, monkeypatch, without_reveals)
+    assert replayed.recomputed_cid is None and "records no reveals" in replayed.why(), replayed
 
 
 def test_an_aggregate_missing_one_submitters_seed_is_reported(
@@ -127,9 +125,5 @@ def test_an_aggregate_missing_one_submitters_seed_is_reported(
     ) -> bytes:
         return secure_bundle(task_id, round_no, decision, sorted(reveals, key=str)[1:])
 
-    _hostile_peers(monkeypatch, one_short)
-    fed = federation(tmp_path, rounds=1)
-    fed.crash("d")
-    fed.run()
-    (replayed,) = auditor(fed).replay_all()
-    assert not replayed.ok and "does not record the pair seeds of" in replayed.why(), replayed
+    replayed = replay_hostile_round(tmp_path, monkeypatch, one_short)
+    assert "does not record the pair seeds of" in replayed.why(), replayed
