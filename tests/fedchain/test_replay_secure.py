@@ -19,10 +19,11 @@ from consensus.secagg.rounds import Reveal
 from consensus.serialization import header_notes
 from fedchain.replay import ReplayedRound, Replayer
 from fedchain.simulator.federation import VirtualFederation
+from peer.confidential.envelope import is_sealed
 from peer.content.cid import cid_from_bytes
 from peer.secure_aggregation import SecureRounds, recorded_reveals, secure_bundle
 from tests.peer.test_node import TinyLearner
-from tests.peer.test_node_secagg import federation
+from tests.peer.test_node_secagg import federation, secure_spec
 
 
 def auditor(fed: VirtualFederation) -> Replayer:
@@ -127,3 +128,24 @@ def test_an_aggregate_missing_one_submitters_seed_is_reported(
 
     replayed = replay_hostile_round(tmp_path, monkeypatch, one_short)
     assert "does not record the pair seeds of" in replayed.why(), replayed
+
+
+def test_a_members_only_masked_round_replays_with_the_audit_key(tmp_path: Path) -> None:
+    """Members-only sealing wraps the whole content, reveals included, as before."""
+    fed = federation(
+        tmp_path, rounds=1, spec=secure_spec().model_copy(update={"confidentiality": "members"})
+    )
+    fed.crash("d")
+    fed.run()
+    assert fed.deployer.round_info(fed.task_id, 1).status is RoundStatus.FINALIZED
+    assert is_sealed(agreed_bytes(fed, 1))
+    replayer = Replayer(
+        fed.deployer,
+        fed.peers["a"].content,
+        fed.task_id,
+        timeout=1.0,
+        audit_secret=fed.audit_secret,
+    )
+    replayer.reference = TinyLearner("init").reference_weights()
+    (replayed,) = replayer.replay_all()
+    assert replayed.ok and len(replayed.scores) == 3, replayed
