@@ -80,7 +80,7 @@ def reveals_from_bytes(data: bytes, task_id: int, round_no: int) -> list[Reveal]
 MAX_ROUND_REVEALS_BYTES = 48 * 1024
 """Most bytes of reveals one aggregate may record.  They ride in the aggregate's header, inside
 the room every bundle fetch allows beyond the tensors (``HEADER_SLACK_BYTES``, 64 KiB), so the
-next round's model stays fetchable: about 400 reveals (|S| x |D|)."""
+next round's model stays fetchable: about 390 reveals (|S| x |D|, ~120 bytes each)."""
 
 
 def round_reveals_to_text(task_id: int, round_no: int, reveals: Sequence[Reveal]) -> str:
