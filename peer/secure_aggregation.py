@@ -52,7 +52,12 @@ from consensus.secagg.wire import (
     round_reveals_from_text,
     round_reveals_to_text,
 )
-from consensus.serialization import bundle_to_bytes, header_notes
+from consensus.serialization import (
+    bundle_reference,
+    bundle_to_bytes,
+    header_notes,
+    model_bytes_limit,
+)
 from consensus.strategies.abc import Aggregate, StateDict
 from consensus.task_spec import SecureAggregationSettings
 from fedchain.errors import ConfigError, ContentError, FedchainError, ProtocolError
@@ -108,8 +113,6 @@ def secure_decision(
     if problems:
         return None, problems
     try:
-        if reveals:  # they must fit in the aggregate's content, which records them
-            round_reveals_to_text(keys.task_id, keys.round, reveals)
         result = unmask_sum(fp, masked, reveals, keys)
         check_mean(fp, result, sum(s.num_samples for s in submissions))
     except ProtocolError as exc:
@@ -121,7 +124,19 @@ def secure_decision(
         scores={s.member: 1.0 for s in submissions},
         state=dict(state),
     )
-    return RoundDecision(aggregate, {}, [Credit(m, n) for m, n in scores]), {}
+    decision = RoundDecision(aggregate, {}, [Credit(m, n) for m, n in scores])
+    if reveals:  # recorded in the content, which must stay fetchable as the next round's model
+        try:
+            size = len(secure_bundle(keys.task_id, keys.round, decision, reveals))
+            limit = model_bytes_limit(bundle_reference(previous, state))
+            if size > limit:
+                raise ProtocolError(
+                    f"with its reveals the aggregate has {size} bytes, over the "
+                    f"{limit} a model fetch allows"
+                )
+        except ProtocolError as exc:
+            return None, {s.member: f"the round cannot be recorded: {exc}" for s in submissions}
+    return decision, {}
 
 
 def secure_bundle(
