@@ -171,7 +171,7 @@ def test_a_member_that_never_submits_is_unmasked_by_the_others_reveals(
     # The aggregate records each submitter's seed with va, so the auditor can replay it later.
     reveals = recorded_reveals(agreed, fed.task_id, 1)
     assert {(r.revealer, r.dropped) for r in reveals} == {(s.member.lower(), va) for s in subs}
-    kubo = fed.hospitals[1].kubo.api_multiaddr
+    kubo = fed.hospitals[0].kubo.api_multiaddr  # a live peer's: it holds the round's content
     audited = cli("replay", "--rpc-url", fed.chain.rpc_url, "--contract", client.address,
                   "--task", str(fed.task_id), "--ipfs-api", kubo)  # fmt: skip
     assert audited.returncode == 0, audited.stderr
