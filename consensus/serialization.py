@@ -7,7 +7,9 @@ dtypes the task's model expects, and rejected if any value is not finite.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
@@ -19,10 +21,34 @@ from fedchain.errors import ProtocolError
 MAX_MODEL_BYTES = 256 * 1024 * 1024
 
 
-def weights_to_bytes(weights: Mapping[str, torch.Tensor]) -> bytes:
-    """Serialize a state dict canonically: same tensors -> same bytes -> same CID."""
+def weights_to_bytes(
+    weights: Mapping[str, torch.Tensor], note: tuple[str, str] | None = None
+) -> bytes:
+    """Serialize a state dict canonically: same tensors -> same bytes -> same CID.
+
+    ``note`` (name, text) goes in the header's ``__metadata__``; one entry at most, so its
+    place in the header cannot vary.  Without it the bytes are those of the tensors alone."""
     ordered = {k: weights[k].detach().to("cpu").contiguous() for k in sorted(weights)}
-    return st_save(ordered)
+    return st_save(ordered, metadata=None if note is None else {note[0]: note[1]})
+
+
+def header_notes(data: bytes) -> dict[str, str]:
+    """The text entries in untrusted safetensors bytes' ``__metadata__`` ({} when none).
+
+    safetensors' own loaders drop them, so the header is read here, bounded by ``data``."""
+    size = int.from_bytes(data[:8], "little") if len(data) >= 8 else -1
+    if not 0 <= size <= len(data) - 8:
+        raise ProtocolError("not a valid safetensors model: its header length is out of range")
+    try:
+        header: Any = json.loads(data[8 : 8 + size])
+        notes = header.get("__metadata__") or {}
+    except (ValueError, AttributeError) as exc:
+        raise ProtocolError(f"not a valid safetensors model: its header: {exc}") from None
+    if not isinstance(notes, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in notes.items()
+    ):
+        raise ProtocolError("not a valid safetensors model: its metadata is not text")
+    return notes
 
 
 HEADER_SLACK_BYTES = 64 * 1024
@@ -65,11 +91,16 @@ STATE_PREFIX = "rule_state/"
 
 
 def bundle_to_bytes(
-    weights: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor]
+    weights: Mapping[str, torch.Tensor],
+    state: Mapping[str, torch.Tensor],
+    note: tuple[str, str] | None = None,
 ) -> bytes:
     """An aggregate's content: the model and the rule's state (``rule_state/<name>``), so the
-    state is attested with the aggregate under one digest and a restarted peer resumes it."""
-    return weights_to_bytes({**weights, **{STATE_PREFIX + k: v for k, v in state.items()}})
+    state is attested with the aggregate under one digest and a restarted peer resumes it.
+
+    ``note``: text the aggregate must commit to as well (secure aggregation's reveals), read
+    back with :func:`header_notes`; loaders of the model ignore it."""
+    return weights_to_bytes({**weights, **{STATE_PREFIX + k: v for k, v in state.items()}}, note)
 
 
 def bundle_reference(

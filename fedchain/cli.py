@@ -682,6 +682,9 @@ def replay_cmd(
         )
     Console().print(table)
     bad = [r.round for r in rounds if not r.ok]
+    for r in rounds:
+        if not r.ok:
+            typer.echo(f"round {r.round}: {r.why()}", err=True)
     if bad:
         typer.echo(f"rounds that do not replay: {bad}", err=True)
         raise typer.Exit(1)

@@ -13,6 +13,13 @@ was being aggregated is left out by the peers, yet may be fetchable now.  Pass s
 A members-only task's content is opened with ``audit_secret`` (the federation's audit key, or a
 member's key), and the recomputed aggregate is sealed again exactly as the peers sealed it
 (deterministically, to the round's recipients on the chain) before its CID is compared.
+
+A task with secure aggregation is replayed the way its peers decided it
+(:func:`peer.secure_aggregation.secure_decision`): the closed set's masked updates are summed
+and unmasked, with the pair-seed reveals the agreed aggregate records when expected members did
+not submit, the sum is checked against the chain's sample counts, and the aggregate's content
+(reveals included) is rebuilt and compared.  Such a round cannot leave an update out, so
+``unavailable`` does not apply to it.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ import torch
 from consensus.protocol import RoundStatus
 from consensus.round_decision import RoundDecision, RoundInputs, decide_round
 from consensus.scoring import member_scores, scores_tree
+from consensus.secagg.fixed_point import FixedPoint
+from consensus.secagg.rounds import Reveal, RoundKeys
 from consensus.serialization import (
     bundle_from_bytes,
     bundle_reference,
@@ -33,15 +42,16 @@ from consensus.serialization import (
 )
 from consensus.strategies.registry import build_rule
 from consensus.task_spec import TaskSpec
-from fedchain.errors import ProtocolError
+from fedchain.errors import ContentError, ProtocolError
 from models.tasks.learner import reference_weights
 from peer.agreed_spec import read_spec
-from peer.confidential.seal import content_seal, sealed_fetcher
+from peer.confidential.seal import content_seal, round_member_keys, sealed_fetcher
 from peer.content.abc import ContentStore
 from peer.content.cid import Cid
 from peer.content.unixfs import file_cid
 from peer.ledger.abc import FederationLedger
 from peer.round_updates import collect_updates
+from peer.secure_aggregation import recorded_reveals, secure_bundle, secure_decision
 
 
 @dataclass(frozen=True)
@@ -55,10 +65,23 @@ class ReplayedRound:
     scores: list[tuple[str, int]] = field(default_factory=list)
     left_out: dict[str, str] = field(default_factory=dict)
     no_credit: dict[str, str] = field(default_factory=dict)
+    problem: str = ""
+    """Why the round could not be recomputed at all (e.g. a masked round's missing reveals)."""
 
     @property
     def ok(self) -> bool:
         return self.recomputed_cid == self.agreed_cid and self.scores_match
+
+    def why(self) -> str:
+        """What differs, in a line ("" when the round replays)."""
+        if self.ok:
+            return ""
+        if self.recomputed_cid is None:
+            reasons = "; ".join(f"{m}: {r}" for m, r in sorted(self.left_out.items()))
+            return self.problem or f"nothing to aggregate ({reasons or 'no update'})"
+        if self.recomputed_cid != self.agreed_cid:
+            return f"the recomputed aggregate is {self.recomputed_cid}, not {self.agreed_cid}"
+        return "the scores root differs from the one the round finalized with"
 
 
 class Replayer:
@@ -84,6 +107,11 @@ class Replayer:
         limit = model_bytes_limit(bundle_reference(self.reference, self.state_reference))
         self.seal = content_seal(self.spec, ledger, task_id, audit_secret)
         self.fetcher = sealed_fetcher(content, self.seal, timeout=timeout, max_bytes=limit)
+        secure = self.spec.secure_aggregation
+        self.fixed_point = (
+            None if secure is None else FixedPoint(secure.clip_norm, secure.fraction_bits)
+        )
+        self._models: dict[int, tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]] = {}
 
     def finalized_rounds(self) -> list[int]:
         task = self.ledger.task(self.task_id)
@@ -93,6 +121,24 @@ class Replayer:
             if RoundStatus(self.ledger.round_info(self.task_id, r).status) is RoundStatus.FINALIZED
         ]
 
+    def round_model(self, round_no: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """The global model ``round_no`` started from and the rule state it carries."""
+        if round_no not in self._models:
+            info = self.ledger.round_info(self.task_id, round_no)
+            model_cid = self.ledger.model_cid(self.task_id, info.model_digest)
+            if Cid.parse(model_cid).digest != info.model_digest:
+                raise ProtocolError(
+                    f"round {round_no}: model CID {model_cid} differs from its digest"
+                )
+            self._models = {
+                round_no: bundle_from_bytes(
+                    self.fetcher.fetch_verified(model_cid),
+                    reference=self.reference,
+                    state_reference=self.state_reference,
+                )
+            }
+        return self._models[round_no]
+
     def decide(
         self, round_no: int, unavailable: Collection[str] = ()
     ) -> tuple[dict[str, str], RoundDecision | None]:
@@ -100,24 +146,6 @@ class Replayer:
         info = self.ledger.round_info(self.task_id, round_no)
         gone = {m.lower() for m in unavailable}
         subs = self.ledger.submissions(self.task_id, round_no)
-        global_content: list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]] = []
-
-        def round_model() -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-            if not global_content:
-                model_cid = self.ledger.model_cid(self.task_id, info.model_digest)
-                if Cid.parse(model_cid).digest != info.model_digest:
-                    raise ProtocolError(
-                        f"round {round_no}: model CID {model_cid} differs from its digest"
-                    )
-                global_content.append(
-                    bundle_from_bytes(
-                        self.fetcher.fetch_verified(model_cid),
-                        reference=self.reference,
-                        state_reference=self.state_reference,
-                    )
-                )
-            return global_content[0]
-
         collected = collect_updates(
             [s for s in subs if s.member.lower() not in gone],
             info.model_digest,
@@ -126,7 +154,7 @@ class Replayer:
             max_samples=self.ledger.task(self.task_id).max_samples,
             max_abs_weight=self.spec.max_abs_weight,
             encoding=self.encoding,
-            global_model=lambda: round_model()[0],
+            global_model=lambda: self.round_model(round_no)[0],
         )
         collected.left_out.update(
             {
@@ -137,23 +165,91 @@ class Replayer:
         )
         if not collected.accepted:
             return collected.left_out, None
-        previous, state = round_model()
+        previous, state = self.round_model(round_no)
         inputs = RoundInputs(self.task_id, round_no, info.model_digest, previous, state)
         decision = decide_round(collected.accepted, collected.digests, inputs, self.spec, self.rule)
         return {**collected.left_out, **decision.left_out}, decision
 
     def replay(self, round_no: int, unavailable: Collection[str] = ()) -> ReplayedRound:
-        info = self.ledger.round_info(self.task_id, round_no)
         agreed = Cid.from_bytes(self.ledger.finalized_event(self.task_id, round_no).aggregate_cid)
+        if self.fixed_point is not None:
+            try:
+                return self._replay_masked(round_no, agreed.text)
+            except (ContentError, ProtocolError) as exc:  # e.g. its model or keys unreadable
+                return ReplayedRound(round_no, agreed.text, None, False, problem=str(exc))
         left_out, decision = self.decide(round_no, unavailable)
         if decision is None:
             return ReplayedRound(round_no, agreed.text, None, False, left_out=left_out)
         data = bundle_to_bytes(decision.aggregate.weights, decision.aggregate.state)
+        return self._compared(round_no, agreed.text, data, decision, left_out)
+
+    def _replay_masked(self, round_no: int, agreed: str) -> ReplayedRound:
+        """A securely aggregated round, unmasked with the reveals its agreed aggregate records."""
+        assert self.fixed_point is not None
+        subs = self.ledger.submissions(self.task_id, round_no)
+        keys = RoundKeys(
+            self.task_id,
+            round_no,
+            round_member_keys(
+                self.ledger, self.task_id, round_no, "the round's masks cannot be recomputed"
+            ),
+        )
+        submitted = sorted({s.member.lower() for s in subs})
+        dropped = sorted(set(keys.publics) - set(submitted))
+        reveals: list[Reveal] = []
+        if dropped:
+            try:
+                recorded = recorded_reveals(
+                    self.fetcher.fetch_verified(agreed), self.task_id, round_no
+                )
+            except (ContentError, ProtocolError) as exc:
+                return ReplayedRound(
+                    round_no, agreed, None, False, problem=f"no reveals to unmask it: {exc}"
+                )
+            seeds = {(r.revealer.lower(), r.dropped.lower()): r.seed for r in recorded}
+            missing = [f"{s} with {d}" for s in submitted for d in dropped if (s, d) not in seeds]
+            if missing:
+                return ReplayedRound(
+                    round_no,
+                    agreed,
+                    None,
+                    False,
+                    problem="its aggregate does not record the pair seeds of " + ", ".join(missing),
+                )
+            # exactly the seeds the peers needed: anything else recorded changes the bytes
+            reveals = [Reveal(s, d, seeds[(s, d)]) for s in submitted for d in dropped]
+        previous, state = self.round_model(round_no)
+        decision, problems = secure_decision(
+            self.fixed_point,
+            keys,
+            subs,
+            self.fetcher,
+            previous,
+            state,
+            reveals,
+            max_samples=self.ledger.task(self.task_id).max_samples,
+        )
+        if decision is None:
+            return ReplayedRound(round_no, agreed, None, False, left_out=problems)
+        data = secure_bundle(self.task_id, round_no, decision, reveals)
+        return self._compared(round_no, agreed, data, decision, {})
+
+    def _compared(
+        self,
+        round_no: int,
+        agreed: str,
+        data: bytes,
+        decision: RoundDecision,
+        left_out: dict[str, str],
+    ) -> ReplayedRound:
+        """The recomputed aggregate ``data`` (sealed as the peers sealed it) and scores beside
+        what the chain says."""
+        info = self.ledger.round_info(self.task_id, round_no)
         scores = decision.scores()
         root = scores_tree(self.task_id, round_no, member_scores(scores)).root
         return ReplayedRound(
             round=round_no,
-            agreed_cid=agreed.text,
+            agreed_cid=agreed,
             recomputed_cid=file_cid(self.seal.seal_aggregate(round_no, data)),
             scores_match=root == info.scores_digest,
             scores=scores,

@@ -576,7 +576,10 @@ class PeerNode:
         aggregate = decision.aggregate.weights
         t_add = time.perf_counter()  # sealing (members-only tasks) counts as adding
         agg_bytes = self._seal.seal_aggregate(
-            round_no, bundle_to_bytes(aggregate, decision.aggregate.state)
+            round_no,
+            bundle_to_bytes(aggregate, decision.aggregate.state)
+            if self._secure is None
+            else self._secure.aggregate_bytes(round_no, decision),  # with the reveals used
         )
         agg_cid = self.content.add(agg_bytes)
         t_added = time.perf_counter()

@@ -45,7 +45,19 @@ from consensus.secagg.rounds import (
     unmask_sum,
 )
 from consensus.secagg.state import apply_change, change_of
-from consensus.secagg.wire import masked_from_bytes, masked_size, masked_to_bytes
+from consensus.secagg.wire import (
+    masked_from_bytes,
+    masked_size,
+    masked_to_bytes,
+    round_reveals_from_text,
+    round_reveals_to_text,
+)
+from consensus.serialization import (
+    bundle_reference,
+    bundle_to_bytes,
+    header_notes,
+    model_bytes_limit,
+)
 from consensus.strategies.abc import Aggregate, StateDict
 from consensus.task_spec import SecureAggregationSettings
 from fedchain.errors import ConfigError, ContentError, FedchainError, ProtocolError
@@ -70,6 +82,81 @@ published; off by default."""
 def capped_scores(submissions: list[Submission], max_samples: int) -> list[tuple[str, int]]:
     """Each submitter's score: its sample count, capped by the task (chain order)."""
     return [(s.member, min(s.num_samples, max_samples)) for s in submissions]
+
+
+REVEALS_NOTE = "fedchain/secagg-reveals"
+"""The aggregate's header entry holding the reveals its round was unmasked with."""
+
+
+def secure_decision(
+    fp: FixedPoint,
+    keys: RoundKeys,
+    submissions: list[Submission],
+    fetcher: ContentFetcher,
+    previous: Mapping[str, torch.Tensor],
+    state: StateDict,
+    reveals: list[Reveal],
+    *,
+    max_samples: int,
+) -> tuple[RoundDecision | None, dict[str, str]]:
+    """The aggregate of a closed set of masked updates unmasked with ``reveals`` (the peer's
+    and the auditor's one computation), or None with the reasons it cannot be computed."""
+    parameters = sum(t.numel() for t in previous.values())
+    masked, problems = {}, {}
+    for sub in submissions:
+        cid = cid_from_bytes(sub.cid)
+        try:
+            data = fetcher.fetch_verified(cid, max_bytes=masked_size(parameters))
+            masked[sub.member.lower()] = masked_from_bytes(data, parameters)
+        except (ContentError, ProtocolError) as exc:
+            problems[sub.member] = f"masked update {cid} unusable: {exc}"
+    if problems:
+        return None, problems
+    try:
+        result = unmask_sum(fp, masked, reveals, keys)
+        check_mean(fp, result, sum(s.num_samples for s in submissions))
+    except ProtocolError as exc:
+        return None, {s.member: f"the round's masked sum is refused: {exc}" for s in submissions}
+    scores = capped_scores(submissions, max_samples)
+    aggregate = Aggregate(
+        weights=apply_change(previous, result.mean_change),
+        accepted=tuple(s.member for s in submissions),
+        scores={s.member: 1.0 for s in submissions},
+        state=dict(state),
+    )
+    decision = RoundDecision(aggregate, {}, [Credit(m, n) for m, n in scores])
+    if reveals:  # recorded in the content, which must stay fetchable as the next round's model
+        try:
+            size = len(secure_bundle(keys.task_id, keys.round, decision, reveals))
+            limit = model_bytes_limit(bundle_reference(previous, state))
+            if size > limit:
+                raise ProtocolError(
+                    f"with its reveals the aggregate has {size} bytes, over the "
+                    f"{limit} a model fetch allows"
+                )
+        except ProtocolError as exc:
+            return None, {s.member: f"the round cannot be recorded: {exc}" for s in submissions}
+    return decision, {}
+
+
+def secure_bundle(
+    task_id: int, round_no: int, decision: RoundDecision, reveals: list[Reveal]
+) -> bytes:
+    """A masked round's aggregate content.  With reveals (members did not submit), they are
+    recorded in its header in canonical order, so its CID commits to them and an auditor can
+    replay the round later; every honest peer used the same reveals (every submitter's seeds
+    with every non-submitter), so the bytes agree.  Without, the plain bundle's bytes."""
+    note = (REVEALS_NOTE, round_reveals_to_text(task_id, round_no, reveals)) if reveals else None
+    return bundle_to_bytes(decision.aggregate.weights, decision.aggregate.state, note)
+
+
+def recorded_reveals(content: bytes, task_id: int, round_no: int) -> list[Reveal]:
+    """The reveals a masked round's aggregate content records; ProtocolError if none or
+    malformed."""
+    note = header_notes(content).get(REVEALS_NOTE)
+    if note is None:
+        raise ProtocolError(f"round {round_no}'s aggregate records no reveals")
+    return round_reveals_from_text(note, task_id, round_no)
 
 
 class RevealsPending(FedchainError):
@@ -109,6 +196,8 @@ class SecureRounds:
         """Round -> revealer -> its reveals (checked against the closed set by gossip)."""
         self._outgoing: dict[int, list[Reveal]] = {}
         self._sent_at: dict[int, float] = {}
+        self._used: dict[int, list[Reveal]] = {}
+        """Round -> the reveals its aggregate was unmasked with (recorded in its content)."""
         self._current = 0
 
     def update_bytes(self, reference: Mapping[str, torch.Tensor]) -> int:
@@ -160,32 +249,16 @@ class SecureRounds:
         submitted = {s.member.lower() for s in submissions}
         dropped = sorted(set(keys.publics) - submitted)
         reveals = self._reveals(round_no, keys, submitted, dropped) if dropped else []
-        parameters = sum(t.numel() for t in previous.values())
-        masked, problems = {}, {}
-        for sub in submissions:
-            cid = cid_from_bytes(sub.cid)
-            try:
-                data = fetcher.fetch_verified(cid, max_bytes=masked_size(parameters))
-                masked[sub.member.lower()] = masked_from_bytes(data, parameters)
-            except (ContentError, ProtocolError) as exc:
-                problems[sub.member] = f"masked update {cid} unusable: {exc}"
-        if problems:
-            return None, problems
-        try:
-            result = unmask_sum(self.fp, masked, reveals, keys)
-            check_mean(self.fp, result, sum(s.num_samples for s in submissions))
-        except ProtocolError as exc:
-            return None, {
-                s.member: f"the round's masked sum is refused: {exc}" for s in submissions
-            }
-        scores = capped_scores(submissions, max_samples)
-        aggregate = Aggregate(
-            weights=apply_change(previous, result.mean_change),
-            accepted=tuple(s.member for s in submissions),
-            scores={s.member: 1.0 for s in submissions},
-            state=dict(state),
+        decision, problems = secure_decision(
+            self.fp, keys, submissions, fetcher, previous, state, reveals, max_samples=max_samples
         )
-        return RoundDecision(aggregate, {}, [Credit(m, n) for m, n in scores]), {}
+        if decision is not None:
+            self._used[round_no] = reveals
+        return decision, problems
+
+    def aggregate_bytes(self, round_no: int, decision: RoundDecision) -> bytes:
+        """The content of the aggregate :meth:`decide` returned, with the reveals it used."""
+        return secure_bundle(self.task_id, round_no, decision, self._used.get(round_no, []))
 
     def receive_reveals(self, round_no: int, reveals: list[Reveal]) -> None:
         """Keep one submitter's reveals of ``round_no`` (the first that arrived)."""
@@ -197,7 +270,7 @@ class SecureRounds:
         """Called each step with the chain's current round: forget earlier rounds; re-send this
         member's reveals of ``round_no`` while it waits for attestations."""
         self._current = round_no
-        for book in (self._received, self._outgoing, self._sent_at):
+        for book in (self._received, self._outgoing, self._sent_at, self._used):
             for old in [r for r in book if r < round_no]:
                 del book[old]
         if not waiting_for_attestations or round_no not in self._outgoing:

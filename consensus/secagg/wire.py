@@ -75,3 +75,50 @@ def reveals_from_bytes(data: bytes, task_id: int, round_no: int) -> list[Reveal]
     if any(len(s) != SEED_BYTES for s in seeds.values()):
         raise ProtocolError(f"a revealed seed must have {SEED_BYTES} bytes")
     return [Reveal(revealer, d, s) for d, s in sorted(seeds.items())]
+
+
+MAX_ROUND_REVEALS_BYTES = 48 * 1024
+"""Most bytes of reveals one aggregate may record.  They ride in the aggregate's header, inside
+the room every bundle fetch allows beyond the tensors (``HEADER_SLACK_BYTES``, 64 KiB), so the
+next round's model stays fetchable: about 390 reveals (|S| x |D|, ~120 bytes each)."""
+
+
+def round_reveals_to_text(task_id: int, round_no: int, reveals: Sequence[Reveal]) -> str:
+    """Every reveal a round was unmasked with, as a JSON list of reveal messages
+    (:func:`reveals_to_bytes`), one per revealer in address order: the same reveals, the same
+    text, whichever peer writes it.  ProtocolError when over :data:`MAX_ROUND_REVEALS_BYTES`."""
+    by_revealer: dict[str, list[Reveal]] = {}
+    for r in reveals:
+        by_revealer.setdefault(r.revealer.lower(), []).append(r)
+    text = (
+        "["
+        + ",".join(
+            reveals_to_bytes(task_id, round_no, m, by_revealer[m]).decode()
+            for m in sorted(by_revealer)
+        )
+        + "]"
+    )
+    if len(text) > MAX_ROUND_REVEALS_BYTES:
+        raise ProtocolError(
+            f"round {round_no}'s {len(reveals)} reveals take {len(text)} bytes, over the "
+            f"{MAX_ROUND_REVEALS_BYTES} an aggregate can record"
+        )
+    return text
+
+
+def round_reveals_from_text(text: str, task_id: int, round_no: int) -> list[Reveal]:
+    """The reveals recorded by :func:`round_reveals_to_text`; ProtocolError if ``text`` is not
+    such a record of this task and round (each message checked as a gossiped one is)."""
+    if len(text) > MAX_ROUND_REVEALS_BYTES:
+        raise ProtocolError(f"recorded reveals of {len(text)} bytes exceed the limit")
+    try:
+        messages: Any = json.loads(text)
+    except ValueError as exc:
+        raise ProtocolError(f"malformed recorded reveals: {exc}") from None
+    if not isinstance(messages, list):
+        raise ProtocolError("malformed recorded reveals: not a list of reveal messages")
+    reveals: list[Reveal] = []
+    for message in messages:
+        canonical = json.dumps(message, sort_keys=True, separators=(",", ":")).encode()
+        reveals += reveals_from_bytes(canonical, task_id, round_no)
+    return reveals

@@ -3,7 +3,9 @@
 The test plays an auditor that may also read each peer's own unmasked change (kept in its state
 folder only because the test sets FEDCHAIN_SECAGG_KEEP_PLAIN; never published): the agreed
 aggregate must equal fixed-point FedAvg of those changes bit for bit, while each masked update
-fetched from Kubo is uniform noise mod 2**64 and its plain fixed-point encoding is not.
+fetched from Kubo is uniform noise mod 2**64 and its plain fixed-point encoding is not.  The
+auditor's replay (``Replayer`` and ``fedchain replay``) confirms every round from the chain and
+Kubo alone, including a round unmasked with the reveals its aggregate records.
 """
 
 from __future__ import annotations
@@ -20,14 +22,17 @@ from consensus.secagg.fixed_point import FixedPoint
 from consensus.secagg.rounds import encode_with_weight, fixed_point_fedavg
 from consensus.secagg.state import apply_change
 from consensus.secagg.wire import MASKED_MAGIC
+from consensus.serialization import header_notes
 from consensus.task_spec import ModelSpec, SecureAggregationSettings
 from fedchain.localnet.devnet import LocalFederation
+from fedchain.replay import Replayer
 from peer.content.cid import cid_from_bytes
 from peer.content.kubo import KuboContentStore
 from peer.ledger.types import Submission
-from peer.secure_aggregation import KEEP_PLAIN_ENV
+from peer.secure_aggregation import KEEP_PLAIN_ENV, recorded_reveals
 from tests.consensus.test_secagg import _uniform_p_values
 from tests.e2e.conftest import SPEC, round_status, wait_peers_exit, wait_task_done
+from tests.fedchain.test_consortium_cli import cli
 
 pytestmark = pytest.mark.e2e
 
@@ -111,6 +116,14 @@ def test_four_peers_finalize_fixed_point_fedavg_of_masked_updates(federation_fac
                 chi_plain, ks_plain = _uniform_p_values(encode_with_weight(fp, change, n))
                 assert chi_plain < 1e-9 and ks_plain < 1e-9
 
+        # The auditor re-derives both rounds; nobody dropped out, so nothing extra is recorded.
+        replayed = Replayer(client, store, fed.task_id, timeout=30).replay_all()
+        assert [r.round for r in replayed] == [1, 2]
+        assert all(r.ok and len(r.scores) == 4 for r in replayed), replayed
+        for round_no in (1, 2):
+            agreed = client.finalized_event(fed.task_id, round_no).aggregate_cid
+            assert header_notes(store.get(cid_from_bytes(agreed), timeout=30)) == {}
+
 
 def test_a_member_killed_after_submitting_does_not_stop_the_round(federation_factory) -> None:
     fed = federation_factory(NAMES, rounds=1, quorum=3, spec=SECURE)
@@ -151,7 +164,18 @@ def test_a_member_that_never_submits_is_unmasked_by_the_others_reveals(
     va = fed.hospital("va").identity.address.lower()
     with KuboContentStore(fed.hospitals[0].kubo.api_multiaddr) as store:
         subs = assert_fixed_point_fedavg(fed, store, 1)
+        agreed = store.get(
+            cid_from_bytes(client.finalized_event(fed.task_id, 1).aggregate_cid), timeout=30
+        )
     assert len(subs) == 3 and va not in {s.member.lower() for s in subs}
+    # The aggregate records each submitter's seed with va, so the auditor can replay it later.
+    reveals = recorded_reveals(agreed, fed.task_id, 1)
+    assert {(r.revealer, r.dropped) for r in reveals} == {(s.member.lower(), va) for s in subs}
+    kubo = fed.hospitals[0].kubo.api_multiaddr  # a live peer's: it holds the round's content
+    audited = cli("replay", "--rpc-url", fed.chain.rpc_url, "--contract", client.address,
+                  "--task", str(fed.task_id), "--ipfs-api", kubo)  # fmt: skip
+    assert audited.returncode == 0, audited.stderr
+    assert "1 finalized rounds replay" in audited.stdout and "DIFFER" not in audited.stdout
     assert len(client.attestations(fed.task_id, 1)) == 3
     # The first peer to reach the closed round had nobody's reveals but its own: it waited.
     assert any("waiting for the reveal of" in fed.peers[n].log_tail(400) for n in live)

@@ -36,11 +36,11 @@ def secure_spec() -> TaskSpec:
     )
 
 
-def federation(tmp_path: Path, rounds: int) -> VirtualFederation:
+def federation(tmp_path: Path, rounds: int, spec: TaskSpec | None = None) -> VirtualFederation:
     samples = {"a": 10, "b": 20, "c": 30, "d": 40}
     fed = VirtualFederation(
         tmp_path,
-        secure_spec(),
+        spec or secure_spec(),
         {n: TinyLearner(n, samples[n]) for n in NAMES},
         TinyLearner("init").reference_weights(),
         TaskTiming(rounds=rounds),
