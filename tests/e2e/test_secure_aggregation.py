@@ -155,7 +155,7 @@ def test_a_member_that_never_submits_is_unmasked_by_the_others_reveals(
     reveal their pair seeds with va over gossip (checked against the closed set before relay),
     wait for each other's reveals, unmask, and finalize fixed-point FedAvg of their updates."""
     fed = federation_factory(
-        NAMES, rounds=1, quorum=3, spec=SECURE, round_duration=45, attest_duration=60
+        NAMES, rounds=1, quorum=3, spec=SECURE, round_duration=70, attest_duration=60
     )
     live = NAMES[:3]
     run_peers(fed, live, rounds=1)
