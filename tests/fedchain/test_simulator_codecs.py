@@ -44,7 +44,11 @@ def test_int8_and_topk_federations_finalize_close_to_the_plain_one(tmp_path: Pat
         assert all(not r["left_out"] for r in result.record["rounds"])
     assert abs(_final(int8) - _final(plain)) <= 0.01
     assert abs(_final(topk) - _final(plain)) <= 0.05
-    assert int8.record["task_spec"]["encoding"] == {"codec": "int8", "params": {}}
+    assert int8.record["task_spec"]["encoding"] == {
+        "codec": "int8",
+        "params": {},
+        "compress": "none",
+    }
     entry = next(iter(History(tmp_path / "topk" / "peers" / "cleveland").entries()))
     assert entry["update_bytes"] > 0
 
@@ -84,7 +88,7 @@ def test_cli_simulate_with_an_encoding(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, [*args, *encoding])
     assert result.exit_code == 0, result.output
     spec = json.loads((out / "record.json").read_text())["task_spec"]
-    assert spec["encoding"] == {"codec": "topk", "params": {"fraction": 0.25}}
+    assert spec["encoding"] == {"codec": "topk", "params": {"fraction": 0.25}, "compress": "none"}
     bad = CliRunner().invoke(app, [*args, "--encoding", "zip"])
     assert bad.exit_code != 0
     assert "registered codecs: fp16, int8, none, topk" in str(bad.exception) + bad.output
