@@ -36,7 +36,7 @@ TARGETS = {"encrypted": 1.10, "secagg": 2.0}
 class CostConfig:
     peers: int = 4
     params: int = 1_000_000
-    rounds: int = 5
+    rounds: int = 9
     """Round 1 (the peers' start-up) is left out of the figures when there are 3 or more."""
 
 
