@@ -100,20 +100,25 @@ def train_private(
             for _ in range(budget.steps_per_round):
                 batch = (torch.rand(n, generator=sampler) < budget.sample_rate).nonzero()
                 rows = batch.flatten().numpy()
-                if rows.size == 0:
-                    continue
                 optimizer.zero_grad(set_to_none=True)
-                loss = loss_fn(wrapped(to_tensor(data.x, rows)), targets[rows])
-                with warnings.catch_warnings():
-                    # Opacus's hooks on the first layer: its input needs no gradient (harmless).
-                    warnings.filterwarnings("ignore", message="Full backward hook is firing")
-                    loss.backward()
+                if rows.size == 0:
+                    # An empty Poisson batch is still a step (the accountant counts it): the
+                    # update is noise alone, as Opacus's own empty batches are.  Skipping it
+                    # would leave the model exactly unchanged, which no noise covers.
+                    for p in optimizer.params:
+                        p.grad_sample = torch.zeros((0, *p.shape), dtype=p.dtype)
+                else:
+                    loss = loss_fn(wrapped(to_tensor(data.x, rows)), targets[rows])
+                    with warnings.catch_warnings():
+                        # Opacus's hooks on the first layer: its input needs no gradient.
+                        warnings.filterwarnings("ignore", message="Full backward hook is firing")
+                        loss.backward()
+                    sampled_loss += float(loss.detach()) * rows.size
+                    sampled += rows.size
                 if optimizer.pre_step():
                     if anchors:
                         add_proximal_gradient(model, anchors, proximal_mu)
                     optimizer.original_optimizer.step()
-                sampled_loss += float(loss.detach()) * rows.size
-                sampled += rows.size
             optimizer.zero_grad(set_to_none=True)
     finally:
         wrapped._close()

@@ -123,6 +123,49 @@ def test_clipping_bounds_what_one_patient_can_move_the_model(cleveland):
     assert plain_gap > 100 * bound
 
 
+def test_the_budget_matches_opacus_own_accountant_over_the_steps_training_took(
+    cleveland, monkeypatch
+):
+    """Opacus's accountant, hooked to the DP optimizer as its PrivacyEngine does, counts every
+    noisy step training really takes; after each round its epsilon is the budget's.  A tiny
+    sample rate makes empty Poisson batches likely: they are noise-only steps, counted too."""
+    from opacus.accountants import RDPAccountant
+    from opacus.optimizers import DPOptimizer
+
+    import models.privacy.dp_sgd as dp_sgd
+
+    n = 8
+    data = Samples(np.array(cleveland.x[:n], dtype=np.float32), np.asarray(cleveland.y[:n]))
+    training = TrainingSettings(epochs=1, lr=0.05, batch_size=1, optimizer="sgd")
+    budget = PrivacyBudget.plan(PrivacySettings(**DP), training, n, planned_rounds=4)
+    assert budget.sample_rate == 1 / 8 and budget.steps_per_round == 8  # P(empty) = 0.34
+    opacus_own = RDPAccountant()
+
+    class Hooked(DPOptimizer):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+            self.attach_step_hook(opacus_own.get_optimizer_hook_fn(budget.sample_rate))
+
+    monkeypatch.setattr(dp_sgd, "DPOptimizer", Hooked)
+    torch.manual_seed(0)
+    model = build_model("logreg", in_features=13)
+    empty = 0
+    for round_no in range(1, 5):
+        sampler = torch.Generator().manual_seed(round_no)
+        empty += sum(
+            int(not (torch.rand(n, generator=sampler) < budget.sample_rate).any())
+            for _ in range(budget.steps_per_round)
+        )
+        before = torch.cat([p.detach().flatten() for p in model.parameters()])
+        train_private(model, data, training, budget, seed=round_no)
+        after = torch.cat([p.detach().flatten() for p in model.parameters()])
+        assert not torch.equal(before, after)
+        assert sum(steps for _, _, steps in opacus_own.history) == round_no * 8
+        assert opacus_own.get_epsilon(1e-5) == pytest.approx(budget.epsilon(round_no), rel=1e-9)
+    assert empty > 0, "the seeds drew no empty batch; pick others"
+    assert budget.epsilon(4) <= 3.0 * 1.001
+
+
 def test_dp_training_is_bit_identical_across_processes_and_noisy():
     script = """
 import hashlib, json, sys
