@@ -167,9 +167,18 @@ def init_cmd(
     password_env: Annotated[str, typer.Option(help="Variable holding the password.")] = (
         "FEDCHAIN_KEY_PASSWORD"
     ),
+    swarm_peer: Annotated[
+        list[str] | None,
+        typer.Option(help="Another institution's Kubo swarm multiaddr (…/p2p/<id>); repeatable."),
+    ] = None,
+    bootstrap: Annotated[
+        list[str] | None,
+        typer.Option(help="Another peer's gossip multiaddr (…/p2p/<peer id>); repeatable."),
+    ] = None,
 ) -> None:
     """Create this institution's encrypted keys and a commented peer config; print what to
-    send to the consortium. Never overwrites existing keys or config."""
+    send to the consortium. Never overwrites existing keys or config. Before the contract
+    exists, leave out --contract and run `fedchain use-task` once it is deployed."""
     from fedchain.ops.init import check_institution_name, init_institution
     from fedchain.ops.peer_toml import PLACEHOLDER_CONTRACT, PeerSettings
     from peer.keystore import resolve_password
@@ -186,6 +195,8 @@ def init_cmd(
         data_path=None if partition else data,
         partition=partition,
         password_env=password_env,
+        swarm_peers=tuple(swarm_peer or ()),
+        bootstrap=tuple(bootstrap or ()),
     )
     password = resolve_password(password_env, None)
     done = init_institution(settings, folder or Path(institution), password)
@@ -195,6 +206,26 @@ def init_cmd(
         f"address         {done.address}\n"
         f"peer id         {done.peer_id}\n"
         f"encryption key  {done.encryption_public_key}"
+    )
+
+
+@app.command("use-task")
+def use_task_cmd(
+    config: Annotated[Path, typer.Option("--config", "-c", help="The institution's TOML file.")],
+    task_id: Annotated[int, typer.Option(min=1, help="As `fedchain create-task` printed it.")],
+    contract: Annotated[
+        str | None, typer.Option(help="The Federation contract, as `fedchain deploy` printed it.")
+    ] = None,
+) -> None:
+    """Point this peer's config at a task (and contract): after the consortium deploys, or
+    when a task is upgraded. Only those two values change; comments and the rest are kept."""
+    from fedchain.ops.use_task import use_task
+
+    done = use_task(config, task_id, contract)
+    typer.echo(
+        f"{done.config}: contract {done.old_contract} -> {done.new_contract}, "
+        f"task {done.old_task_id} -> {done.new_task_id}\n"
+        f"check it with `fedchain status --config {done.config}`"
     )
 
 

@@ -134,21 +134,31 @@ def _resolve(base: Path, path: Path | None) -> Path | None:
     return path if path.is_absolute() else (base / path).resolve()
 
 
-def load_config(path: Path) -> PeerConfig:
-    """Read, validate and resolve a peer config, or raise one clear ConfigError."""
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist; pass --config <institution>.toml")
+def parse_config(text: str, path: Path) -> PeerConfig:
+    """Validate a config's text (paths left as written), or raise one ConfigError naming
+    ``path``, the key and the problem."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     try:
-        cfg = PeerConfig.model_validate(raw)
+        return PeerConfig.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(top level)"
         more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
         raise ConfigError(f"config file {path}: [{where}] {first['msg']}{more}") from None
+
+
+def load_config(path: Path) -> PeerConfig:
+    """Read, validate and resolve a peer config, or raise one clear ConfigError."""
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist; pass --config <institution>.toml")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    cfg = parse_config(text, path)
     base = path.resolve().parent
     keys = cfg.keys.model_copy(
         update={

@@ -29,6 +29,8 @@ class PeerSettings:
     data_path: str | None = "data/records.csv"
     partition: str | None = None
     password_env: str = "FEDCHAIN_KEY_PASSWORD"
+    swarm_peers: tuple[str, ...] = ()
+    bootstrap: tuple[str, ...] = ()
 
 
 def _v(value: object) -> str:
@@ -78,6 +80,7 @@ password_env = {_v(s.password_env)}
 # The consortium's Ethereum JSON-RPC endpoint.
 rpc_url = {_v(s.rpc_url)}
 # The Federation contract's address, sent by the consortium once it has deployed.
+# `fedchain use-task --config <this file> --contract 0x… --task-id N` sets both lines.
 contract = {_v(s.contract)}
 # The task this peer trains (printed by `fedchain create-task`).
 task_id = {_v(s.task_id)}
@@ -86,7 +89,7 @@ task_id = {_v(s.task_id)}
 # This institution's own Kubo RPC API (never expose it beyond this machine).
 api = {_v(s.ipfs_api)}
 # The other institutions' Kubo swarm multiaddrs (/ip4/.../tcp/4001/p2p/...).
-swarm_peers = []
+swarm_peers = {_v(list(s.swarm_peers))}
 
 [gossip]
 # libp2p gossip (Noise only); open this TCP port to the other institutions.
@@ -94,7 +97,7 @@ enabled = true
 listen_host = {_v(s.gossip_host)}
 listen_port = {_v(s.gossip_port)}
 # Other peers' /ip4/<host>/tcp/<port>/p2p/<peer id> addresses.
-bootstrap = []
+bootstrap = {_v(list(s.bootstrap))}
 
 [data]
 {_data_section(s)}"""

@@ -86,8 +86,9 @@ def _chain_lines(
             StatusLine(
                 Level.FAIL,
                 "chain RPC",
-                f"{url} answers, but chain.contract in {hint} is still the placeholder; set it "
-                "to the Federation address the consortium sent",
+                f"{url} answers, but chain.contract in {hint} is still the placeholder; set "
+                "it to the Federation address the consortium sent with `fedchain use-task "
+                f"--config {hint} --contract 0x… --task-id N`",
             )
         ]
     try:

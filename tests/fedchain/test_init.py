@@ -147,3 +147,14 @@ def test_cli_prints_what_to_send_and_takes_the_password_like_keys_new(
     again = CliRunner().invoke(app, ["init", "bad name", "--dir", str(tmp_path)])
     assert again.exit_code != 0
     assert "institution name 'bad name' is not allowed" in str(again.exception)
+
+
+def test_peers_given_at_init_are_in_the_config(tmp_path: Path) -> None:
+    swarm = ("/ip4/10.0.0.12/tcp/4001/p2p/12D3KooWKubo",)
+    gossip = ("/ip4/10.0.0.12/tcp/4101/p2p/12D3KooWPeerA", "/ip4/10.0.0.13/tcp/4101/p2p/12D3KooWB")
+    done = init_institution(
+        _settings(swarm_peers=swarm, bootstrap=gossip), tmp_path, PASSWORD, scrypt_n=FAST_SCRYPT
+    )
+    cfg = load_config(done.config)
+    assert cfg.ipfs.swarm_peers == list(swarm)
+    assert cfg.gossip.bootstrap == list(gossip)

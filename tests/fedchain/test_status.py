@@ -192,4 +192,5 @@ def test_the_placeholder_contract_of_a_fresh_init_is_named(
     assert "chain.contract in" in by["chain RPC"].text and "still the placeholder" in (
         by["chain RPC"].text
     )
+    assert f"`fedchain use-task --config {done.config}" in by["chain RPC"].text
     assert by["membership"].level is Level.SKIP
