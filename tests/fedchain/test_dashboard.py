@@ -137,6 +137,25 @@ def test_records_add_quality_left_out_updates_and_epsilon(tmp_path: Path) -> Non
     json.loads(snap.to_json())
 
 
+def test_a_peer_names_its_own_row_from_its_config_before_any_record(tmp_path: Path) -> None:
+    fed, backend, _ = _federation()
+    me = fed.members[1].account.address
+    reading = Reading(
+        ledger=fed.members[0],
+        facts=MemoryFacts(backend),
+        chain=UP,
+        records=tmp_path / "state",  # the peer has not started yet
+        own_address=me,
+        own_name="hungary",
+    )
+    snap = snapshot_of(reading, mode="peer", contract=fed.address)
+    assert [(m.name, m.own) for m in snap.members] == [
+        (None, False),
+        ("hungary", True),
+        (None, False),
+    ]
+
+
 def test_missing_records_and_a_down_chain_are_shown_not_raised(tmp_path: Path) -> None:
     down = SourceState("chain", False, "the chain at http://127.0.0.1:1 does not answer")
     (tmp_path / "nothing").mkdir()

@@ -93,6 +93,8 @@ class Reading:
     ipfs: SourceState | None = None
     records: Path | None = None
     own_address: str | None = None
+    own_name: str | None = None
+    """A peer's institution name, from its config (the row is named before any record)."""
 
 
 def _round_views(
@@ -294,7 +296,9 @@ def snapshot_of(
     if reading.records is not None:
         records, records_state, names = records_view(reading.records)
         own = reading.own_address
-        if records is not None and own is not None and len(records.own_test) == 1:
+        if own is not None and reading.own_name is not None:
+            names.setdefault(own.lower(), reading.own_name)
+        elif records is not None and own is not None and len(records.own_test) == 1:
             names.setdefault(own.lower(), next(iter(records.own_test)))  # a peer's own records
     sources = [reading.chain]
     if reading.ipfs is not None:

@@ -34,6 +34,7 @@ class DashboardSources:
     records: Path | None = None
     """A peer's ``state_dir`` or a demo/simulate run folder (see :mod:`fedchain.ops.run_data`)."""
     own_address: str | None = None
+    own_name: str | None = None
     rpc_timeout: float = 5.0
 
     @property
@@ -53,6 +54,7 @@ class DashboardSources:
             ipfs_api=cfg.ipfs.api,
             records=cfg.state_dir,
             own_address=own,
+            own_name=cfg.institution.name,
             rpc_timeout=cfg.chain.rpc_timeout,
         )
 
@@ -81,6 +83,7 @@ class LiveReader:
                 ipfs=ipfs,
                 records=self.sources.records,
                 own_address=self.sources.own_address,
+                own_name=self.sources.own_name,
             )
             snap = snapshot_of(
                 reading,
