@@ -80,6 +80,15 @@ class ProtocolConfig(_Section):
     """Seconds the peer rides out an unreachable chain RPC or own Kubo before it gives up."""
 
 
+class BaselineConfig(_Section):
+    """``[baseline]``: what this institution would have got alone, for its dashboard and report."""
+
+    local_only: bool = False
+    """Once the task completes, train the task's model on the own data alone for as many epochs
+    as the task's rounds trained and record its metrics on the own test split
+    (``state_dir/local_only.json``): one more local training of the task's length."""
+
+
 ALLOW_ATTACKS_ENV = "FEDCHAIN_ALLOW_ATTACKS"
 
 
@@ -105,6 +114,7 @@ class PeerConfig(_Section):
     data: LocalData
     """``[data]``: where this institution's own records are (a built-in partition or a path)."""
     protocol: ProtocolConfig = ProtocolConfig()
+    baseline: BaselineConfig = BaselineConfig()
     state_dir: Path
     testing: TestingConfig | None = None
     """Test only: play an attack (refused without ``FEDCHAIN_ALLOW_ATTACKS=1``)."""

@@ -321,6 +321,10 @@ class PeerNode:
         digest, _ = self.ledger.submission_of(self._task_id, state.round, self._me)
         return digest != bytes(32)
 
+    def initial_model(self) -> StateDict:
+        """The task's round-1 global model, as the chain names it (fetched and verified)."""
+        return self._global_model(self.ledger.round_info(self._task_id, 1).model_digest)
+
     def _global_model(self, model_digest: bytes) -> StateDict:
         return self._global_content(model_digest)[0]
 

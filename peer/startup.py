@@ -30,6 +30,8 @@ from peer.secure_aggregation import capped_scores
 
 if TYPE_CHECKING:
     from fedchain.attacks import Attack
+    from models.tasks import Learner
+    from peer.node import PeerNode
 
 log = logging.getLogger("fedchain.peer.startup")
 
@@ -155,9 +157,8 @@ def run_peer(cfg: PeerConfig) -> int:
         from peer.node import LocalLearner, PeerNode
 
         use_deterministic_torch()
-        learner: LocalLearner = Learner.from_local(
-            get_task(spec.task), spec, cfg.data, cfg.institution.name
-        )
+        own_learner = Learner.from_local(get_task(spec.task), spec, cfg.data, cfg.institution.name)
+        learner: LocalLearner = own_learner
         if attack is not None:
             from fedchain.attacks import ByzantineLearner
 
@@ -190,10 +191,27 @@ def run_peer(cfg: PeerConfig) -> int:
             if gossip is not None:
                 gossip.start()
                 _log_gossip_address(cfg, gossip.listen_addrs, ident.peer_id)
-            return node.run()
+            code = node.run()
+            if code == 0 and cfg.baseline.local_only:
+                _record_baseline(cfg, own_learner, node, ledger)
+            return code
         except KeyboardInterrupt:
             log.info("stopping on request")
             return 130
+
+
+def _record_baseline(
+    cfg: PeerConfig, learner: Learner, node: PeerNode, ledger: FederationClient
+) -> None:
+    """The local-only baseline after the task (``[baseline] local_only``); a failure here is
+    logged, not fatal: the task itself has completed."""
+    from peer.baseline import record_local_only
+
+    try:
+        rounds = ledger.task(cfg.chain.task_id).num_rounds
+        record_local_only(learner, node.initial_model(), rounds, cfg.state_dir)
+    except (FedchainError, ValueError, RuntimeError) as exc:
+        log.error("the local-only baseline was not recorded: %s", exc)
 
 
 def _log_gossip_address(cfg: PeerConfig, listen_addrs: list[str], peer_id: str) -> None:

@@ -99,5 +99,11 @@ listen_port = {_v(s.gossip_port)}
 # Other peers' /ip4/<host>/tcp/<port>/p2p/<peer id> addresses.
 bootstrap = {_v(list(s.bootstrap))}
 
+[baseline]
+# Once the task completes, train the model on this institution's data alone (as many epochs as
+# the task's rounds) and record its test metrics beside the federated model's, for the
+# dashboard and `fedchain report <state_dir>`: one more local training of the task's length.
+local_only = true
+
 [data]
 {_data_section(s)}"""

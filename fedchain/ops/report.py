@@ -78,6 +78,8 @@ def _baselines(run: RunData) -> dict[str, float]:
     pooled = [i.local_only_pooled for i in run.institutions if i.local_only_pooled is not None]
     if own and run.kind == "simulate":
         out["local-only, mean over own test splits"] = mean(own)
+    if len(own) == 1 and run.kind == "peer":
+        out["this institution alone (local-only)"] = own[0]
     if pooled:
         out["best local-only model on the pooled test set"] = max(pooled)
     return out
@@ -102,7 +104,7 @@ def quality_section(run: RunData) -> Section:
         body = _img(plot, title) + _table(header, rows) + pooled_note
         return Section(title, body)
     if run.per_institution and any(run.per_institution.values()):
-        plot = metric_plot(run.per_institution, {}, run.metric or "")
+        plot = metric_plot(run.per_institution, _baselines(run), run.metric or "")
         curve_rows = [
             (name, str(rnd), _fmt(v))
             for name, pts in run.per_institution.items()

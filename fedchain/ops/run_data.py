@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fedchain.errors import ConfigError
+from peer.baseline import read_local_only
 from peer.records import HISTORY_FILE, History, RoundRecord
 
 RECORD_FILE = "record.json"
@@ -207,6 +208,27 @@ def _institution_rows(record: Mapping[str, Any]) -> tuple[InstitutionRow, ...]:
     return ()
 
 
+def _baseline_rows(
+    dirs: Mapping[str, Path], metric: str | None, curves: Mapping[str, Mapping[int, float]]
+) -> tuple[InstitutionRow, ...]:
+    """A peer's local-only baseline (``[baseline] local_only``) beside its last agreed model's
+    figure, where it recorded one."""
+    rows = []
+    for name, folder in dirs.items():
+        baseline = read_local_only(folder)
+        if baseline is None:
+            continue
+        curve = curves.get(name) or {}
+        rows.append(
+            InstitutionRow(
+                name=name,
+                federated=curve[max(curve)] if curve else None,
+                local_only=baseline["metrics"].get(metric or ""),
+            )
+        )
+    return tuple(rows)
+
+
 def _peer_metric(histories: Mapping[str, list[RoundRecord]]) -> str | None:
     keys = {k for recs in histories.values() for r in recs for k in (r.local_test or {})}
     return next((k for k in HEADLINE_PREFERENCE if k in keys), min(keys) if keys else None)
@@ -228,13 +250,15 @@ def load_run(folder: Path) -> RunData:
     epsilon = {name: eps for name, d in dirs.items() if (eps := _epsilon(d))}
     if record is None:
         metric = _peer_metric(histories)
+        curves = _history_curves(histories, metric)
         return RunData(
             kind=kind,
             folder=folder,
             task=None,
             metric=metric,
             headline_label="own test split",
-            per_institution=_history_curves(histories, metric),
+            institutions=_baseline_rows(dirs, metric, curves),
+            per_institution=curves,
             histories=histories,
             epsilon=epsilon,
         )

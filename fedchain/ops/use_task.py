@@ -9,7 +9,6 @@ config with those values changed before it replaces the file (atomically, owner-
 
 from __future__ import annotations
 
-import os
 import re
 import tomllib
 from dataclasses import dataclass
@@ -91,11 +90,7 @@ def use_task(config: Path, task_id: int, contract: str | None = None) -> TaskCha
             f"config file {config}: changing chain.contract/chain.task_id line by line would "
             "change other settings too (unusual layout); set them by hand"
         )
-    mode = config.stat().st_mode & 0o777
-    staged = config.with_name(f".{config.name}.use-task")
-    write_private_text(staged, new_text)
-    os.chmod(staged, mode & 0o600 or 0o600)  # never wider than before, never wider than owner
-    os.replace(staged, config)
+    write_private_text(config, new_text)  # atomic, owner-only
     return TaskChange(
         config, old.chain.contract, new.chain.contract, old.chain.task_id, new.chain.task_id
     )

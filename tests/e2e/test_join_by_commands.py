@@ -29,6 +29,7 @@ from fedchain.localnet.chain_node import AnvilNode, fund_accounts
 from fedchain.localnet.devnet import FUNDING_WEI, find_ipfs
 from fedchain.localnet.kubo_daemon import KuboDaemon, generate_swarm_key
 from fedchain.localnet.procs import ManagedProcess, free_port
+from fedchain.ops.run_data import load_run
 from peer.ledger.client import FederationClient, connect
 from tests.e2e.conftest import SPEC
 
@@ -214,4 +215,14 @@ def test_init_use_task_and_governance_join_a_deployed_federation_without_editing
             last = histories[name][-1]
             assert last["round"] == 2 and last["agreed"] is True, last
             assert len(last["accepted"]) == 3 and not last["left_out"], last
+            # init's config asks for the local-only baseline: trained after the task, and
+            # shown by the report beside the agreed model's figure on the own test split.
+            state = homes[name] / "state"
+            baseline = json.loads((state / "local_only.json").read_text())
+            assert baseline["rounds"] == 2 and baseline["epochs"] == 2 * SPEC.training.epochs
+            (row,) = load_run(state).institutions
+            assert row.name == name and row.local_only == baseline["metrics"]["auroc"]
+            assert row.federated == last["local_test"]["auroc"]
+            report = Path(fedchain("report", str(state)).split()[-1]).read_text()
+            assert f"{row.local_only:.4f}" in report
     print(f"joined by commands: 3 institutions, 2 rounds in {time.monotonic() - started:.1f} s")

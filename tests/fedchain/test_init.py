@@ -55,6 +55,7 @@ def test_init_writes_keys_and_a_config_the_peer_loads(tmp_path: Path) -> None:
     assert cfg.data.path == (folder / "data" / "records.csv").resolve()
     assert cfg.state_dir == (folder / "state").resolve()
     assert cfg.keys.password_env == "FEDCHAIN_KEY_PASSWORD"
+    assert cfg.baseline.local_only is True  # an institution sees what it would get alone
     text = done.config.read_text()
     assert text.count("\n#") >= 10, "the config explains its settings"
 

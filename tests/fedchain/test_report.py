@@ -7,6 +7,7 @@ import base64
 import html
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from fedchain.cli import app
 from fedchain.errors import ConfigError
 from fedchain.ops.report import write_report
 from fedchain.simulator.run import simulate
+from peer.baseline import LOCAL_ONLY_FILE
 from peer.records import History
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -114,6 +116,24 @@ def test_report_of_one_peers_records(run: Path, tmp_path: Path) -> None:
         assert ["hungary", str(e["round"]), f"{e['local_test']['auroc']:.4f}"] in cells
     assert len(_images(text)) >= 2
     assert "No local-only baselines in this run's records." in html.unescape(text)
+
+
+def test_a_peers_local_only_baseline_sits_beside_its_last_agreed_model(
+    run: Path, tmp_path: Path
+) -> None:
+    state = tmp_path / "hungary" / "state"
+    shutil.copytree(run / "peers" / "hungary", state)
+    baseline = {"rounds": 3, "epochs": 15, "metrics": {"auroc": 0.8123, "accuracy": 0.7}}
+    (state / LOCAL_ONLY_FILE).write_text(json.dumps(baseline))
+    text = html.unescape(write_report(state, tmp_path / "r.html").read_text())
+    last = list(History(state).entries())[-1]["local_test"]["auroc"]
+    assert ["hungary", "–", f"{last:.4f}", "0.8123", "–", "–"] in _cells(text)
+    assert "No local-only baselines" not in text
+
+    (state / LOCAL_ONLY_FILE).write_text('{"metrics": {"auroc": "high"}}')
+    with pytest.raises(ConfigError, match=r"local_only\.json has no 'metrics' of numbers"):
+        write_report(state, tmp_path / "r2.html")
+    assert not (tmp_path / "r2.html").exists()
 
 
 def test_a_folder_that_is_not_a_run_is_one_clear_error(tmp_path: Path) -> None:

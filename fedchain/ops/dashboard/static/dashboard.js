@@ -136,7 +136,7 @@ function renderQuality(snap) {
     rec.local_only[n] === undefined ? "–" : fmt(rec.local_only[n], 4),
   ]);
   const note = Object.keys(rec.local_only).length ? [] :
-    [absent("Local-only models: not in the records yet (a demo or simulate run writes them when it ends).")];
+    [absent("Local-only models: not in the records yet (a demo or simulate run writes them when it ends; a peer with [baseline] local_only = true, as fedchain init writes it, once its task completes).")];
   fill("quality",
     el("p", {}, ["Metric: " + (rec.metric || "–") + " of the agreed model on each institution's own test split, per round; last column: the model trained on its data alone."]),
     table("quality-table", ["institution", ...rounds.map((r) => "round " + r), "local-only"], rows),
