@@ -56,15 +56,23 @@ def record_local_only(
     return metrics
 
 
-def read_local_only(state_dir: Path) -> dict[str, Any] | None:
-    """The recorded baseline (``rounds``, ``epochs``, ``metrics``), or None if there is none."""
-    path = state_dir / LOCAL_ONLY_FILE
+def read_json_file(path: Path, what: str) -> Any:
+    """``path``'s JSON, None if there is no such file, or one ConfigError saying it is not
+    ``what``."""
     if not path.is_file():
         return None
     try:
-        entry = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path} is not a readable local-only baseline: {exc}") from None
+        raise ConfigError(f"{path} is not {what}: {exc}") from None
+
+
+def read_local_only(state_dir: Path) -> dict[str, Any] | None:
+    """The recorded baseline (``rounds``, ``epochs``, ``metrics``), or None if there is none."""
+    path = state_dir / LOCAL_ONLY_FILE
+    entry = read_json_file(path, "a readable local-only baseline")
+    if entry is None:
+        return None
     metrics = entry.get("metrics") if isinstance(entry, dict) else None
     if not isinstance(metrics, dict) or not all(
         isinstance(v, int | float) for v in metrics.values()

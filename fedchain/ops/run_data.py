@@ -8,14 +8,13 @@ Three layouts are runs: a ``fedchain demo`` folder (``record.json`` and
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fedchain.errors import ConfigError
-from peer.baseline import read_local_only
+from peer.baseline import read_json_file, read_local_only
 from peer.records import HISTORY_FILE, History, RoundRecord
 
 RECORD_FILE = "record.json"
@@ -90,12 +89,9 @@ def _history_dirs(folder: Path) -> tuple[str, dict[str, Path]]:
 
 def _read_record(folder: Path) -> dict[str, Any] | None:
     path = folder / RECORD_FILE
-    if not path.is_file():
+    record = read_json_file(path, "a readable run record")
+    if record is None:
         return None
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path} is not a readable run record: {exc}") from None
     if not isinstance(record, dict) or not isinstance(record.get("rounds"), list):
         raise ConfigError(f"{path} has no 'rounds' list; is it a fedchain demo/simulate record?")
     return record
