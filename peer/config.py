@@ -46,10 +46,29 @@ class ChainConfig(_Section):
     receipt_timeout: PositiveFloat = 60.0
 
 
+def _peer_multiaddr(value: str, what: str) -> str:
+    """``value`` if it is a multiaddr naming a peer (``…/p2p/<id>``), else a ValueError
+    saying what is expected."""
+    from multiaddr import Multiaddr
+
+    try:
+        Multiaddr(value).value_for_protocol("p2p")
+    except Exception:  # the library raises several unrelated types for one bad string
+        raise ValueError(
+            f"{value!r} is not {what}: expected /ip4/<address>/tcp/<port>/p2p/<id>"
+        ) from None
+    return value
+
+
 class IpfsConfig(_Section):
     api: str = Field(pattern=r"^/(ip4|ip6|dns4|dns6|dns)/")
     swarm_peers: list[str] = Field(default_factory=list)
     fetch_timeout: PositiveFloat = 30.0
+
+    @field_validator("swarm_peers")
+    @classmethod
+    def _swarm_addresses(cls, v: list[str]) -> list[str]:
+        return [_peer_multiaddr(a, "another institution's Kubo swarm address") for a in v]
 
 
 class GossipConfig(_Section):
@@ -60,6 +79,11 @@ class GossipConfig(_Section):
     facing the consortium's network to listen there only."""
     listen_port: int = Field(default=0, ge=0, le=65535)
     bootstrap: list[str] = Field(default_factory=list)
+
+    @field_validator("bootstrap")
+    @classmethod
+    def _bootstrap_addresses(cls, v: list[str]) -> list[str]:
+        return [_peer_multiaddr(a, "another peer's gossip address") for a in v]
 
     @field_validator("listen_host")
     @classmethod

@@ -20,7 +20,7 @@ from fedchain.errors import ConfigError
 from fedchain.ops.encryption_key import ENCRYPTION_FILE, create_encryption_key
 from fedchain.ops.peer_toml import PeerSettings, render_peer_config
 from fedchain.private_files import private_dir, write_private_text
-from peer.config import InstitutionConfig
+from peer.config import InstitutionConfig, parse_config
 from peer.identity import ETH_FILE, LIBP2P_FILE, create_identity
 from peer.keystore import DEFAULT_SCRYPT_N
 
@@ -93,6 +93,8 @@ def init_institution(
     name = check_institution_name(settings.institution)
     config, keys = _targets(folder, name)
     _refuse_existing([config, *keys])
+    text = render_peer_config(settings)
+    parse_config(text, config)  # a bad option (an address, a port) is named before any key
     keys_dir = keys[0].parent
     made = _missing_folders(keys_dir)  # removed again on failure, deepest first
     private_dir(keys_dir)
@@ -103,7 +105,7 @@ def init_institution(
     try:
         ident = create_identity(staging, password, scrypt_n=scrypt_n)
         enc = create_encryption_key(staging / ENCRYPTION_FILE, password, scrypt_n=scrypt_n)
-        write_private_text(staging / config.name, render_peer_config(settings))
+        write_private_text(staging / config.name, text)
         for target in [*keys, config]:
             _move_no_clobber(staging / target.name, target)
             moved.append(target)

@@ -19,7 +19,7 @@ from fedchain.ops.status import keystore_address
 from peer.config import load_config
 from peer.gossip.peer_id import peer_id_from_seed
 from peer.identity import load_identity
-from peer.keystore import read_keystore, resolve_password
+from peer.keystore import new_secret, read_keystore, resolve_password
 
 FAST_SCRYPT = 2**12
 PASSWORD = "correct horse battery staple"
@@ -151,11 +151,28 @@ def test_cli_prints_what_to_send_and_takes_the_password_like_keys_new(
 
 
 def test_peers_given_at_init_are_in_the_config(tmp_path: Path) -> None:
-    swarm = ("/ip4/10.0.0.12/tcp/4001/p2p/12D3KooWKubo",)
-    gossip = ("/ip4/10.0.0.12/tcp/4101/p2p/12D3KooWPeerA", "/ip4/10.0.0.13/tcp/4101/p2p/12D3KooWB")
+    a, b, kubo = (peer_id_from_seed(new_secret()) for _ in range(3))
+    swarm = (f"/ip4/10.0.0.12/tcp/4001/p2p/{kubo}",)
+    gossip = (f"/ip4/10.0.0.12/tcp/4101/p2p/{a}", f"/ip4/10.0.0.13/tcp/4101/p2p/{b}")
     done = init_institution(
         _settings(swarm_peers=swarm, bootstrap=gossip), tmp_path, PASSWORD, scrypt_n=FAST_SCRYPT
     )
     cfg = load_config(done.config)
     assert cfg.ipfs.swarm_peers == list(swarm)
     assert cfg.gossip.bootstrap == list(gossip)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"bootstrap": ("not-an-addr",)}, r"\[gossip\.bootstrap\].*'not-an-addr' is not"),
+        ({"swarm_peers": ("/ip4/10.0.0.2/tcp/4001",)}, r"\[ipfs\.swarm_peers\].*/p2p/<id>"),
+        ({"gossip_host": "hospital.example"}, r"\[gossip\.listen_host\].*not an IP address"),
+    ],
+)
+def test_a_bad_option_is_named_and_no_key_is_made(
+    tmp_path: Path, change: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        init_institution(_settings(**change), tmp_path / "site", PASSWORD, scrypt_n=FAST_SCRYPT)
+    assert list(tmp_path.iterdir()) == []
