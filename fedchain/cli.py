@@ -32,6 +32,15 @@ app.add_typer(kubo_app, name="kubo")
 
 EXIT_ERROR = 2
 
+SwarmPeers = Annotated[
+    list[str] | None,
+    typer.Option(help="Another institution's Kubo swarm multiaddr (…/p2p/<id>); repeatable."),
+]
+Bootstrap = Annotated[
+    list[str] | None,
+    typer.Option(help="Another peer's gossip multiaddr (…/p2p/<peer id>); repeatable."),
+]
+
 
 @app.callback()
 def _global_options(
@@ -167,14 +176,8 @@ def init_cmd(
     password_env: Annotated[str, typer.Option(help="Variable holding the password.")] = (
         "FEDCHAIN_KEY_PASSWORD"
     ),
-    swarm_peer: Annotated[
-        list[str] | None,
-        typer.Option(help="Another institution's Kubo swarm multiaddr (…/p2p/<id>); repeatable."),
-    ] = None,
-    bootstrap: Annotated[
-        list[str] | None,
-        typer.Option(help="Another peer's gossip multiaddr (…/p2p/<peer id>); repeatable."),
-    ] = None,
+    swarm_peer: SwarmPeers = None,
+    bootstrap: Bootstrap = None,
 ) -> None:
     """Create this institution's encrypted keys and a commented peer config; print what to
     send to the consortium. Never overwrites existing keys or config. Before the contract
@@ -219,12 +222,31 @@ def use_task_cmd(
 ) -> None:
     """Point this peer's config at a task (and contract): after the consortium deploys, or
     when a task is upgraded. Only those two values change; comments and the rest are kept."""
-    from fedchain.ops.use_task import use_task
+    from fedchain.ops.config_edit import use_task
 
     done = use_task(config, task_id, contract)
+    old, new = done.old.chain, done.new.chain
     typer.echo(
-        f"{done.config}: contract {done.old_contract} -> {done.new_contract}, "
-        f"task {done.old_task_id} -> {done.new_task_id}\n"
+        f"{done.config}: contract {old.contract} -> {new.contract}, "
+        f"task {old.task_id} -> {new.task_id}\n"
+        f"check it with `fedchain status --config {done.config}`"
+    )
+
+
+@app.command("set-peers")
+def set_peers_cmd(
+    config: Annotated[Path, typer.Option("--config", "-c", help="The institution's TOML file.")],
+    swarm_peer: SwarmPeers = None,
+    bootstrap: Bootstrap = None,
+) -> None:
+    """Set the other institutions' Kubo swarm addresses and/or gossip bootstrap addresses in
+    this peer's config (each list given replaces the old one; the rest of the file is kept)."""
+    from fedchain.ops.config_edit import set_peers
+
+    done = set_peers(config, swarm_peer, bootstrap)
+    typer.echo(
+        f"{done.config}: {len(done.new.ipfs.swarm_peers)} Kubo swarm peers, "
+        f"{len(done.new.gossip.bootstrap)} gossip bootstrap peers\n"
         f"check it with `fedchain status --config {done.config}`"
     )
 

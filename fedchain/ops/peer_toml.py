@@ -33,8 +33,8 @@ class PeerSettings:
     bootstrap: tuple[str, ...] = ()
 
 
-def _v(value: object) -> str:
-    """``value`` as a TOML value."""
+def toml_value(value: object) -> str:
+    """``value`` as a TOML value (a list on several lines)."""
     return tomli_w.dumps({"v": value}).split("=", 1)[1].strip()
 
 
@@ -42,13 +42,13 @@ def _data_section(s: PeerSettings) -> str:
     if s.partition is not None:
         return (
             "# A built-in partition of the task's packaged data (demos and trials).\n"
-            f"partition = {_v(s.partition)}\n"
+            f"partition = {toml_value(s.partition)}\n"
         )
     return (
         "# This institution's own records (relative to this file's folder): a CSV, an .npz or\n"
         "# a folder of PNGs with labels.csv, in the format the task spec names. They never\n"
         "# leave this machine.\n"
-        f"path = {_v(s.data_path)}\n"
+        f"path = {toml_value(s.data_path)}\n"
         "# test_fraction = 0.2   # the local test split\n"
     )
 
@@ -64,40 +64,40 @@ def render_peer_config(s: PeerSettings, *, keys_dir: str = "keys") -> str:
 state_dir = "state"
 
 [institution]
-name = {_v(s.institution)}
+name = {toml_value(s.institution)}
 
 [keys]
 # Encrypted at rest (scrypt). Back up the whole keys folder; a lost key cannot be recovered.
-eth_keystore = {_v(f"{keys_dir}/eth.json")}
-libp2p_keystore = {_v(f"{keys_dir}/libp2p.json")}
+eth_keystore = {toml_value(f"{keys_dir}/eth.json")}
+libp2p_keystore = {toml_value(f"{keys_dir}/libp2p.json")}
 # The X25519 key that opens members-only tasks' updates and aggregates:
-encryption_keystore = {_v(f"{keys_dir}/x25519.json")}
+encryption_keystore = {toml_value(f"{keys_dir}/x25519.json")}
 # The password comes from this environment variable, or from a file:
-password_env = {_v(s.password_env)}
+password_env = {toml_value(s.password_env)}
 # password_file = "/etc/fedchain/password"
 
 [chain]
 # The consortium's Ethereum JSON-RPC endpoint.
-rpc_url = {_v(s.rpc_url)}
+rpc_url = {toml_value(s.rpc_url)}
 # The Federation contract's address, sent by the consortium once it has deployed.
 # `fedchain use-task --config <this file> --contract 0x… --task-id N` sets both lines.
-contract = {_v(s.contract)}
+contract = {toml_value(s.contract)}
 # The task this peer trains (printed by `fedchain create-task`).
-task_id = {_v(s.task_id)}
+task_id = {toml_value(s.task_id)}
 
 [ipfs]
 # This institution's own Kubo RPC API (never expose it beyond this machine).
-api = {_v(s.ipfs_api)}
+api = {toml_value(s.ipfs_api)}
 # The other institutions' Kubo swarm multiaddrs (/ip4/.../tcp/4001/p2p/...).
-swarm_peers = {_v(list(s.swarm_peers))}
+swarm_peers = {toml_value(list(s.swarm_peers))}
 
 [gossip]
 # libp2p gossip (Noise only); open this TCP port to the other institutions.
 enabled = true
-listen_host = {_v(s.gossip_host)}
-listen_port = {_v(s.gossip_port)}
+listen_host = {toml_value(s.gossip_host)}
+listen_port = {toml_value(s.gossip_port)}
 # Other peers' /ip4/<host>/tcp/<port>/p2p/<peer id> addresses.
-bootstrap = {_v(list(s.bootstrap))}
+bootstrap = {toml_value(list(s.bootstrap))}
 
 [baseline]
 # Once the task completes, train the model on this institution's data alone (as many epochs as

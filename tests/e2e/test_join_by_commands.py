@@ -1,8 +1,9 @@
 """A federation set up by commands only, as three institutions and a consortium would.
 
-Two founders run ``fedchain init`` before the contract exists, the consortium runs ``fedchain
-deploy`` and ``fedchain create-task``, each founder points its config at them with ``fedchain
-use-task``; a third institution runs ``fedchain init`` with everything it was told, is admitted
+Two founders run ``fedchain init`` before the contract exists and before they know each other's
+addresses, the consortium runs ``fedchain deploy`` and ``fedchain create-task``, each founder
+points its config at them with ``fedchain use-task`` and at the others with ``fedchain
+set-peers``; a third institution runs ``fedchain init`` with everything it was told, is admitted
 by ``fedchain propose admit`` and ``fedchain approve``, and all three ``fedchain peer run`` the
 configs exactly as those commands wrote them. The newcomer, admitted after round 1 opened,
 joins from round 2. The only files written by the test are the consortium's own: the founders
@@ -30,6 +31,7 @@ from fedchain.localnet.devnet import FUNDING_WEI, find_ipfs
 from fedchain.localnet.kubo_daemon import KuboDaemon, generate_swarm_key
 from fedchain.localnet.procs import ManagedProcess, free_port
 from fedchain.ops.run_data import load_run
+from peer.config import load_config
 from peer.ledger.client import FederationClient, connect
 from tests.e2e.conftest import SPEC
 
@@ -81,7 +83,7 @@ def kubos(tmp_path: Path, ipfs_available: None) -> Iterator[dict[str, KuboDaemon
         yield daemons
 
 
-def test_init_use_task_and_governance_join_a_deployed_federation_without_editing_a_file(
+def test_a_federation_founded_and_joined_by_commands_without_editing_a_file(
     tmp_path: Path, kubos: dict[str, KuboDaemon]
 ) -> None:
     started = time.monotonic()
@@ -94,10 +96,15 @@ def test_init_use_task_and_governance_join_a_deployed_federation_without_editing
     def gossip_addr(name: str) -> str:
         return f"/ip4/127.0.0.1/tcp/{gossip_port[name]}/p2p/{ids[name]['peer id']}"
 
-    def init(name: str, *extra: str) -> None:
+    def peers_of(name: str) -> list[str]:
+        """The other Kubo nodes, and the gossip addresses of the institutions before it."""
         others = [k.swarm_multiaddr for n, k in kubos.items() if n != name]
-        swarm = [a for addr in others for a in ("--swarm-peer", addr)]
-        bootstrap = [a for n in ids for a in ("--bootstrap", gossip_addr(n))]
+        earlier = [gossip_addr(n) for n in names[: names.index(name)]]
+        return [a for addr in others for a in ("--swarm-peer", addr)] + [
+            a for addr in earlier for a in ("--bootstrap", addr)
+        ]
+
+    def init(name: str, *extra: str) -> None:
         ids[name] = printed(
             fedchain(
                 "init",
@@ -114,8 +121,6 @@ def test_init_use_task_and_governance_join_a_deployed_federation_without_editing
                 str(gossip_port[name]),
                 "--partition",
                 name,
-                *swarm,
-                *bootstrap,
                 *extra,
             )
         )
@@ -123,7 +128,7 @@ def test_init_use_task_and_governance_join_a_deployed_federation_without_editing
     with AnvilNode(log_path=tmp_path / "anvil.log") as chain:
         faucet = Account.from_key(chain.dev_private_keys(1)[0])
         for name in FOUNDERS:
-            init(name)  # before the contract exists: a placeholder contract
+            init(name)  # before the contract exists (a placeholder) and with no peers yet
         fund_accounts(chain.rpc_url, faucet, [ids[n]["address"] for n in FOUNDERS], FUNDING_WEI)
 
         # The consortium: the founders list from what init printed, deploy, create the task.
@@ -155,9 +160,13 @@ def test_init_use_task_and_governance_join_a_deployed_federation_without_editing
         for name in FOUNDERS:
             fedchain("use-task", "--config", str(configs[name]), "--task-id", task_id,
                      "--contract", contract)  # fmt: skip
+            fedchain("set-peers", "--config", str(configs[name]), *peers_of(name))
 
+        hungary = load_config(configs["hungary"])
+        assert hungary.gossip.bootstrap == [gossip_addr("cleveland")]
+        assert (hungary.chain.contract, hungary.chain.task_id) == (contract, int(task_id))
         # The newcomer is told everything at init, then admitted by the founders' votes.
-        init(NEWCOMER, "--contract", contract, "--task-id", task_id)
+        init(NEWCOMER, "--contract", contract, "--task-id", task_id, *peers_of(NEWCOMER))
         new = ids[NEWCOMER]
         fund_accounts(chain.rpc_url, faucet, [new["address"]], FUNDING_WEI)
         governance = ["--rpc-url", chain.rpc_url, "--contract", contract]
@@ -215,6 +224,7 @@ def test_init_use_task_and_governance_join_a_deployed_federation_without_editing
             last = histories[name][-1]
             assert last["round"] == 2 and last["agreed"] is True, last
             assert len(last["accepted"]) == 3 and not last["left_out"], last
+            assert last["gossip"]["accepted"] > 0, last  # the bootstrap lists linked them
             # init's config asks for the local-only baseline: trained after the task, and
             # shown by the report beside the agreed model's figure on the own test split.
             state = homes[name] / "state"

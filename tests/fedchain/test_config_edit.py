@@ -1,6 +1,6 @@
-"""``fedchain use-task``: a founder's config (written before the contract existed) and a task
-upgrade change chain.contract / chain.task_id only; everything else, comments included, stays,
-and a refused change leaves the file as it was."""
+"""``fedchain use-task`` and ``set-peers``: a founder's config (written before the contract
+existed, before it knew the others' addresses) and a task upgrade change the named keys only;
+everything else, comments included, stays, and a refused change leaves the file as it was."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from typer.testing import CliRunner
 
 from fedchain.cli import app
 from fedchain.errors import ConfigError
+from fedchain.ops.config_edit import set_peers, use_task
 from fedchain.ops.init import init_institution
 from fedchain.ops.peer_toml import PLACEHOLDER_CONTRACT, PeerSettings
-from fedchain.ops.use_task import use_task
 from peer.config import load_config
+from peer.gossip.peer_id import peer_id_from_seed
+from peer.keystore import new_secret
 
 CONTRACT = "0x" + "Cd" * 20
 
@@ -30,8 +32,8 @@ def test_a_founder_sets_the_deployed_contract_and_task(config: Path) -> None:
     assert load_config(config).chain.contract == PLACEHOLDER_CONTRACT
     done = use_task(config, 3, CONTRACT)
     after = config.read_text()
-    assert (done.old_contract, done.new_contract) == (PLACEHOLDER_CONTRACT, CONTRACT)
-    assert (done.old_task_id, done.new_task_id) == (1, 3)
+    assert (done.old.chain.contract, done.new.chain.contract) == (PLACEHOLDER_CONTRACT, CONTRACT)
+    assert (done.old.chain.task_id, done.new.chain.task_id) == (1, 3)
     cfg = load_config(config)
     assert (cfg.chain.contract, cfg.chain.task_id) == (CONTRACT, 3)
     changed = [
@@ -96,3 +98,39 @@ def test_cli_prints_the_change(config: Path) -> None:
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert f"contract {PLACEHOLDER_CONTRACT} -> {CONTRACT}, task 1 -> 4" in result.output
+
+
+def _peer(host: str, port: int) -> str:
+    return f"/ip4/{host}/tcp/{port}/p2p/{peer_id_from_seed(new_secret())}"
+
+
+def test_set_peers_replaces_the_lists_and_keeps_the_rest(config: Path) -> None:
+    swarm = [_peer("10.0.0.12", 4001), _peer("10.0.0.13", 4001)]
+    gossip = [_peer("10.0.0.12", 4101)]
+    before = load_config(config)
+    set_peers(config, swarm, gossip)
+    cfg = load_config(config)
+    assert (cfg.ipfs.swarm_peers, cfg.gossip.bootstrap) == (swarm, gossip)
+    assert cfg.model_copy(update={"ipfs": before.ipfs, "gossip": before.gossip}) == before
+    assert "# Other peers' /ip4/<host>/tcp/<port>/p2p/<peer id> addresses." in config.read_text()
+
+    # A list given again replaces the old one (now on several lines); one not given stays.
+    set_peers(config, [swarm[1]], None)
+    cfg = load_config(config)
+    assert (cfg.ipfs.swarm_peers, cfg.gossip.bootstrap) == ([swarm[1]], gossip)
+    set_peers(config, None, [])
+    assert load_config(config).gossip.bootstrap == []
+
+
+def test_set_peers_refuses_a_bad_address_and_nothing(config: Path) -> None:
+    before = config.read_bytes()
+    with pytest.raises(ConfigError, match=r"\[gossip\.bootstrap\].*'/ip4/10\.0\.0\.2/tcp/1' is"):
+        set_peers(config, None, ["/ip4/10.0.0.2/tcp/1"])
+    with pytest.raises(ConfigError, match=r"nothing to set"):
+        set_peers(config, None, None)
+    assert config.read_bytes() == before
+    result = CliRunner().invoke(
+        app, ["set-peers", "--config", str(config), "--bootstrap", _peer("10.0.0.9", 4101)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "0 Kubo swarm peers, 1 gossip bootstrap peers" in result.output
