@@ -3,9 +3,13 @@ and run records with these, so another local user cannot take over a demo federa
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
+
+from fedchain.errors import ConfigError
 
 PRIVATE_FILE = 0o600
 PRIVATE_DIR = 0o700
@@ -35,3 +39,14 @@ def write_private_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def read_json_file(path: Path, what: str) -> Any:
+    """``path``'s JSON, None if there is no such file, or one ConfigError saying it is not
+    ``what``."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path} is not {what}: {exc}") from None

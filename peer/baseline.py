@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fedchain.errors import ConfigError
-from fedchain.private_files import write_private_text
+from fedchain.private_files import read_json_file, write_private_text
 
 if TYPE_CHECKING:  # torch only where the baseline is trained, not where it is read
     import torch
@@ -54,17 +54,6 @@ def record_local_only(
         ", ".join(f"{k} {v:.4f}" for k, v in sorted(metrics.items())),
     )
     return metrics
-
-
-def read_json_file(path: Path, what: str) -> Any:
-    """``path``'s JSON, None if there is no such file, or one ConfigError saying it is not
-    ``what``."""
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path} is not {what}: {exc}") from None
 
 
 def read_local_only(state_dir: Path) -> dict[str, Any] | None:

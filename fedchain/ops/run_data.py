@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from fedchain.errors import ConfigError
-from peer.baseline import read_json_file, read_local_only
+from fedchain.private_files import read_json_file
+from peer.baseline import read_local_only
 from peer.records import HISTORY_FILE, History, RoundRecord
 
 RECORD_FILE = "record.json"
